@@ -1,0 +1,192 @@
+/*
+ * store.h - the event store: a time-domain database of what SMTP clients
+ * did, and the sliding-window questions the policy asks of it.
+ *
+ * Model.  Callers record events (a connection, a HELO, a MAIL, a recipient
+ * with its class).  Each event is filed under a caller-chosen list of keys
+ * (see keys.h: the client address, its networks, the HELO name, ...), and
+ * bumps in-memory per-second counters for each key at once, so
+ * fg_store_count() answers "how many invalid recipients did this key try in
+ * the last hour?" immediately, from memory, in microseconds.  The raw event
+ * is also queued for a single writer thread that commits to SQLite in
+ * batches (WAL, synchronous=NORMAL) at least every flush interval, together
+ * with the per-second aggregate rows the counters are rebuilt from at the
+ * next start.  No function here except fg_store_open(), fg_store_flush()
+ * and fg_store_close() waits on disk.
+ *
+ * Window semantics: a count over window W at time now covers the events
+ * whose second lies in (now - W, now], at one-second resolution:
+ * floor(t/1000) > floor(now/1000) - W/1000.  Events stamped later than now
+ * (clock stepped back) are counted as if at now; an event older than a
+ * key's newest second is filed into that newest second.
+ *
+ * Bans: a key (address or network, usually) is refused until a time.  Bans
+ * live in memory and in the "bans" table; rows another process writes there
+ * (floodgatectl) are picked up by the writer thread within a second.
+ *
+ * Ownership: the store copies every string it is handed.  fg_store is
+ * thread-safe: any number of threads may record, count and ban at once.
+ * Errors: FG_E* codes (fg.h); detail text in the caller's buffer.
+ */
+#ifndef FG_STORE_H
+#define FG_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net.h"
+
+typedef struct fg_store fg_store;
+
+enum fg_event_kind {
+	FG_EV_CONNECT = 1,
+	FG_EV_HELO = 2,
+	FG_EV_MAIL = 3,
+	FG_EV_RCPT = 4,
+};
+
+enum fg_rcpt_class {
+	FG_RCPT_NONE = 0,     /* not a recipient event */
+	FG_RCPT_VALID = 1,    /* the MTA accepted it */
+	FG_RCPT_INVALID = 2,  /* the MTA rejected it as an unknown user */
+	FG_RCPT_REJECTED = 3, /* the MTA rejected it for another reason */
+};
+
+/* What can be counted.  A recipient event bumps FG_CNT_RCPT and the
+ * counter of its class. */
+enum fg_counter {
+	FG_CNT_CONNECT = 0,
+	FG_CNT_HELO,
+	FG_CNT_MAIL,
+	FG_CNT_RCPT, /* every recipient, whatever its class */
+	FG_CNT_RCPT_VALID,
+	FG_CNT_RCPT_INVALID,
+	FG_CNT_RCPT_REJECTED,
+	FG_CNT__COUNT
+};
+
+const char *fg_event_kind_name(enum fg_event_kind k);   /* "connect" ... */
+const char *fg_rcpt_class_name(enum fg_rcpt_class c);   /* "valid" ... */
+const char *fg_counter_name(enum fg_counter c);         /* "invalid" ... */
+/* Parses the names above; 0 or FG_EINVAL. */
+int fg_counter_parse(const char *name, enum fg_counter *out);
+
+#define FG_STORE_MAX_KEYS 16
+
+struct fg_event {
+	int64_t time_ms;
+	enum fg_event_kind kind;
+	enum fg_rcpt_class rcpt_class; /* FG_RCPT_NONE unless kind is RCPT */
+	const fg_addr *client;         /* NULL: no client address known */
+	const char *network;           /* the client's primary network key */
+	const char *helo;              /* any of these may be NULL */
+	const char *sender;
+	const char *rcpt;
+	const char *queue_id;
+	const char *status;            /* MTA status, e.g. "5.1.1" */
+	uint64_t session_id;
+	const char *const *keys;       /* keys the event is counted under */
+	size_t nkeys;                  /* at most FG_STORE_MAX_KEYS */
+};
+
+/* One decision worth remembering: everything but continue. */
+struct fg_verdict_rec {
+	int64_t time_ms;
+	uint64_t session_id;
+	const char *queue_id;
+	const fg_addr *client;
+	const char *stage;   /* "connect", "helo", "mail", "rcpt" */
+	const char *rule;    /* rule name */
+	const char *key;     /* key that went over the limit */
+	const char *action;  /* "delay", "tempfail", "reject", ... */
+	int64_t count;
+	int64_t limit;
+	int64_t window_ms;
+	int64_t delay_ms;
+	const char *reply;   /* "451 4.7.1 ..." or NULL */
+	bool monitor;        /* computed but not enforced */
+};
+
+struct fg_ban {
+	int64_t until_ms;
+	int64_t created_ms;
+	char reason[256];
+	char source[64];   /* "floodgate:<rule>", "floodgatectl", ... */
+};
+
+struct fg_store_options {
+	const char *path;          /* NULL or ":memory:": private in-memory DB */
+	int64_t horizon_ms;        /* longest window ever asked (>= 1 s) */
+	int64_t retention_ms;      /* raw events older than this are pruned */
+	int64_t flush_interval_ms; /* commit at least this often (default 1 s) */
+	size_t queue_size;         /* rows the writer queue holds (default 65536) */
+	unsigned file_mode;        /* mode of a new database file (default 0640) */
+};
+
+struct fg_store_stats {
+	uint64_t recorded;      /* events recorded since open */
+	uint64_t written;       /* rows committed */
+	uint64_t dropped;       /* rows lost to a full queue */
+	uint64_t write_errors;  /* failed commits (retried) */
+	uint64_t keys;          /* keys held in memory */
+	size_t queued;          /* rows waiting now */
+	bool healthy;           /* last commit attempt succeeded */
+	char last_error[256];   /* text of the last write error, "" if none */
+};
+
+/*
+ * Opens (creating or migrating) the database, rebuilds counters from the
+ * aggregate table for the last horizon_ms before now_ms and the bans still
+ * in force, and starts the writer thread.  Refuses a database that is not
+ * floodgate's or has a newer schema (FG_ESCHEMA), one it cannot create or
+ * write (FG_EIO).  err gets a one-line reason.
+ */
+int fg_store_open(const struct fg_store_options *opt, int64_t now_ms,
+                  fg_store **out, char *err, size_t errlen);
+/* Flushes the queue (waiting as long as needed), stops the writer, closes. */
+void fg_store_close(fg_store *st);
+/* Waits up to timeout_ms for the queue to be committed; 0 if it was,
+ * FG_EBUSY if not. */
+int fg_store_flush(fg_store *st, int timeout_ms);
+
+/* Counts the event under each of its keys and queues it.  Never blocks on
+ * disk; a full queue drops the row (counted in stats) but the counters are
+ * still bumped.  Returns 0, FG_EINVAL, or FG_EFULL (row dropped). */
+int fg_store_record(fg_store *st, const struct fg_event *ev);
+int fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v);
+
+/* Events of counter c under key in the window (now - window, now]; >= 0,
+ * or FG_EINVAL.  A window longer than the horizon is clamped to it. */
+int64_t fg_store_count(fg_store *st, const char *key, enum fg_counter c,
+                       int64_t window_ms, int64_t now_ms);
+
+/* Concurrent sessions per key (memory only: sessions do not outlive the
+ * process).  acquire returns the count including this one. */
+int64_t fg_store_conn_acquire(fg_store *st, const char *key);
+void fg_store_conn_release(fg_store *st, const char *key);
+int64_t fg_store_conn_count(fg_store *st, const char *key);
+
+/* Escalation level of a rule for a key, persisted.  get is tri-state. */
+int fg_store_level_get(fg_store *st, const char *rule, const char *key,
+                       int *level, int64_t *last_ms);
+int fg_store_level_set(fg_store *st, const char *rule, const char *key,
+                       int level, int64_t last_ms);
+
+/* Bans.  set replaces an existing ban of the key.  get is tri-state and
+ * ignores bans whose until_ms <= now_ms.  lift returns 1 if a ban was
+ * lifted, 0 if none was in force. */
+int fg_store_ban_set(fg_store *st, const char *key, int64_t until_ms,
+                     const char *reason, const char *source, int64_t now_ms);
+int fg_store_ban_get(fg_store *st, const char *key, int64_t now_ms,
+                     struct fg_ban *out);
+int fg_store_ban_lift(fg_store *st, const char *key);
+
+/* Drops in-memory counters and levels that fell out of the horizon and
+ * expired bans; the writer prunes raw events past retention in small
+ * batches on its own.  Cheap; called by the daemon every few seconds. */
+void fg_store_expire(fg_store *st, int64_t now_ms);
+
+void fg_store_get_stats(fg_store *st, struct fg_store_stats *out);
+
+#endif

@@ -1,0 +1,2 @@
+/* glue.c - placeholder */
+typedef int fg_glue_placeholder;
