@@ -1,0 +1,202 @@
+/*
+ * config.h - floodgate.conf: a libconfig file turned into an immutable,
+ * reference-counted snapshot.
+ *
+ * Every setting is described once, in a declarative table in config.c
+ * (name, type, default, bounds, validator); the same table drives parsing,
+ * defaults, error messages and the -n check mode.  Errors read
+ * "file:line: key: reason"; unknown keys are errors; every error in a file
+ * is reported, not just the first.
+ *
+ * Snapshots: fg_config_load() builds a complete, validated struct
+ * fg_config that nobody modifies afterwards.  The daemon publishes one
+ * with fg_config_publish(); sessions take a reference with
+ * fg_config_acquire() and drop it with fg_config_release(), so a reload
+ * never changes the policy under a session in flight, and the old
+ * snapshot is freed by whoever releases it last.
+ */
+#ifndef FG_CONFIG_H
+#define FG_CONFIG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net.h"
+#include "store.h"
+
+/* What a verdict does.  Ordered by severity. */
+enum fg_action {
+	FG_ACT_CONTINUE = 0,
+	FG_ACT_DELAY,      /* sleep, then the step's "then" action */
+	FG_ACT_TEMPFAIL,   /* 4xx */
+	FG_ACT_REJECT,     /* 5xx */
+	FG_ACT_DISCONNECT, /* 421, ends the session */
+	FG_ACT_BAN,        /* ban the key for a while, answer 421 */
+};
+
+/* What a rule counts. */
+enum fg_rule_type {
+	FG_RULE_CONNECTION_RATE,     /* connects per key per window */
+	FG_RULE_CONCURRENCY,         /* open sessions per key */
+	FG_RULE_INVALID_RECIPIENTS,  /* unknown-user RCPTs per key per window */
+	FG_RULE_RECIPIENT_RATE,      /* all RCPTs per key per window */
+	FG_RULE_REJECTED_RECIPIENTS, /* RCPTs refused for other reasons */
+	FG_RULE_HELO_RATE,           /* HELOs per key per window */
+	FG_RULE_MAIL_RATE,           /* transactions per key per window */
+	FG_RULE_BAD_RCPT_THROTTLE,   /* invalid RCPTs within one session */
+	FG_RULE_RCPTS_PER_MESSAGE,   /* RCPTs within one transaction */
+};
+
+/* What a rule counts per. */
+enum fg_per {
+	FG_PER_ADDRESS,
+	FG_PER_NETWORK,       /* at the rule's prefix4 / prefix6 */
+	FG_PER_HELO,
+	FG_PER_RCPT_DOMAIN,
+	FG_PER_SENDER_DOMAIN,
+	FG_PER_GLOBAL,
+	FG_PER_SESSION,       /* only the in-session rule types */
+	FG_PER_MESSAGE,
+};
+
+enum fg_delay_growth { FG_GROW_FIXED, FG_GROW_LINEAR, FG_GROW_DOUBLING };
+
+enum fg_on_error { FG_ON_ERROR_TEMPFAIL, FG_ON_ERROR_ACCEPT };
+
+#define FG_REPLY_MAX_LINES 8
+#define FG_REPLY_LINE_MAX 512
+
+/* An SMTP reply.  code 0: the action's default reply. */
+struct fg_reply {
+	int code;            /* 421, 450..459, 550..559 */
+	char status[16];     /* enhanced status "4.7.1", or "" */
+	size_t nlines;
+	char *lines[FG_REPLY_MAX_LINES];
+};
+
+/* One step of a rule's escalation ladder. */
+struct fg_step {
+	int64_t over;            /* applies once count - limit >= over (>= 1) */
+	enum fg_action action;
+	int64_t delay_ms;        /* FG_ACT_DELAY: base delay */
+	enum fg_delay_growth growth;
+	enum fg_action then;     /* after a delay (CONTINUE .. DISCONNECT) */
+	int64_t ban_ms;          /* FG_ACT_BAN: how long */
+	struct fg_reply reply;
+	int line;                /* where it was configured, for messages */
+};
+
+struct fg_override {
+	fg_prefix net;
+	int64_t limit;           /* 0: unlimited */
+};
+
+struct fg_rule {
+	char *name;
+	enum fg_rule_type type;
+	enum fg_per per;
+	unsigned prefix4, prefix6;   /* FG_PER_NETWORK */
+	int64_t limit;               /* 0: unlimited */
+	int64_t window_ms;           /* window rules */
+	double ratio;                /* invalid ÷ all recipients guard, 0: off */
+	int64_t min_sample;          /* recipients needed for the ratio guard */
+	int64_t decay_ms;            /* a level falls one step per quiet decay */
+	bool monitor;
+	struct fg_step *steps;       /* ascending over; at least one */
+	size_t nsteps;
+	fg_nettab *overrides;        /* prefix → struct fg_override * */
+	struct fg_override *override_list;
+	size_t noverrides;
+	int line;
+};
+
+struct fg_exempt {
+	fg_nettab *networks;         /* values unused (non-NULL) */
+	fg_prefix *network_list;
+	size_t nnetworks;
+	bool authenticated;          /* exempt clients that did SMTP AUTH */
+	char **hostnames;            /* client host name suffixes, lower case */
+	size_t nhostnames;
+	char **daemons;              /* {daemon_name} values */
+	size_t ndaemons;
+};
+
+struct fg_config {
+	char *path;                  /* file it was loaded from */
+
+	/* daemon */
+	char *socket;                /* libmilter socket spec */
+	unsigned socket_mode;
+	char *socket_group;          /* "" = keep */
+	char *database;
+	char *user;                  /* "" = do not change user */
+	bool allow_root;
+	char *pid_file;              /* "" = none */
+	int log_level;
+	enum fg_on_error on_error;
+	int64_t milter_timeout_ms;   /* libmilter's own I/O timeout */
+
+	/* store */
+	int64_t retention_ms;
+	int64_t flush_interval_ms;
+	int64_t queue_size;
+	unsigned network_prefix4;    /* network recorded with each event */
+	unsigned network_prefix6;
+
+	/* policy */
+	bool monitor;
+	int64_t max_delay_ms;
+	int64_t mta_timeout_ms;      /* shortest milter reply timeout of the MTAs */
+	int64_t max_delayed_sessions;
+	enum fg_action banned_action;
+	struct fg_reply banned_reply;
+	char *valid_recipients;      /* optional file of valid rcpts/domains */
+	struct fg_exempt exempt;
+	struct fg_rule *rules;
+	size_t nrules;
+	int64_t horizon_ms;          /* longest window of any rule (derived) */
+
+	_Atomic long refs;
+};
+
+/*
+ * Diagnostics: each error is passed to the callback as one formatted line
+ * "file:line: key: reason" (or "file: reason" without a line).  Warnings
+ * (legal but doubtful settings, e.g. max_delay close to mta_timeout) go to
+ * the same callback with is_warning set.  Returns the number of errors.
+ */
+typedef void fg_config_diag_fn(void *arg, bool is_warning, const char *line);
+
+/* 0 and a snapshot with one reference, or FG_ECONFIG (errors reported) /
+ * FG_ENOMEM / FG_ENOENT. */
+int fg_config_load(const char *path, struct fg_config **out,
+                   fg_config_diag_fn *diag, void *arg);
+/* The same from text in memory; name is used in messages as the file. */
+int fg_config_load_string(const char *text, const char *name,
+                          struct fg_config **out, fg_config_diag_fn *diag,
+                          void *arg);
+
+/* Take and drop a reference.  The last release frees the snapshot. */
+struct fg_config *fg_config_ref(struct fg_config *cfg);
+void fg_config_release(struct fg_config *cfg);
+
+/* The live snapshot: publish() installs cfg (taking over the caller's
+ * reference) and drops the old one; acquire() returns the current one
+ * with a reference the caller must release.  Thread-safe. */
+void fg_config_publish(struct fg_config *cfg);
+struct fg_config *fg_config_acquire(void);
+
+/* Names for logs and the ctl tool. */
+const char *fg_action_name(enum fg_action a);
+const char *fg_rule_type_name(enum fg_rule_type t);
+const char *fg_per_name(enum fg_per p);
+
+/* "30s", "10m", "1h", "7d", "250ms", a bare number = seconds; 0 or
+ * FG_EINVAL / FG_ERANGE. */
+int fg_duration_parse(const char *s, int64_t *ms);
+/* The same back, shortest exact unit: "1h", "90s", "250ms". */
+char *fg_duration_format(int64_t ms, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,967 @@
+/*
+ * policy.c - the decision: exemptions, then bans, then the rules.
+ *
+ * fg_policy_decide() reads the config snapshot, the facts and the view and
+ * writes one verdict; it keeps no state, reads no clock and allocates
+ * nothing, so any number of threads may call it at once.  Each rule is
+ * measured into a small candidate (struct cand); the most severe
+ * candidate becomes the verdict, and only then is its reply built.
+ *
+ * Choices the interface leaves open, made here:
+ *
+ *  - Severity.  Candidates are ranked by the action they end in (for a
+ *    delay: its "then" action; a ban ranks above a plain disconnect, so a
+ *    ban is never lost to an earlier disconnecting rule), then by the
+ *    delay.  So a delay followed by tempfail beats a plain tempfail, a
+ *    plain tempfail beats a delay followed by continue, and of two delays
+ *    ending alike the longer wins.  Equal candidates: the first rule.
+ *
+ *  - Escalation levels.  A rule with more than one step and a decay > 0
+ *    remembers, per key, the highest step it reached (the caller stores
+ *    the level effects we return).  The remembered level falls one step
+ *    per decay period since it was last refreshed.  It is a floor, and it
+ *    applies only while the rule is over its limit (count > limit), never
+ *    below: a rule never fires under its limit, whatever its history; a
+ *    repeat offender that goes over again resumes at the step it had
+ *    reached rather than climbing the ladder from the bottom.  Every step
+ *    that fires refreshes its level (last = now), so "quiet" means "no
+ *    over-limit event".  Session and message rules keep no levels (their
+ *    keys are not shared between sessions), nor do one-step rules.
+ *    decay = 0 turns levels off for a rule.
+ *
+ *  - Bans a rule sets go on its key when bans are checked for that kind
+ *    of key (address, network, HELO); for other keys (global, domains,
+ *    session, message) they go on the client's address, or nowhere when
+ *    the client is unknown (the session is still disconnected).
+ *
+ *  - A delay that cannot be given (the delayed-session budget is full or
+ *    off, or max_delay is 0) becomes the step's "then" action, or tempfail
+ *    when that is continue: the client was meant to be slowed down, and a
+ *    4xx is the cheapest way to do that.
+ *
+ *  - Outside its own stage (recipient rules at connect and mail, connect
+ *    and HELO rules at mail) a rule acts only through refusing steps; a
+ *    delay step there does nothing, whatever its "then".
+ *
+ *  - Monitor verdicts (and, in global monitor mode, existing bans) keep
+ *    the rule, step and counts for the log but carry no reply: continue
+ *    has none.
+ *
+ *  - Exemptions: a host name suffix ".example.org" (or "*.example.org")
+ *    covers names below example.org only; "example.org" covers itself
+ *    too.  Daemon names compare without regard to case.
+ */
+#include "policy.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "fg.h"
+#include "keys.h"
+#include "log.h"
+#include "net.h"
+
+const char *
+fg_stage_name(enum fg_stage s)
+{
+	switch (s) {
+	case FG_STAGE_CONNECT: return "connect";
+	case FG_STAGE_HELO: return "helo";
+	case FG_STAGE_MAIL: return "mail";
+	case FG_STAGE_RCPT: return "rcpt";
+	}
+	return "?";
+}
+
+/* ---- the view, with its NULL defaults ----------------------------- */
+
+static int64_t
+view_count(const struct fg_view *vw, const char *key, enum fg_counter c,
+           int64_t window_ms, int64_t now_ms)
+{
+	int64_t n;
+
+	if (vw == NULL || vw->count == NULL)
+		return 0;
+	n = vw->count(vw->ctx, key, c, window_ms, now_ms);
+	return n > 0 ? n : 0;
+}
+
+static int64_t
+view_concurrent(const struct fg_view *vw, const char *key)
+{
+	int64_t n;
+
+	if (vw == NULL || vw->concurrent == NULL)
+		return 0;
+	n = vw->concurrent(vw->ctx, key);
+	return n > 0 ? n : 0;
+}
+
+static bool
+view_banned(const struct fg_view *vw, const char *key, int64_t now_ms)
+{
+	struct fg_ban b;
+
+	if (vw == NULL || vw->ban == NULL)
+		return false;
+	return vw->ban(vw->ctx, key, now_ms, &b) == 1;
+}
+
+static bool
+view_level(const struct fg_view *vw, const char *rule, const char *key,
+           int *level, int64_t *last_ms)
+{
+	if (vw == NULL || vw->level == NULL)
+		return false;
+	return vw->level(vw->ctx, rule, key, level, last_ms) == 1;
+}
+
+/* ---- clients and network levels ----------------------------------- */
+
+static const fg_addr *
+client_of(const struct fg_facts *f)
+{
+	const fg_addr *a = f->client;
+
+	if (a == NULL || (a->family != FG_AF_INET && a->family != FG_AF_INET6))
+		return NULL;
+	return a;
+}
+
+/* Which prefix lengths any network key is made at, per family. */
+struct netlens {
+	bool v4[33];
+	bool v6[129];
+};
+
+static void
+netlens_collect(const struct fg_config *cfg, struct netlens *nl)
+{
+	memset(nl, 0, sizeof(*nl));
+	if (cfg->network_prefix4 <= 32)
+		nl->v4[cfg->network_prefix4] = true;
+	if (cfg->network_prefix6 <= 128)
+		nl->v6[cfg->network_prefix6] = true;
+	for (size_t i = 0; i < cfg->nrules; i++) {
+		const struct fg_rule *r = &cfg->rules[i];
+		if (r->per != FG_PER_NETWORK)
+			continue;
+		if (r->prefix4 <= 32)
+			nl->v4[r->prefix4] = true;
+		if (r->prefix6 <= 128)
+			nl->v6[r->prefix6] = true;
+	}
+}
+
+/* The used lengths of a's family, longest first, shorter than a host
+ * prefix (a host prefix is the address key).  Returns how many. */
+static size_t
+netlens_for(const struct netlens *nl, const fg_addr *a, unsigned *out)
+{
+	const bool *used = a->family == FG_AF_INET ? nl->v4 : nl->v6;
+	unsigned bits = fg_addr_bits(a);
+	size_t n = 0;
+
+	for (unsigned len = bits; len-- > 0;)
+		if (used[len])
+			out[n++] = len;
+	return n;
+}
+
+void
+fg_policy_network_key(const struct fg_config *cfg, const fg_addr *a,
+                      char *buf)
+{
+	buf[0] = '\0';
+	if (cfg == NULL || a == NULL)
+		return;
+	if (a->family == FG_AF_INET)
+		fg_key_network(buf, a, cfg->network_prefix4);
+	else if (a->family == FG_AF_INET6)
+		fg_key_network(buf, a, cfg->network_prefix6);
+}
+
+static bool
+any_rule_per(const struct fg_config *cfg, enum fg_per per)
+{
+	for (size_t i = 0; i < cfg->nrules; i++)
+		if (cfg->rules[i].per == per)
+			return true;
+	return false;
+}
+
+/* Appends key to keys[] unless present or full. */
+static size_t
+keys_add(char (*keys)[FG_KEY_MAX], size_t n, size_t max, const char *key)
+{
+	if (n >= max || key[0] == '\0')
+		return n;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(keys[i], key) == 0)
+			return n;
+	snprintf(keys[n], FG_KEY_MAX, "%s", key);
+	return n + 1;
+}
+
+size_t
+fg_policy_event_keys(const struct fg_config *cfg, const struct fg_facts *f,
+                     char (*keys)[FG_KEY_MAX], size_t max)
+{
+	const fg_addr *a = client_of(f);
+	char key[FG_KEY_MAX];
+	size_t n = 0;
+
+	if (cfg == NULL || keys == NULL)
+		return 0;
+	if (a != NULL) {
+		struct netlens nl;
+		unsigned lens[129];
+		size_t nlens;
+
+		n = keys_add(keys, n, max, fg_key_address(key, a));
+		netlens_collect(cfg, &nl);
+		nlens = netlens_for(&nl, a, lens);
+		for (size_t i = 0; i < nlens; i++)
+			n = keys_add(keys, n, max, fg_key_network(key, a, lens[i]));
+	}
+	if (f->helo != NULL && any_rule_per(cfg, FG_PER_HELO))
+		n = keys_add(keys, n, max, fg_key_helo(key, f->helo));
+	if (f->stage == FG_STAGE_RCPT && f->rcpt != NULL &&
+	    any_rule_per(cfg, FG_PER_RCPT_DOMAIN))
+		n = keys_add(keys, n, max, fg_key_rcpt_domain(key, f->rcpt));
+	if (f->sender != NULL && any_rule_per(cfg, FG_PER_SENDER_DOMAIN))
+		n = keys_add(keys, n, max, fg_key_sender_domain(key, f->sender));
+	if (any_rule_per(cfg, FG_PER_GLOBAL))
+		n = keys_add(keys, n, max, fg_key_global(key));
+	return n;
+}
+
+/* ---- exemptions --------------------------------------------------- */
+
+/*
+ * Does host end with suffix on a label boundary?  ".example.org" (or
+ * "*.example.org") covers only names below example.org; "example.org"
+ * covers itself and every name below it.  Case and one trailing dot of
+ * the host are ignored.
+ */
+static bool
+host_matches(const char *host, const char *suffix)
+{
+	size_t hl = strlen(host), sl;
+
+	if (hl > 0 && host[hl - 1] == '.')
+		hl--;
+	if (suffix[0] == '*' && suffix[1] == '.')
+		suffix++;
+	sl = strlen(suffix);
+	if (sl == 0 || (sl == 1 && suffix[0] == '.'))
+		return false;
+	if (suffix[0] == '.')
+		return hl > sl && strncasecmp(host + hl - sl, suffix, sl) == 0;
+	if (hl == sl)
+		return strncasecmp(host, suffix, sl) == 0;
+	return hl > sl && host[hl - sl - 1] == '.' &&
+	       strncasecmp(host + hl - sl, suffix, sl) == 0;
+}
+
+static const char *
+exemption(const struct fg_config *cfg, const struct fg_facts *f)
+{
+	const struct fg_exempt *e = &cfg->exempt;
+	const fg_addr *a = client_of(f);
+
+	if (a != NULL && e->networks != NULL &&
+	    fg_nettab_lookup(e->networks, a, NULL, NULL) == 1)
+		return "exempt network";
+	if (f->authenticated && e->authenticated)
+		return "authenticated";
+	if (f->client_host != NULL)
+		for (size_t i = 0; i < e->nhostnames; i++)
+			if (host_matches(f->client_host, e->hostnames[i]))
+				return "exempt hostname";
+	if (f->daemon_name != NULL)
+		for (size_t i = 0; i < e->ndaemons; i++)
+			if (strcasecmp(f->daemon_name, e->daemons[i]) == 0)
+				return "exempt daemon";
+	return NULL;
+}
+
+/* ---- replies ------------------------------------------------------ */
+
+struct vars {
+	int64_t count, limit, window_ms, delay_ms;
+};
+
+static void
+fmt_seconds(char *buf, size_t size, int64_t ms)
+{
+	size_t n;
+
+	if (ms % 1000 == 0) {
+		snprintf(buf, size, "%" PRId64, ms / 1000);
+		return;
+	}
+	snprintf(buf, size, "%" PRId64 ".%03" PRId64, ms / 1000, ms % 1000);
+	n = strlen(buf);
+	while (n > 0 && buf[n - 1] == '0')
+		buf[--n] = '\0';
+}
+
+/*
+ * Copies a configured reply line into out (FG_REPLY_LINE_MAX bytes),
+ * expanding ${count}, ${limit}, ${window} and ${delay} (seconds).  Other
+ * text is copied as is but for bytes outside printable ASCII, which
+ * become spaces; the result is cut to fit.
+ */
+static void
+expand_line(char *out, const char *in, const struct vars *vs)
+{
+	size_t o = 0;
+
+	for (const char *p = in; *p != '\0' && o < FG_REPLY_LINE_MAX - 1;) {
+		char val[64];
+		const char *name = NULL;
+		size_t nl = 0;
+
+		if (p[0] == '$' && p[1] == '{') {
+			static const char *const names[] = {
+				"count", "limit", "window", "delay",
+			};
+			for (size_t i = 0; i < FG_NELEM(names); i++) {
+				nl = strlen(names[i]);
+				if (strncmp(p + 2, names[i], nl) == 0 &&
+				    p[2 + nl] == '}') {
+					name = names[i];
+					break;
+				}
+			}
+		}
+		if (name == NULL) {
+			unsigned char c = (unsigned char)*p++;
+			out[o++] = (char)(c >= 0x20 && c < 0x7f ? c : ' ');
+			continue;
+		}
+		if (strcmp(name, "count") == 0)
+			snprintf(val, sizeof(val), "%" PRId64, vs->count);
+		else if (strcmp(name, "limit") == 0)
+			snprintf(val, sizeof(val), "%" PRId64, vs->limit);
+		else if (strcmp(name, "window") == 0) {
+			if (vs->window_ms > 0)
+				fg_duration_format(vs->window_ms, val, sizeof(val));
+			else
+				snprintf(val, sizeof(val), "-");
+		} else
+			fmt_seconds(val, sizeof(val), vs->delay_ms);
+		for (const char *q = val; *q != '\0' && o < FG_REPLY_LINE_MAX - 1;)
+			out[o++] = *q++;
+		p += 3 + nl;
+	}
+	out[o] = '\0';
+}
+
+/*
+ * The reply for action act: the configured one if it has a code, else
+ * the default of the action.  A configured code without text gets the
+ * default text.  Continue has no reply.
+ */
+static void
+set_reply(struct fg_verdict *v, const struct fg_reply *conf,
+          enum fg_action act, const struct fg_rule *rule,
+          const struct vars *vs)
+{
+	const char *status = "", *text = NULL;
+	int code = 0;
+
+	v->code = 0;
+	v->status[0] = '\0';
+	v->nlines = 0;
+	switch (act) {
+	case FG_ACT_CONTINUE:
+	case FG_ACT_DELAY:
+		return;
+	case FG_ACT_TEMPFAIL:
+		code = 451;
+		status = "4.7.1";
+		text = "Too many requests from your network, try again later";
+		if (rule != NULL && rule->type == FG_RULE_RCPTS_PER_MESSAGE) {
+			code = 452;
+			status = "4.5.3";
+			text = "Too many recipients";
+		}
+		break;
+	case FG_ACT_REJECT:
+		code = 550;
+		status = "5.7.1";
+		text = "Refused by local policy";
+		break;
+	case FG_ACT_DISCONNECT:
+	case FG_ACT_BAN:
+		code = 421;
+		status = "4.7.0";
+		text = "Too many requests from your network, closing connection";
+		break;
+	}
+	if (conf != NULL && conf->code != 0) {
+		v->code = conf->code;
+		snprintf(v->status, sizeof(v->status), "%s", conf->status);
+		for (size_t i = 0; i < conf->nlines && i < FG_REPLY_MAX_LINES; i++)
+			expand_line(v->lines[v->nlines++], conf->lines[i], vs);
+		if (v->nlines > 0)
+			return;
+	} else {
+		v->code = code;
+		snprintf(v->status, sizeof(v->status), "%s", status);
+	}
+	expand_line(v->lines[0], text, vs);
+	v->nlines = 1;
+}
+
+/* ---- rules -------------------------------------------------------- */
+
+enum mode { M_SKIP, M_OWN, M_FOREIGN };
+
+/*
+ * Whether the rule is checked at this stage: at its own stage with its
+ * whole ladder, at another stage ("foreign") with its refusing steps only.
+ */
+static enum mode
+rule_mode(const struct fg_rule *r, const struct fg_facts *f)
+{
+	bool keyed = r->per == FG_PER_ADDRESS || r->per == FG_PER_NETWORK ||
+	             r->per == FG_PER_GLOBAL;
+
+	switch (r->type) {
+	case FG_RULE_CONNECTION_RATE:
+	case FG_RULE_CONCURRENCY:
+		return f->stage == FG_STAGE_CONNECT ? M_OWN
+		     : f->stage == FG_STAGE_MAIL ? M_FOREIGN : M_SKIP;
+	case FG_RULE_HELO_RATE:
+		return f->stage == FG_STAGE_HELO ? M_OWN
+		     : f->stage == FG_STAGE_MAIL ? M_FOREIGN : M_SKIP;
+	case FG_RULE_MAIL_RATE:
+		return f->stage == FG_STAGE_MAIL ? M_OWN : M_SKIP;
+	case FG_RULE_INVALID_RECIPIENTS:
+	case FG_RULE_RECIPIENT_RATE:
+	case FG_RULE_REJECTED_RECIPIENTS:
+		if (f->stage == FG_STAGE_RCPT)
+			return M_OWN;
+		if ((f->stage == FG_STAGE_CONNECT || f->stage == FG_STAGE_MAIL) &&
+		    keyed)
+			return M_FOREIGN;
+		return M_SKIP;
+	case FG_RULE_BAD_RCPT_THROTTLE:
+		return f->stage == FG_STAGE_RCPT &&
+		       f->rcpt_class == FG_RCPT_INVALID ? M_OWN : M_SKIP;
+	case FG_RULE_RCPTS_PER_MESSAGE:
+		return f->stage == FG_STAGE_RCPT ? M_OWN : M_SKIP;
+	}
+	return M_SKIP;
+}
+
+/* The rule's key for these facts; false if it cannot be formed yet. */
+static bool
+rule_key(const struct fg_rule *r, const struct fg_facts *f, char *key)
+{
+	const fg_addr *a = client_of(f);
+
+	switch (r->per) {
+	case FG_PER_ADDRESS:
+		if (a == NULL)
+			return false;
+		fg_key_address(key, a);
+		return true;
+	case FG_PER_NETWORK:
+		if (a == NULL)
+			return false;
+		fg_key_network(key, a, a->family == FG_AF_INET ? r->prefix4
+		                                               : r->prefix6);
+		return true;
+	case FG_PER_HELO:
+		if (f->helo == NULL)
+			return false;
+		fg_key_helo(key, f->helo);
+		return true;
+	case FG_PER_RCPT_DOMAIN:
+		if (f->stage != FG_STAGE_RCPT || f->rcpt == NULL)
+			return false;
+		fg_key_rcpt_domain(key, f->rcpt);
+		return true;
+	case FG_PER_SENDER_DOMAIN:
+		if (f->sender == NULL)
+			return false;
+		fg_key_sender_domain(key, f->sender);
+		return true;
+	case FG_PER_GLOBAL:
+		fg_key_global(key);
+		return true;
+	case FG_PER_SESSION:
+		snprintf(key, FG_KEY_MAX, "session");
+		return true;
+	case FG_PER_MESSAGE:
+		snprintf(key, FG_KEY_MAX, "message");
+		return true;
+	}
+	return false;
+}
+
+/* The rule's limit for this client: the longest override, if any. */
+static int64_t
+rule_limit(const struct fg_rule *r, const struct fg_facts *f)
+{
+	const fg_addr *a = client_of(f);
+	void *val = NULL;
+
+	if (a != NULL && r->overrides != NULL &&
+	    fg_nettab_lookup(r->overrides, a, &val, NULL) == 1 && val != NULL)
+		return ((const struct fg_override *)val)->limit;
+	return r->limit;
+}
+
+/* The count the rule compares with its limit; false when the ratio guard
+ * of invalid_recipients says the key is a big, mostly valid sender. */
+static bool
+rule_measure(const struct fg_rule *r, const struct fg_facts *f,
+             const struct fg_view *vw, const char *key, int64_t now,
+             int64_t *count)
+{
+	enum fg_counter c;
+
+	switch (r->type) {
+	case FG_RULE_CONCURRENCY:
+		*count = view_concurrent(vw, key);
+		return true;
+	case FG_RULE_BAD_RCPT_THROTTLE:
+		*count = f->session_invalid;
+		return true;
+	case FG_RULE_RCPTS_PER_MESSAGE:
+		*count = f->message_rcpts;
+		return true;
+	case FG_RULE_CONNECTION_RATE: c = FG_CNT_CONNECT; break;
+	case FG_RULE_RECIPIENT_RATE: c = FG_CNT_RCPT; break;
+	case FG_RULE_REJECTED_RECIPIENTS: c = FG_CNT_RCPT_REJECTED; break;
+	case FG_RULE_HELO_RATE: c = FG_CNT_HELO; break;
+	case FG_RULE_MAIL_RATE: c = FG_CNT_MAIL; break;
+	case FG_RULE_INVALID_RECIPIENTS: c = FG_CNT_RCPT_INVALID; break;
+	default: return false;
+	}
+	*count = view_count(vw, key, c, r->window_ms, now);
+	if (r->type == FG_RULE_INVALID_RECIPIENTS && r->ratio > 0.0) {
+		int64_t total = view_count(vw, key, FG_CNT_RCPT, r->window_ms, now);
+		int64_t sample = r->min_sample > 1 ? r->min_sample : 1;
+
+		if (total >= sample &&
+		    (double)*count / (double)total < r->ratio)
+			return false;
+	}
+	return true;
+}
+
+static bool
+rule_keeps_levels(const struct fg_rule *r)
+{
+	return r->nsteps > 1 && r->decay_ms > 0 && r->per != FG_PER_SESSION &&
+	       r->per != FG_PER_MESSAGE;
+}
+
+/* The remembered level after decay, or -1. */
+static int
+stored_level(const struct fg_rule *r, const struct fg_view *vw,
+             const char *key, int64_t now)
+{
+	int level;
+	int64_t last;
+	uint64_t periods = 0;
+
+	if (!view_level(vw, r->name, key, &level, &last) || level < 0)
+		return -1;
+	if (now > last)
+		periods = ((uint64_t)now - (uint64_t)last) / (uint64_t)r->decay_ms;
+	if (periods > (uint64_t)level)
+		return -1;
+	level -= (int)periods;
+	return level < (int)r->nsteps ? level : (int)r->nsteps - 1;
+}
+
+/* Base delay grown for the n-th event into the step, capped. */
+static int64_t
+grow_delay(const struct fg_step *s, int64_t n, int64_t cap)
+{
+	int64_t d = s->delay_ms;
+
+	if (d <= 0 || cap <= 0)
+		return 0;
+	if (n < 1)
+		n = 1;
+	switch (s->growth) {
+	case FG_GROW_FIXED:
+		break;
+	case FG_GROW_LINEAR:
+		d = n > cap / d ? cap : d * n;
+		break;
+	case FG_GROW_DOUBLING:
+		d = n - 1 >= 62 || d > (cap >> (n - 1)) ? cap : d << (n - 1);
+		break;
+	}
+	return d < cap ? d : cap;
+}
+
+/* One rule that fired. */
+struct cand {
+	const struct fg_rule *rule;
+	const struct fg_step *step;
+	int level;
+	char key[FG_KEY_MAX];
+	int64_t count, limit;
+	enum fg_action action;  /* now: never BAN */
+	enum fg_action final;   /* after any delay; BAN for a ban */
+	int64_t delay_ms;
+	bool skipped;
+	bool monitor;
+};
+
+static bool
+cand_beats(const struct cand *a, const struct cand *b)
+{
+	if (b->rule == NULL)
+		return true;
+	if (a->final != b->final)
+		return a->final > b->final;
+	return a->delay_ms > b->delay_ms;
+}
+
+/* Measures one rule; true and *c filled if one of its steps fires. */
+static bool
+eval_rule(const struct fg_config *cfg, const struct fg_rule *r,
+          const struct fg_facts *f, const struct fg_view *vw, int64_t now,
+          struct cand *c)
+{
+	enum mode m = rule_mode(r, f);
+	const struct fg_step *st;
+	int64_t over;
+	int idx = -1;
+
+	if (m == M_SKIP || r->nsteps == 0 || !rule_key(r, f, c->key))
+		return false;
+	c->limit = rule_limit(r, f);
+	if (c->limit <= 0 || !rule_measure(r, f, vw, c->key, now, &c->count))
+		return false;
+	over = c->count - c->limit;
+	if (over < 1)
+		return false;
+	for (size_t i = 0; i < r->nsteps; i++)
+		if (r->steps[i].over <= over)
+			idx = (int)i;
+	if (rule_keeps_levels(r)) {
+		int stored = stored_level(r, vw, c->key, now);
+		if (stored > idx)
+			idx = stored;
+	}
+	if (idx < 0)
+		return false;
+	st = &r->steps[idx];
+	if (m == M_FOREIGN && (st->action == FG_ACT_CONTINUE ||
+	                       st->action == FG_ACT_DELAY))
+		return false;
+
+	c->rule = r;
+	c->step = st;
+	c->level = idx;
+	c->monitor = cfg->monitor || r->monitor;
+	c->delay_ms = 0;
+	c->skipped = false;
+	c->action = c->final = st->action;
+	if (st->action == FG_ACT_BAN) {
+		c->action = FG_ACT_DISCONNECT;
+	} else if (st->action == FG_ACT_DELAY) {
+		int64_t d = grow_delay(st, over - st->over + 1, cfg->max_delay_ms);
+		bool budget = cfg->max_delayed_sessions > 0 &&
+		              f->delayed_sessions < cfg->max_delayed_sessions;
+
+		c->final = st->then;
+		if (d > 0 && budget) {
+			c->delay_ms = d;
+		} else {
+			c->skipped = true;
+			c->action = c->final = st->then != FG_ACT_CONTINUE
+			                           ? st->then : FG_ACT_TEMPFAIL;
+		}
+	}
+	return true;
+}
+
+static void
+ban_reason(const struct cand *c, char *buf, size_t size)
+{
+	const struct fg_rule *r = c->rule;
+	char w[32];
+
+	switch (r->type) {
+	case FG_RULE_CONCURRENCY:
+		snprintf(buf, size, "rule %s: %" PRId64 " > %" PRId64
+		         " concurrent sessions", r->name, c->count, c->limit);
+		break;
+	case FG_RULE_BAD_RCPT_THROTTLE:
+	case FG_RULE_RCPTS_PER_MESSAGE:
+		snprintf(buf, size, "rule %s: %" PRId64 " > %" PRId64
+		         " in one %s", r->name, c->count, c->limit,
+		         r->type == FG_RULE_BAD_RCPT_THROTTLE ? "session"
+		                                             : "message");
+		break;
+	default:
+		snprintf(buf, size, "rule %s: %" PRId64 " > %" PRId64 " in %s",
+		         r->name, c->count, c->limit,
+		         fg_duration_format(r->window_ms, w, sizeof(w)));
+		break;
+	}
+}
+
+static void
+set_ban(struct fg_verdict *v, const struct cand *c, const struct fg_facts *f,
+        int64_t now)
+{
+	const struct fg_rule *r = c->rule;
+	const fg_addr *a = client_of(f);
+	int64_t ban_ms = c->step->ban_ms > 0 ? c->step->ban_ms : 0;
+
+	if (r->per == FG_PER_ADDRESS || r->per == FG_PER_NETWORK ||
+	    r->per == FG_PER_HELO)
+		snprintf(v->ban.key, sizeof(v->ban.key), "%s", c->key);
+	else if (a != NULL)
+		fg_key_address(v->ban.key, a);
+	else
+		return;
+	v->ban.set = true;
+	v->ban.until_ms = now > INT64_MAX - ban_ms ? INT64_MAX : now + ban_ms;
+	ban_reason(c, v->ban.reason, sizeof(v->ban.reason));
+	snprintf(v->ban.source, sizeof(v->ban.source), "floodgate:%s", r->name);
+}
+
+/* Fills the "why" and the reply of v from c. */
+static void
+verdict_from(struct fg_verdict *v, const struct cand *c)
+{
+	const struct fg_step *st = c->step;
+	struct vars vs = {c->count, c->limit, c->rule->window_ms, c->delay_ms};
+	enum fg_action reply_for = c->action;
+
+	v->rule = c->rule;
+	v->step = st;
+	snprintf(v->key, sizeof(v->key), "%s", c->key);
+	v->count = c->count;
+	v->limit = c->limit;
+	v->window_ms = c->rule->window_ms;
+	v->level = c->level;
+	v->action = c->action;
+	v->delay_ms = c->delay_ms;
+	v->delay_skipped = c->skipped;
+	if (c->action == FG_ACT_DELAY)
+		reply_for = st->then;
+	/* A skipped delay whose then was continue answers a default 4xx. */
+	set_reply(v, c->skipped && st->then == FG_ACT_CONTINUE ? NULL
+	                                                       : &st->reply,
+	          reply_for, c->rule, &vs);
+}
+
+/* A verdict computed but not enforced: continue, no delay, no reply
+ * (continue has none); the rule, step and counts stay for the log. */
+static void
+monitor_only(struct fg_verdict *v)
+{
+	v->monitor = true;
+	v->action = FG_ACT_CONTINUE;
+	v->delay_ms = 0;
+	v->delay_skipped = false;
+	v->code = 0;
+	v->status[0] = '\0';
+	v->nlines = 0;
+}
+
+static bool
+check_bans(const struct fg_config *cfg, const struct fg_facts *f,
+           const struct fg_view *vw, int64_t now, struct fg_verdict *v)
+{
+	const fg_addr *a = client_of(f);
+	char key[FG_KEY_MAX];
+	bool hit = false;
+
+	if (vw == NULL || vw->ban == NULL)
+		return false;
+	if (a != NULL) {
+		struct netlens nl;
+		unsigned lens[129];
+		size_t n;
+
+		hit = view_banned(vw, fg_key_address(key, a), now);
+		netlens_collect(cfg, &nl);
+		n = netlens_for(&nl, a, lens);
+		for (size_t i = 0; i < n && !hit; i++)
+			hit = view_banned(vw, fg_key_network(key, a, lens[i]), now);
+	}
+	if (!hit && f->stage >= FG_STAGE_HELO && f->helo != NULL)
+		hit = view_banned(vw, fg_key_helo(key, f->helo), now);
+	if (!hit)
+		return false;
+
+	struct vars vs = {0, 0, 0, 0};
+	v->banned = true;
+	snprintf(v->key, sizeof(v->key), "%s", key);
+	v->action = cfg->banned_action;
+	if (v->action != FG_ACT_TEMPFAIL && v->action != FG_ACT_REJECT)
+		v->action = FG_ACT_DISCONNECT;
+	set_reply(v, &cfg->banned_reply, v->action, NULL, &vs);
+	if (cfg->monitor)
+		monitor_only(v);
+	return true;
+}
+
+void
+fg_policy_decide(const struct fg_config *cfg, const struct fg_facts *f,
+                 const struct fg_view *vw, int64_t now_ms,
+                 struct fg_verdict *v)
+{
+	struct cand best = {0}, watch = {0}, c;
+
+	memset(v, 0, sizeof(*v));
+	v->action = FG_ACT_CONTINUE;
+	if (cfg == NULL || f == NULL)
+		return;
+	if ((v->exempt_reason = exemption(cfg, f)) != NULL) {
+		v->exempt = true;
+		return;
+	}
+	if (check_bans(cfg, f, vw, now_ms, v))
+		return;
+
+	for (size_t i = 0; i < cfg->nrules; i++) {
+		const struct fg_rule *r = &cfg->rules[i];
+
+		memset(&c, 0, sizeof(c));
+		if (!eval_rule(cfg, r, f, vw, now_ms, &c))
+			continue;
+		if (c.monitor) {
+			if (cand_beats(&c, &watch))
+				watch = c;
+			continue;
+		}
+		if (cand_beats(&c, &best))
+			best = c;
+		if (rule_keeps_levels(r) && v->nlevels < FG_POLICY_MAX_LEVELS) {
+			struct fg_effect_level *e = &v->levels[v->nlevels++];
+			e->set = true;
+			e->rule = r;
+			snprintf(e->key, sizeof(e->key), "%s", c.key);
+			e->level = c.level;
+			e->last_ms = now_ms;
+		}
+	}
+	if (best.rule != NULL) {
+		verdict_from(v, &best);
+		if (best.final == FG_ACT_BAN)
+			set_ban(v, &best, f, now_ms);
+	} else if (watch.rule != NULL) {
+		verdict_from(v, &watch);
+		monitor_only(v);
+	}
+}
+
+/* ---- describing a verdict ----------------------------------------- */
+
+struct sbuf {
+	char *buf;
+	size_t size, len;
+};
+
+static void sb_printf(struct sbuf *sb, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+sb_printf(struct sbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (sb->len >= sb->size)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(sb->buf + sb->len, sb->size - sb->len, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	sb->len += (size_t)n;
+	if (sb->len >= sb->size)
+		sb->len = sb->size - 1;
+}
+
+static void
+describe_reply(struct sbuf *sb, const struct fg_verdict *v)
+{
+	char line[FG_REPLY_LINE_MAX * 4];
+
+	if (v->code == 0)
+		return;
+	sb_printf(sb, " reply=\"%d", v->code);
+	if (v->status[0] != '\0')
+		sb_printf(sb, " %s", fg_sanitize(line, sizeof(line), v->status));
+	for (size_t i = 0; i < v->nlines && i < FG_REPLY_MAX_LINES; i++)
+		sb_printf(sb, "%s%s", i == 0 ? " " : " | ",
+		          fg_sanitize(line, sizeof(line), v->lines[i]));
+	sb_printf(sb, "\"");
+}
+
+char *
+fg_verdict_describe(const struct fg_verdict *v, char *buf, size_t size)
+{
+	struct sbuf sb = {buf, size, 0};
+	char key[FG_KEY_MAX * 4], name[FG_KEY_MAX], d[32];
+
+	if (buf == NULL || size == 0)
+		return buf;
+	buf[0] = '\0';
+	if (v == NULL)
+		return buf;
+	fg_sanitize(key, sizeof(key), v->key);
+	if (v->exempt) {
+		sb_printf(&sb, "exempt=\"%s\" action=continue",
+		          v->exempt_reason != NULL ? v->exempt_reason : "-");
+		return buf;
+	}
+	if (v->banned) {
+		sb_printf(&sb, "banned key=%s action=%s", key,
+		          fg_action_name(v->action));
+	} else if (v->rule != NULL) {
+		fg_sanitize(name, sizeof(name), v->rule->name);
+		sb_printf(&sb, "rule=%s key=%s count=%" PRId64 " limit=%" PRId64,
+		          name, key, v->count, v->limit);
+		if (v->window_ms > 0)
+			sb_printf(&sb, " window=%s", fg_duration_format(
+			          v->window_ms, d, sizeof(d)));
+		sb_printf(&sb, " level=%d action=%s", v->level,
+		          fg_action_name(v->action));
+		if (v->action == FG_ACT_DELAY && v->step != NULL)
+			sb_printf(&sb, " delay=%s then=%s",
+			          fg_duration_format(v->delay_ms, d, sizeof(d)),
+			          fg_action_name(v->step->then));
+		if (v->delay_skipped)
+			sb_printf(&sb, " delay_skipped=yes");
+		if (v->ban.set)
+			sb_printf(&sb, " ban=%s", fg_duration_format(
+			          v->step != NULL ? v->step->ban_ms : 0, d,
+			          sizeof(d)));
+	} else {
+		sb_printf(&sb, "action=%s", fg_action_name(v->action));
+	}
+	if (v->monitor) {
+		sb_printf(&sb, " monitor=yes");
+		if (v->step != NULL)
+			sb_printf(&sb, " would=%s", fg_action_name(
+			          v->step->action == FG_ACT_DELAY &&
+			          v->step->then != FG_ACT_CONTINUE
+			              ? v->step->then : v->step->action));
+	}
+	describe_reply(&sb, v);
+	return buf;
+}

@@ -1,0 +1,150 @@
+/*
+ * policy.h - the decision: pure functions of (config snapshot, facts about
+ * the session, counts from a store view, now).
+ *
+ * No libmilter, no clock, no I/O here.  Counts come through a small view
+ * interface (struct fg_view) that the daemon backs with the live store,
+ * the unit tests with a table, and the replay tool with an in-memory store
+ * fed from history.  Side effects a verdict calls for (set a ban, remember
+ * an escalation level) are returned in the verdict for the caller to
+ * apply, so fg_policy_decide() itself changes nothing.
+ *
+ * Stages and what is checked there:
+ *   connect  bans of the address and its networks; connection_rate and
+ *            concurrency (the current connection is already counted);
+ *            refusing steps of address/network window rules already over
+ *            their limit (delays are not applied at connect except by the
+ *            connect rules themselves).
+ *   helo     bans of the HELO name; helo_rate.
+ *   mail     everything of connect again (a key that went over the limit
+ *            during the session is refused before any RCPT); mail_rate.
+ *   rcpt     recipient rules (the current recipient is already counted):
+ *            invalid_recipients (with its ratio guard), recipient_rate,
+ *            rejected_recipients, bad_recipient_throttle,
+ *            recipients_per_message.
+ * The most severe verdict wins; between equals, the first rule in the file.
+ *
+ * Thread-safety: pure; any number of threads may decide at once.
+ */
+#ifndef FG_POLICY_H
+#define FG_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "keys.h"
+#include "store.h"
+
+enum fg_stage {
+	FG_STAGE_CONNECT = 0,
+	FG_STAGE_HELO,
+	FG_STAGE_MAIL,
+	FG_STAGE_RCPT,
+};
+const char *fg_stage_name(enum fg_stage s);
+
+/* Counts and state the policy may ask for.  Every function may be NULL
+ * (then: 0 / not found). */
+struct fg_view {
+	void *ctx;
+	int64_t (*count)(void *ctx, const char *key, enum fg_counter c,
+	                 int64_t window_ms, int64_t now_ms);
+	int64_t (*concurrent)(void *ctx, const char *key);
+	/* tri-state like fg_store_ban_get */
+	int (*ban)(void *ctx, const char *key, int64_t now_ms,
+	           struct fg_ban *out);
+	int (*level)(void *ctx, const char *rule, const char *key,
+	             int *level, int64_t *last_ms);
+};
+
+/* What the glue knows about the session at this point. */
+struct fg_facts {
+	enum fg_stage stage;
+	const fg_addr *client;        /* NULL: unknown (local, vanished) */
+	const char *client_host;      /* hostname the MTA resolved, or NULL */
+	const char *helo;             /* NULL before HELO */
+	const char *sender;           /* NULL before MAIL */
+	const char *rcpt;             /* current recipient at RCPT */
+	enum fg_rcpt_class rcpt_class;
+	bool authenticated;           /* {auth_authen} present */
+	const char *daemon_name;      /* {daemon_name} or NULL */
+	int64_t session_invalid;      /* invalid RCPTs this session, incl. this one */
+	int64_t message_rcpts;        /* RCPTs this transaction, incl. this one */
+	int64_t delayed_sessions;     /* sessions sleeping in a delay right now */
+};
+
+/* Side effects the caller applies after deciding. */
+struct fg_effect_ban {
+	bool set;
+	char key[FG_KEY_MAX];
+	int64_t until_ms;
+	char reason[256];
+	char source[64];
+};
+
+struct fg_effect_level {
+	bool set;
+	const struct fg_rule *rule;
+	char key[FG_KEY_MAX];
+	int level;
+	int64_t last_ms;
+};
+
+#define FG_POLICY_MAX_LEVELS 16
+
+struct fg_verdict {
+	enum fg_action action;        /* what to do now (never BAN: see ban) */
+	int64_t delay_ms;             /* sleep first (0: none) */
+	bool delay_skipped;           /* the delay cap was full */
+	bool monitor;                 /* computed, not enforced: act continue */
+	bool exempt;                  /* an exemption matched: nothing checked */
+	const char *exempt_reason;    /* static text */
+	bool banned;                  /* refused because of an existing ban */
+
+	/* why: the rule that decided (NULL for a ban or continue) */
+	const struct fg_rule *rule;
+	const struct fg_step *step;
+	char key[FG_KEY_MAX];
+	int64_t count;
+	int64_t limit;
+	int64_t window_ms;
+	int level;                    /* ladder step index, 0-based */
+
+	/* the reply to give: code 0 = none (continue) */
+	int code;
+	char status[16];
+	size_t nlines;
+	char lines[FG_REPLY_MAX_LINES][FG_REPLY_LINE_MAX];
+
+	struct fg_effect_ban ban;
+	struct fg_effect_level levels[FG_POLICY_MAX_LEVELS];
+	size_t nlevels;
+};
+
+/*
+ * The keys an event at this point counts under (address, each network
+ * level any rule uses, HELO, recipient and sender domains as the rules
+ * need, global) for fg_store_record: writes up to max keys into
+ * keys[i] (each FG_KEY_MAX bytes) and returns how many.
+ */
+size_t fg_policy_event_keys(const struct fg_config *cfg,
+                            const struct fg_facts *f,
+                            char (*keys)[FG_KEY_MAX], size_t max);
+
+/* The primary network key of a client (network_prefix4/6), "" if none. */
+void fg_policy_network_key(const struct fg_config *cfg, const fg_addr *a,
+                           char *buf);
+
+/* Decide.  Always fills *v; never fails. */
+void fg_policy_decide(const struct fg_config *cfg, const struct fg_facts *f,
+                      const struct fg_view *view, int64_t now_ms,
+                      struct fg_verdict *v);
+
+/* One line describing the verdict for logs: "rule=dictionary
+ * key=192.0.2.0/24 count=25 limit=20 window=1h level=1 action=tempfail
+ * reply=\"451 4.7.1 ...\"".  Client text in it is sanitised. */
+char *fg_verdict_describe(const struct fg_verdict *v, char *buf,
+                          size_t size);
+
+#endif
