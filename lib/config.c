@@ -121,7 +121,7 @@ static const struct field top_fields[] = {
 	{"monitor", F_BOOL, OFF(monitor), "false", 0, 0, NULL, NULL},
 	{"max_delay", F_DURATION, OFF(max_delay_ms), "\"8s\"", 0, 300 * MS_S, NULL, NULL},
 	{"mta_timeout", F_DURATION, OFF(mta_timeout_ms), "\"10s\"", MS_S, 3600 * MS_S, NULL, NULL},
-	{"max_delayed_sessions", F_INT, OFF(max_delayed_sessions), "200", 0, 100000, NULL, NULL},
+	{"max_delayed_sessions", F_INT, OFF(max_delayed_sessions), "50", 0, 100000, NULL, NULL},
 	{"banned_action", F_ENUM, OFF(banned_action), "\"disconnect\"", 0, 0, fg_cfg_action_names, NULL},
 	{"banned_reply", F_REPLY, OFF(banned_reply), NULL, 0, 0, NULL, NULL},
 	{"valid_recipients", F_STRING, OFF(valid_recipients), "\"\"", 0, 0, NULL, check_abs_path_or_empty},
@@ -302,8 +302,17 @@ cross_checks(struct ctx *c, struct fg_config *cfg, config_t *cf)
 		CERR(c, s ? config_setting_source_line(s) : 0, "banned_action",
 		     "must be tempfail, reject or disconnect");
 	}
-	if (cfg->user[0] == '\0' && !cfg->allow_root) {
-		/* Checked again at start when running as root. */
+	if (cfg->banned_reply.code != 0) {
+		config_setting_t *s = config_lookup(cf, "banned_reply");
+		int cls = cfg->banned_reply.code / 100;
+		int bl = s ? config_setting_source_line(s) : 0;
+		if (cfg->banned_action == FG_ACT_DISCONNECT &&
+		    cfg->banned_reply.code != 421)
+			CERR(c, bl, "banned_reply", "disconnect replies with 421");
+		else if (cfg->banned_action == FG_ACT_TEMPFAIL && cls != 4)
+			CERR(c, bl, "banned_reply", "tempfail needs a 4xx code");
+		else if (cfg->banned_action == FG_ACT_REJECT && cls != 5)
+			CERR(c, bl, "banned_reply", "reject needs a 5xx code");
 	}
 	cfg->horizon_ms = 3600 * MS_S;
 	for (size_t i = 0; i < cfg->nrules; i++) {

@@ -231,7 +231,7 @@ parse_reply(struct ctx *c, config_setting_t *s, const char *key,
 				if (v == NULL) {
 					bad = "every line must be a string";
 				} else if (strlen(v) >= FG_REPLY_LINE_MAX - 16) {
-					bad = "line too long (max 490 characters)";
+					bad = "line too long (max 495 characters)";
 				} else {
 					for (const char *p = v; *p; p++)
 						if ((unsigned char)*p < 0x20 ||

@@ -268,8 +268,8 @@ host_matches(const char *host, const char *suffix)
 	       strncasecmp(host + hl - sl, suffix, sl) == 0;
 }
 
-static const char *
-exemption(const struct fg_config *cfg, const struct fg_facts *f)
+const char *
+fg_policy_exemption(const struct fg_config *cfg, const struct fg_facts *f)
 {
 	const struct fg_exempt *e = &cfg->exempt;
 	const fg_addr *a = client_of(f);
@@ -829,7 +829,7 @@ fg_policy_decide(const struct fg_config *cfg, const struct fg_facts *f,
 	v->action = FG_ACT_CONTINUE;
 	if (cfg == NULL || f == NULL)
 		return;
-	if ((v->exempt_reason = exemption(cfg, f)) != NULL) {
+	if ((v->exempt_reason = fg_policy_exemption(cfg, f)) != NULL) {
 		v->exempt = true;
 		return;
 	}

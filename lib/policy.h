@@ -136,6 +136,12 @@ size_t fg_policy_event_keys(const struct fg_config *cfg,
 void fg_policy_network_key(const struct fg_config *cfg, const fg_addr *a,
                            char *buf);
 
+/* Why the session is exempt from every rule ("exempt network",
+ * "authenticated", "exempt hostname", "exempt daemon", static text), or
+ * NULL.  Exempt sessions are recorded under no key. */
+const char *fg_policy_exemption(const struct fg_config *cfg,
+                                const struct fg_facts *f);
+
 /* Decide.  Always fills *v; never fails. */
 void fg_policy_decide(const struct fg_config *cfg, const struct fg_facts *f,
                       const struct fg_view *view, int64_t now_ms,

@@ -1,3 +1,511 @@
-/* main.c - placeholder until the daemon lands. */
-int main(void);
-int main(void) { return 0; }
+/*
+ * main.c - the floodgate daemon: options, start-up, privilege drop,
+ * reload, clean stop.  The per-session work lives in glue.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <libmilter/mfapi.h>
+#include <limits.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fg.h"
+#include "glue.h"
+#include "log.h"
+#include "store.h"
+#include "version.h"
+
+/* Command-line values that take precedence over the file, also at reload. */
+struct overrides {
+	const char *socket;
+	const char *database;
+	const char *user;
+	const char *pid_file;
+	bool verbose;
+};
+
+static struct overrides ov;
+static const char *config_path = FG_DEFAULT_CONFIG;
+static _Atomic bool stopping;
+static char pid_path[4096];    /* the pid file written at start, if any */
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: floodgate [-fnvVh] [-c file] [-p socket] [-d database] "
+	    "[-u user] [-P pidfile]\n"
+	    "  -c file      configuration file (default %s)\n"
+	    "  -f           stay in the foreground, log to stderr\n"
+	    "  -n           check the configuration and exit\n"
+	    "  -p socket    milter socket (unix:/path, inet:PORT@HOST, "
+	    "inet6:PORT@HOST)\n"
+	    "  -d database  SQLite database file\n"
+	    "  -u user      user to run as after binding\n"
+	    "  -P pidfile   pid file (\"\" for none)\n"
+	    "  -v           log at debug level\n"
+	    "  -V           print the version and exit\n"
+	    "  -h           this help\n", FG_DEFAULT_CONFIG);
+}
+
+static void
+diag_stderr(void *arg, bool is_warning, const char *line)
+{
+	(void)arg;
+	(void)is_warning;
+	fprintf(stderr, "%s\n", line);
+}
+
+static void
+diag_log(void *arg, bool is_warning, const char *line)
+{
+	(void)arg;
+	fg_log(is_warning ? FG_LOG_WARNING : FG_LOG_ERR, "%s", line);
+}
+
+static int
+replace_string(char **dst, const char *src)
+{
+	char *d = strdup(src);
+
+	if (d == NULL)
+		return FG_ENOMEM;
+	free(*dst);
+	*dst = d;
+	return 0;
+}
+
+/* Applies the command line to a fresh snapshot, before anyone sees it. */
+static int
+apply_overrides(struct fg_config *cfg)
+{
+	if (ov.socket != NULL && replace_string(&cfg->socket, ov.socket) != 0)
+		return FG_ENOMEM;
+	if (ov.database != NULL &&
+	    replace_string(&cfg->database, ov.database) != 0)
+		return FG_ENOMEM;
+	if (ov.user != NULL && replace_string(&cfg->user, ov.user) != 0)
+		return FG_ENOMEM;
+	if (ov.pid_file != NULL &&
+	    replace_string(&cfg->pid_file, ov.pid_file) != 0)
+		return FG_ENOMEM;
+	if (ov.verbose)
+		cfg->log_level = FG_LOG_DEBUG;
+	return 0;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- reload and housekeeping -------------------------------------- */
+
+static void
+reload(void)
+{
+	struct fg_config *cfg, *old;
+	int rc;
+
+	fg_log(FG_LOG_INFO, "reloading %s", config_path);
+	rc = fg_config_load(config_path, &cfg, diag_log, NULL);
+	if (rc == 0)
+		rc = apply_overrides(cfg);
+	if (rc != 0) {
+		if (cfg != NULL)
+			fg_config_release(cfg);
+		fg_log(FG_LOG_ERR, "reload failed (%s): keeping the running "
+		       "configuration", fg_strerror(rc));
+		return;
+	}
+	old = fg_config_acquire();
+	if (old != NULL) {
+		if (strcmp(old->socket, cfg->socket) != 0 ||
+		    strcmp(old->database, cfg->database) != 0 ||
+		    strcmp(old->user, cfg->user) != 0)
+			fg_log(FG_LOG_WARNING, "socket, database and user "
+			       "changes take effect at the next restart");
+		fg_config_release(old);
+	}
+	fg_log_set_level(cfg->log_level);
+	fg_config_publish(cfg);
+	fg_log(FG_LOG_INFO, "configuration reloaded: %zu rules", cfg->nrules);
+}
+
+/* SIGUSR1 is blocked in every thread; this one waits for it, and runs
+ * store housekeeping every few seconds in between. */
+static void *
+signal_thread(void *arg)
+{
+	fg_store *st = arg;
+	sigset_t set;
+	int64_t last_expire = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	while (!atomic_load(&stopping)) {
+		struct timespec ts = {1, 0};
+		int sig = sigtimedwait(&set, NULL, &ts);
+		int64_t now = now_ms();
+
+		if (sig == SIGUSR1)
+			reload();
+		if (now - last_expire >= 5000) {
+			fg_store_expire(st, now);
+			last_expire = now;
+		}
+	}
+	return NULL;
+}
+
+/* ---- start-up helpers --------------------------------------------- */
+
+static int
+daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		return -1;
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0)
+		_exit(0);
+	if (chdir("/") != 0)
+		return -1;
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	return 0;
+}
+
+static const char *
+unix_path(const char *spec)
+{
+	if (strncmp(spec, "unix:", 5) == 0)
+		return spec + 5;
+	if (strncmp(spec, "local:", 6) == 0)
+		return spec + 6;
+	return NULL;
+}
+
+static int
+write_pid_file(const char *path, uid_t uid, gid_t gid)
+{
+	char buf[32];
+	int fd, n;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	          0644);
+	if (fd < 0)
+		return -1;
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (write(fd, buf, (size_t)n) != n) {
+		close(fd);
+		return -1;
+	}
+	if (uid != (uid_t)-1 && fchown(fd, uid, gid) != 0) {
+		/* Only means the pid file outlives us; say so at stop. */
+	}
+	return close(fd);
+}
+
+/* The database directory and files must belong to the user we become. */
+static void
+hand_over_database(const char *db, uid_t uid, gid_t gid)
+{
+	static const char *const suffix[] = {"", "-wal", "-shm"};
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < FG_NELEM(suffix); i++) {
+		snprintf(path, sizeof(path), "%s%s", db, suffix[i]);
+		if (chown(path, uid, gid) != 0 && errno != ENOENT)
+			fg_log(FG_LOG_WARNING, "chown %s: %s", path,
+			       strerror(errno));
+	}
+	snprintf(path, sizeof(path), "%s", db);
+	char *slash = strrchr(path, '/');
+	if (slash != NULL && slash != path) {
+		struct stat sb;
+		*slash = '\0';
+		if (stat(path, &sb) == 0 && sb.st_uid == 0 &&
+		    (sb.st_mode & S_IWOTH) == 0 && strcmp(path, "/tmp") != 0)
+			fg_log(FG_LOG_DEBUG, "database directory %s is owned "
+			       "by root; the daemon keeps its open files but "
+			       "cannot recreate them", path);
+	}
+}
+
+static int
+make_db_dir(const char *db, uid_t uid, gid_t gid)
+{
+	char path[PATH_MAX];
+	char *slash;
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s", db);
+	slash = strrchr(path, '/');
+	if (slash == NULL || slash == path)
+		return 0;
+	*slash = '\0';
+	if (stat(path, &sb) == 0)
+		return 0;
+	if (mkdir(path, 0750) != 0)
+		return -1;
+	if (uid != (uid_t)-1 && chown(path, uid, gid) != 0)
+		return -1;
+	return 0;
+}
+
+static int
+drop_privileges(const struct passwd *pw)
+{
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 ||
+	    setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
+		return -1;
+	/* Make sure there is no way back. */
+	if (pw->pw_uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))
+		return -1;
+	return 0;
+}
+
+/* ---- main --------------------------------------------------------- */
+
+int
+main(int argc, char **argv)
+{
+	struct fg_config *cfg;
+	struct fg_store_options so;
+	fg_store *st = NULL;
+	struct passwd *pw = NULL;
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1, sock_gid = (gid_t)-1;
+	bool foreground = false, check = false;
+	char err[512];
+	const char *upath;
+	pthread_t sigthr;
+	sigset_t set;
+	int ch, rc, status = 0;
+
+	while ((ch = getopt(argc, argv, "c:fnp:d:u:P:vVh")) != -1) {
+		switch (ch) {
+		case 'c': config_path = optarg; break;
+		case 'f': foreground = true; break;
+		case 'n': check = true; break;
+		case 'p': ov.socket = optarg; break;
+		case 'd': ov.database = optarg; break;
+		case 'u': ov.user = optarg; break;
+		case 'P': ov.pid_file = optarg; break;
+		case 'v': ov.verbose = true; break;
+		case 'V': {
+			unsigned int ma = 0, mi = 0, pl = 0;
+			smfi_version(&ma, &mi, &pl);
+			printf("floodgate %s (libmilter %u.%u.%u)\n", FG_VERSION,
+			       ma, mi, pl);
+			return 0;
+		}
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	rc = fg_config_load(config_path, &cfg, diag_stderr, NULL);
+	if (rc == 0)
+		rc = apply_overrides(cfg);
+	if (rc == 0 && ov.socket != NULL) {
+		/* The command line is checked like the file. */
+		struct fg_config *probe;
+		char text[1200];
+		snprintf(text, sizeof(text), "socket = \"%s\";", ov.socket);
+		if (strchr(ov.socket, '"') != NULL ||
+		    fg_config_load_string(text, "-p", &probe, diag_stderr,
+		                          NULL) != 0)
+			rc = FG_ECONFIG;
+		else
+			fg_config_release(probe);
+	}
+	if (rc == 0 && ov.database != NULL && ov.database[0] != '/' &&
+	    strcmp(ov.database, ":memory:") != 0) {
+		fprintf(stderr, "-d: database must be an absolute path\n");
+		rc = FG_ECONFIG;
+	}
+	if (rc != 0) {
+		if (rc == FG_ENOMEM)
+			fprintf(stderr, "%s: out of memory\n", config_path);
+		if (cfg != NULL)
+			fg_config_release(cfg);
+		return check ? 1 : 78;
+	}
+	if (check) {
+		printf("configuration OK\n");
+		fg_config_release(cfg);
+		return 0;
+	}
+
+	if (geteuid() == 0) {
+		if (cfg->user[0] == '\0' && !cfg->allow_root) {
+			fprintf(stderr, "floodgate: refusing to run as root: "
+			        "set user (or allow_root = true)\n");
+			return 78;
+		}
+		if (cfg->user[0] != '\0') {
+			pw = getpwnam(cfg->user);
+			if (pw == NULL) {
+				fprintf(stderr, "floodgate: user %s: no such "
+				        "user\n", cfg->user);
+				return 78;
+			}
+			uid = pw->pw_uid;
+			gid = pw->pw_gid;
+		}
+	}
+	if (cfg->socket_group[0] != '\0') {
+		struct group *gr = getgrnam(cfg->socket_group);
+		if (gr == NULL) {
+			fprintf(stderr, "floodgate: socket_group %s: no such "
+			        "group\n", cfg->socket_group);
+			return 78;
+		}
+		sock_gid = gr->gr_gid;
+	}
+
+	fg_log_open("floodgate", foreground, cfg->log_level);
+	if (!foreground && daemonize() != 0) {
+		fg_log(FG_LOG_ERR, "cannot daemonize: %s", strerror(errno));
+		return 71;
+	}
+
+	/* SIGUSR1 goes to the signal thread only; block it before any
+	 * thread exists.  A vanished MTA must not kill us with SIGPIPE. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	/* libmilter's own thread sigwait()s for these; every other thread
+	 * (ours start before smfi_main) must keep them blocked. */
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (fg_glue_register() != 0 || smfi_setconn(cfg->socket) != MI_SUCCESS) {
+		fg_log(FG_LOG_ERR, "cannot register with libmilter");
+		return 71;
+	}
+	smfi_settimeout((int)(cfg->milter_timeout_ms / 1000));
+	upath = unix_path(cfg->socket);
+	{
+		mode_t old = umask(0177);
+		rc = smfi_opensocket(true);
+		umask(old);
+	}
+	if (rc != MI_SUCCESS) {
+		fg_log(FG_LOG_ERR, "cannot open socket %s: %s", cfg->socket,
+		       strerror(errno));
+		return 71;
+	}
+	if (upath != NULL) {
+		if (chmod(upath, cfg->socket_mode) != 0)
+			fg_log(FG_LOG_WARNING, "chmod %s: %s", upath,
+			       strerror(errno));
+		if ((uid != (uid_t)-1 || sock_gid != (gid_t)-1) &&
+		    chown(upath, uid, sock_gid) != 0)
+			fg_log(FG_LOG_WARNING, "chown %s: %s", upath,
+			       strerror(errno));
+	}
+
+	if (make_db_dir(cfg->database, uid, gid) != 0)
+		fg_log(FG_LOG_WARNING, "cannot create the directory of %s: %s",
+		       cfg->database, strerror(errno));
+	memset(&so, 0, sizeof(so));
+	so.path = cfg->database;
+	so.horizon_ms = cfg->horizon_ms;
+	so.retention_ms = cfg->retention_ms;
+	so.flush_interval_ms = cfg->flush_interval_ms;
+	so.queue_size = (size_t)cfg->queue_size;
+	so.file_mode = 0640;
+	rc = fg_store_open(&so, now_ms(), &st, err, sizeof(err));
+	if (rc != 0) {
+		fg_log(FG_LOG_ERR, "database %s: %s", cfg->database, err);
+		return 74;
+	}
+	if (uid != (uid_t)-1)
+		hand_over_database(cfg->database, uid, gid);
+
+	if (cfg->pid_file[0] != '\0') {
+		if (write_pid_file(cfg->pid_file, uid, gid) != 0)
+			fg_log(FG_LOG_WARNING, "pid file %s: %s",
+			       cfg->pid_file, strerror(errno));
+		else
+			snprintf(pid_path, sizeof(pid_path), "%s",
+			         cfg->pid_file);
+	}
+
+	if (pw != NULL && drop_privileges(pw) != 0) {
+		fg_log(FG_LOG_ERR, "cannot become user %s: %s", cfg->user,
+		       strerror(errno));
+		fg_store_close(st);
+		return 71;
+	}
+
+	fg_config_publish(cfg);
+	cfg = NULL;
+	fg_glue_init(st);
+	if (pthread_create(&sigthr, NULL, signal_thread, st) != 0) {
+		fg_log(FG_LOG_ERR, "cannot start the signal thread");
+		fg_store_close(st);
+		return 71;
+	}
+	{
+		struct fg_config *c = fg_config_acquire();
+		fg_log(FG_LOG_INFO, "floodgate %s started on %s, database %s, "
+		       "%zu rules, running as uid %ld", FG_VERSION, c->socket,
+		       c->database, c->nrules, (long)getuid());
+		fg_config_release(c);
+	}
+
+	if (smfi_main() != MI_SUCCESS) {
+		fg_log(FG_LOG_ERR, "libmilter stopped with an error");
+		status = 1;
+	}
+
+	atomic_store(&stopping, true);
+	pthread_join(sigthr, NULL);
+	fg_glue_shutdown();
+	fg_store_close(st);
+	if (pid_path[0] != '\0' && unlink(pid_path) != 0 && errno != ENOENT)
+		fg_log(FG_LOG_WARNING, "cannot remove pid file %s: %s",
+		       pid_path, strerror(errno));
+	fg_config_publish(NULL);
+	fg_log(FG_LOG_INFO, "stopped");
+	fg_log_close();
+	return status;
+}
