@@ -25,6 +25,7 @@
 #include <strings.h>
 
 #include "config_internal.h"
+#include "rcptlist.h"
 #include "fg.h"
 #include "log.h"
 /* ---- durations ---------------------------------------------------- */
@@ -265,6 +266,7 @@ config_free(struct fg_config *cfg)
 	free(cfg->user);
 	free(cfg->pid_file);
 	free(cfg->valid_recipients);
+	fg_rcptlist_free(cfg->valid_rcpts);
 	free_reply(&cfg->banned_reply);
 	fg_nettab_free(cfg->exempt.networks, NULL);
 	free(cfg->exempt.network_list);
@@ -279,8 +281,25 @@ config_free(struct fg_config *cfg)
 }
 
 static void
+rcptlist_diag(void *arg, const char *line)
+{
+	struct ctx *c = arg;
+
+	c->errors++;
+	if (c->diag != NULL)
+		c->diag(c->arg, false, line);
+}
+
+static void
 cross_checks(struct ctx *c, struct fg_config *cfg, config_t *cf)
 {
+	if (cfg->valid_recipients[0] != '\0') {
+		int rc = fg_rcptlist_load(cfg->valid_recipients,
+		                          &cfg->valid_rcpts, rcptlist_diag, c);
+		if (rc == FG_ENOMEM)
+			c->nomem = true;
+	}
+
 	char a[32], b[32];
 	config_setting_t *md = config_lookup(cf, "max_delay");
 	int line = md != NULL ? config_setting_source_line(md) : 0;

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "net.h"
+#include "rcptlist.h"
 #include "store.h"
 
 /* What a verdict does.  Ordered by severity. */
@@ -153,6 +154,7 @@ struct fg_config {
 	enum fg_action banned_action;
 	struct fg_reply banned_reply;
 	char *valid_recipients;      /* optional file of valid rcpts/domains */
+	struct fg_rcptlist *valid_rcpts; /* loaded from it, or NULL */
 	struct fg_exempt exempt;
 	struct fg_rule *rules;
 	size_t nrules;

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "net.h"
 #include "policy.h"
+#include "rcptlist.h"
 
 #define NAME_MAX_LEN 256
 #define MAX_EVENT_KEYS FG_STORE_MAX_KEYS
@@ -530,6 +531,10 @@ cb_envrcpt(SMFICTX *ctx, char **argv)
 			       s->id);
 	}
 	cls = fg_rcpt_classify(mailer, host, addr);
+	/* The operator's own list overrides an MTA that accepts anyone. */
+	if (cls == FG_RCPT_VALID && s->cfg->valid_rcpts != NULL &&
+	    fg_rcptlist_check(s->cfg->valid_rcpts, rcpt) == 0)
+		cls = FG_RCPT_INVALID;
 	status[0] = '\0';
 	if (cls != FG_RCPT_VALID && host != NULL)
 		copy_sanitized(status, sizeof(status), host);
