@@ -614,6 +614,7 @@ struct cand {
 	const struct fg_rule *rule;
 	const struct fg_step *step;
 	int level;
+	int next_level;         /* level to remember for the key */
 	char key[FG_KEY_MAX];
 	int64_t count, limit;
 	enum fg_action action;  /* now: never BAN */
@@ -670,6 +671,16 @@ eval_rule(const struct fg_config *cfg, const struct fg_rule *r,
 	c->rule = r;
 	c->step = st;
 	c->level = idx;
+	/*
+	 * Escalation by persistence: a client that comes back while its key
+	 * is refused at connect cannot add to the count it is refused for
+	 * (no recipients get through), so each such refused connection moves
+	 * the key one step up the ladder for next time.
+	 */
+	c->next_level = idx;
+	if (m == M_FOREIGN && f->stage == FG_STAGE_CONNECT &&
+	    idx + 1 < (int)r->nsteps)
+		c->next_level = idx + 1;
 	c->monitor = cfg->monitor || r->monitor;
 	c->delay_ms = 0;
 	c->skipped = false;
@@ -854,7 +865,7 @@ fg_policy_decide(const struct fg_config *cfg, const struct fg_facts *f,
 			e->set = true;
 			e->rule = r;
 			snprintf(e->key, sizeof(e->key), "%s", c.key);
-			e->level = c.level;
+			e->level = c.next_level;
 			e->last_ms = now_ms;
 		}
 	}

@@ -14,7 +14,9 @@
  *            concurrency (the current connection is already counted);
  *            refusing steps of address/network window rules already over
  *            their limit (delays are not applied at connect except by the
- *            connect rules themselves).
+ *            connect rules themselves).  Such a refused connection moves
+ *            the key one ladder step up for the next one (escalation by
+ *            persistence: its clients cannot add to the count).
  *   helo     bans of the HELO name; helo_rate.
  *   mail     everything of connect again (a key that went over the limit
  *            during the session is refused before any RCPT); mail_rate.

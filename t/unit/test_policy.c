@@ -391,7 +391,7 @@ test_dictionary_attack(void)
 			ban_at = k;
 			is_str(v.ban.key, "192.0.2.0/24", "dictionary: ban key");
 			is_int(v.ban.until_ms, now + S(3600), "dictionary: ban 1h");
-			is_str(v.ban.reason, "rule dictionary: 50 > 20 in 1h",
+			is_str(v.ban.reason, "rule dictionary: 36 > 20 in 1h",
 			       "dictionary: ban reason");
 			is_str(v.ban.source, "floodgate:dictionary",
 			       "dictionary: ban source");
@@ -402,8 +402,10 @@ test_dictionary_attack(void)
 		}
 		if (v.banned && banned_at == 0)
 			banned_at = k;
+		/* The refused connection at k = 35 moves the /24 up to the
+		 * ban step: escalation by persistence. */
 		want = k <= 20 ? FG_ACT_CONTINUE : k < 30 ? FG_ACT_DELAY
-		     : k < 50 ? FG_ACT_TEMPFAIL : FG_ACT_DISCONNECT;
+		     : k < 36 ? FG_ACT_TEMPFAIL : FG_ACT_DISCONNECT;
 		if (v.action != want)
 			bad_order++;
 		if (k > 20 && k < 30 &&
@@ -437,8 +439,9 @@ test_dictionary_attack(void)
 	}
 	is_int(first_delay, 21, "dictionary: delays start at recipient 21");
 	is_int(first_tempfail, 30, "dictionary: tempfail starts at recipient 30");
-	is_int(ban_at, 50, "dictionary: ban at recipient 50");
-	is_int(banned_at, 51, "dictionary: ban enforced from recipient 51");
+	is_int(ban_at, 36, "dictionary: ban at recipient 36, after a "
+	       "connection came back while refused");
+	is_int(banned_at, 37, "dictionary: ban enforced from recipient 37");
 	is_int(bad_order, 0, "dictionary: every recipient got its step");
 	is_int(bad_delay, 0, "dictionary: linear delays 1s..8s, capped");
 
@@ -659,6 +662,50 @@ test_escalation_decay(void)
 	burst(&fk, cfg, ip, t, 4, &v);
 	is_int(v.action, FG_ACT_DELAY, "decay: another period, delay");
 	is_int(v.level, 0, "decay: level 0 again");
+	fake_free(&fk);
+	fg_config_release(cfg);
+}
+
+/*
+ * Escalation by persistence: a /24 refused at connect cannot add to its
+ * count, so each refused connection moves it one step up: tempfail, then
+ * ban on the next connection, then the ban itself refuses.
+ */
+static void
+test_persistence(void)
+{
+	struct fg_config *cfg = cfg_load(
+		"rules = ( { name = \"dict\"; type = \"invalid_recipients\";\n"
+		"  limit = 5; window = \"1h\";\n"
+		"  ladder = ( { over = 1; action = \"delay\"; delay = \"1s\"; },\n"
+		"             { over = 2; action = \"tempfail\"; },\n"
+		"             { over = 20; action = \"ban\"; ban = \"1h\"; } ); } );\n");
+	struct fake fk = {0};
+	struct fg_verdict v;
+	struct sess s;
+	int64_t t = S(200000);
+
+	sess_start(&fk, cfg, &s, "198.51.100.7", t, &v);
+	for (int i = 0; i < 7; i++) {
+		char rcpt[64];
+		snprintf(rcpt, sizeof(rcpt), "<guess%d@example.org>", i);
+		sess_do(&fk, cfg, &s, FG_STAGE_RCPT, rcpt, FG_RCPT_INVALID,
+		        t + i, &v);
+	}
+	is_int(v.action, FG_ACT_TEMPFAIL, "persistence: 7th invalid tempfailed");
+	is_int(connect_once(&fk, cfg, "198.51.100.8", t + S(10), &v),
+	       FG_ACT_TEMPFAIL, "persistence: next connection tempfailed");
+	ok(v.nlevels == 1 && v.levels[0].level == 2,
+	   "persistence: a refused connection moves the key one step up");
+	is_int(connect_once(&fk, cfg, "198.51.100.9", t + S(20), &v),
+	       FG_ACT_DISCONNECT, "persistence: the one after that is banned");
+	ok(v.ban.set && strcmp(v.ban.key, "198.51.100.0/24") == 0,
+	   "persistence: the ban is on the /24");
+	connect_once(&fk, cfg, "198.51.100.10", t + S(30), &v);
+	ok(v.banned, "persistence: then the ban refuses at connect");
+	/* A quiet hour lifts the ban; the decay brings the level down. */
+	is_int(connect_once(&fk, cfg, "198.51.100.11", t + MIN(61) + S(30), &v),
+	       FG_ACT_CONTINUE, "persistence: after the window and ban, back in");
 	fake_free(&fk);
 	fg_config_release(cfg);
 }
@@ -1499,6 +1546,7 @@ main(void)
 	test_window_edge();
 	test_ratio_guard();
 	test_escalation_decay();
+	test_persistence();
 	test_overrides();
 	test_exemptions();
 	test_ipv6_aggregation();
