@@ -13,7 +13,7 @@ echo "== building"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/release -j"$(nproc)" >/dev/null
 
-export FG_SOURCE_DIR=$top FG_BUILD_DIR=$top/build/release
+export FG_SOURCE_DIR=$top FG_BUILD_DIR=$top/build/release FG_MTA_PROBE=0
 . t/mta/mta.sh
 work=$(mktemp -d /tmp/floodgate-demo.XXXXXX)
 chmod 0755 "$work"
@@ -87,7 +87,9 @@ sleep 0.5
 
 echo
 echo "== what floodgate logged (refusals)"
-grep -E 'rule=' "$work/floodgate.log" | sed 's/^floodgate: info: //' | cut -c1-160 | tail -6
+grep -E 'rule=' "$work/floodgate.log" |
+	sed -E 's/.*client=([^ ]+).* stage=([a-z]+) rule=([^ ]+) key=([^ ]+) count=([0-9]+) limit=([0-9]+).* action=([a-z]+).*/\1 at \2: \3 \4 \5\/\6 -> \7/' |
+	uniq -c | tail -8
 
 if [ -x "$ctl" ]; then
 	echo
