@@ -104,7 +104,12 @@ fake_add(struct fake *fk, int64_t t, const char *key, enum fg_counter c)
 		fk->ev = grow(fk->ev, &fk->cap, sizeof(*fk->ev));
 	fk->ev[fk->nev].t = t;
 	fk->ev[fk->nev].c = c;
-	snprintf(fk->ev[fk->nev].key, FG_KEY_MAX, "%s", key);
+	{
+		/* keys come from fg_policy_event_keys: always shorter */
+		size_t n = strnlen(key, FG_KEY_MAX - 1);
+		memcpy(fk->ev[fk->nev].key, key, n);
+		fk->ev[fk->nev].key[n] = '\0';
+	}
 	fk->nev++;
 }
 

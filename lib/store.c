@@ -1,0 +1,468 @@
+/*
+ * store.c - the event store's public verbs (see store.h): open and close,
+ * recording, counting, expiry, statistics, and the names of things.
+ *
+ * The pieces live in store_count.c (counters), store_ban.c (bans and
+ * levels), store_db.c (SQLite) and store_writer.c (queue and thread);
+ * store_internal.h describes how they fit.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fg.h"
+#include "keys.h"
+#include "store_internal.h"
+
+#define DEFAULT_FLUSH_MS 1000
+#define DEFAULT_QUEUE 65536
+#define DEFAULT_MODE 0640
+#define MAX_TEXT 1024      /* longest string field kept in a row */
+#define LOG_EVERY_MS 60000
+
+static const char *const kind_names[] = {
+	[FG_EV_CONNECT] = "connect",
+	[FG_EV_HELO] = "helo",
+	[FG_EV_MAIL] = "mail",
+	[FG_EV_RCPT] = "rcpt",
+};
+
+static const char *const class_names[] = {
+	[FG_RCPT_NONE] = "none",
+	[FG_RCPT_VALID] = "valid",
+	[FG_RCPT_INVALID] = "invalid",
+	[FG_RCPT_REJECTED] = "rejected",
+};
+
+static const char *const counter_names[] = {
+	[FG_CNT_CONNECT] = "connect",
+	[FG_CNT_HELO] = "helo",
+	[FG_CNT_MAIL] = "mail",
+	[FG_CNT_RCPT] = "rcpt",
+	[FG_CNT_RCPT_VALID] = "valid",
+	[FG_CNT_RCPT_INVALID] = "invalid",
+	[FG_CNT_RCPT_REJECTED] = "rejected",
+};
+
+const char *
+fg_event_kind_name(enum fg_event_kind k)
+{
+	if ((unsigned)k >= FG_NELEM(kind_names) || kind_names[k] == NULL)
+		return "unknown";
+	return kind_names[k];
+}
+
+const char *
+fg_rcpt_class_name(enum fg_rcpt_class c)
+{
+	if ((unsigned)c >= FG_NELEM(class_names))
+		return "unknown";
+	return class_names[c];
+}
+
+const char *
+fg_counter_name(enum fg_counter c)
+{
+	if ((unsigned)c >= FG_NELEM(counter_names))
+		return "unknown";
+	return counter_names[c];
+}
+
+int
+fg_counter_parse(const char *name, enum fg_counter *out)
+{
+	if (name == NULL)
+		return FG_EINVAL;
+	for (size_t i = 0; i < FG_NELEM(counter_names); i++) {
+		if (strcasecmp(name, counter_names[i]) == 0) {
+			if (out != NULL)
+				*out = (enum fg_counter)i;
+			return 0;
+		}
+	}
+	return FG_EINVAL;
+}
+
+int64_t
+fg_store_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+fg_store_set_error(fg_store *st, const char *text)
+{
+	pthread_mutex_lock(&st->err_mu);
+	snprintf(st->last_error, sizeof(st->last_error), "%s", text);
+	pthread_mutex_unlock(&st->err_mu);
+}
+
+/* floor(ms / 1000), also for times before the epoch. */
+static int64_t
+sec_of(int64_t ms)
+{
+	return ms / 1000 - (ms % 1000 < 0);
+}
+
+static bool
+key_ok(const char *key)
+{
+	return key != NULL && key[0] != '\0' && strlen(key) < FG_KEY_MAX;
+}
+
+static void
+seed_init(fg_store *st)
+{
+	if (getrandom(st->seed, sizeof(st->seed), GRND_NONBLOCK) ==
+	    (ssize_t)sizeof(st->seed))
+		return;
+	/* No entropy yet (early boot): weaker, still varies per run. */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	st->seed[0] = (uint64_t)ts.tv_nsec * UINT64_C(0x9e3779b97f4a7c15) ^
+	              (uint64_t)getpid();
+	st->seed[1] = (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)st;
+}
+
+static void
+store_free(fg_store *st)
+{
+	fg_store_writer_stop(st);
+	fg_store_db_close(st);
+	fg_store_count_free(st);
+	fg_store_ban_free(st);
+	pthread_mutex_destroy(&st->qmu);
+	pthread_cond_destroy(&st->qcv);
+	pthread_cond_destroy(&st->fcv);
+	pthread_mutex_destroy(&st->err_mu);
+	free(st->path);
+	free(st);
+}
+
+int
+fg_store_open(const struct fg_store_options *opt, int64_t now_ms,
+              fg_store **out, char *err, size_t errlen)
+{
+	static const struct fg_ratelimit rl0 = FG_RATELIMIT_INIT;
+	pthread_condattr_t ca;
+	fg_store *st;
+	int rc;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (out == NULL || opt == NULL || opt->horizon_ms < 1000 ||
+	    opt->retention_ms < 0 || opt->flush_interval_ms < 0 ||
+	    opt->file_mode > 07777 || now_ms < 0) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "invalid store options");
+		return FG_EINVAL;
+	}
+	*out = NULL;
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return FG_ENOMEM;
+	st->opt = *opt;
+	if (st->opt.flush_interval_ms == 0)
+		st->opt.flush_interval_ms = DEFAULT_FLUSH_MS;
+	if (st->opt.queue_size == 0)
+		st->opt.queue_size = DEFAULT_QUEUE;
+	if (st->opt.file_mode == 0)
+		st->opt.file_mode = DEFAULT_MODE;
+	if (opt->path != NULL && strcmp(opt->path, ":memory:") != 0 &&
+	    (st->path = strdup(opt->path)) == NULL) {
+		free(st);
+		return FG_ENOMEM;
+	}
+	st->opt.path = st->path;
+	st->horizon_s = st->opt.horizon_ms / 1000;
+	seed_init(st);
+	pthread_mutex_init(&st->qmu, NULL);
+	pthread_mutex_init(&st->err_mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&st->qcv, &ca);
+	pthread_cond_init(&st->fcv, &ca);
+	pthread_condattr_destroy(&ca);
+	atomic_init(&st->healthy, true);
+	st->rl_full = st->rl_busy = st->rl_error = st->rl_prune =
+	    st->rl_reload = rl0;
+	fg_store_ban_init(st);
+	if ((rc = fg_store_count_init(st)) < 0 ||
+	    (rc = fg_store_db_open(st, now_ms, err, errlen)) < 0 ||
+	    (rc = fg_store_writer_start(st, err, errlen)) < 0) {
+		store_free(st);
+		return rc;
+	}
+	*out = st;
+	return 0;
+}
+
+void
+fg_store_close(fg_store *st)
+{
+	if (st != NULL)
+		store_free(st);
+}
+
+/* Bytes a copied string needs in a row (0 for NULL). */
+static size_t
+text_len(const char *s)
+{
+	return s == NULL ? 0 : strnlen(s, MAX_TEXT) + 1;
+}
+
+static const char *
+text_copy(char **p, const char *s)
+{
+	size_t n;
+	char *d = *p;
+
+	if (s == NULL)
+		return NULL;
+	n = strnlen(s, MAX_TEXT);
+	memcpy(d, s, n);
+	d[n] = '\0';
+	*p = d + n + 1;
+	return d;
+}
+
+static void
+note_drop(fg_store *st, int64_t now_ms)
+{
+	uint64_t suppressed = 0;
+
+	atomic_fetch_add(&st->dropped, 1);
+	if (fg_ratelimit(&st->rl_full, now_ms, LOG_EVERY_MS, &suppressed))
+		fg_log(FG_LOG_WARNING, "store: writer queue full (%zu rows): "
+		       "row dropped, counters still kept (%llu more dropped "
+		       "since the last message, %llu in all)",
+		       st->opt.queue_size, (unsigned long long)suppressed,
+		       (unsigned long long)atomic_load(&st->dropped));
+}
+
+static int
+enqueue(fg_store *st, struct fg_row *row, int64_t now_ms)
+{
+	if (fg_store_enqueue(st, row) == 0)
+		return 0;
+	fg_store_row_free(row);
+	note_drop(st, now_ms);
+	return FG_EFULL;
+}
+
+int
+fg_store_record(fg_store *st, const struct fg_event *ev)
+{
+	const char *keys[FG_STORE_MAX_KEYS];
+	const char *texts[6];
+	enum fg_counter ctrs[2];
+	size_t nkeys = 0, nctr = 1, len = 0;
+	struct fg_row *row;
+	char *p;
+	uint32_t sec;
+
+	if (st == NULL || ev == NULL || ev->nkeys > FG_STORE_MAX_KEYS ||
+	    (ev->nkeys > 0 && ev->keys == NULL) || ev->time_ms < 0 ||
+	    ev->time_ms / 1000 > UINT32_MAX)
+		return FG_EINVAL;
+	switch (ev->kind) {
+	case FG_EV_CONNECT: ctrs[0] = FG_CNT_CONNECT; break;
+	case FG_EV_HELO: ctrs[0] = FG_CNT_HELO; break;
+	case FG_EV_MAIL: ctrs[0] = FG_CNT_MAIL; break;
+	case FG_EV_RCPT: ctrs[0] = FG_CNT_RCPT; break;
+	default: return FG_EINVAL;
+	}
+	switch (ev->rcpt_class) {
+	case FG_RCPT_NONE:
+		break;
+	case FG_RCPT_VALID:
+	case FG_RCPT_INVALID:
+	case FG_RCPT_REJECTED:
+		if (ev->kind != FG_EV_RCPT)
+			return FG_EINVAL;
+		ctrs[nctr++] = (enum fg_counter)(FG_CNT_RCPT +
+		                                 (int)ev->rcpt_class);
+		break;
+	default:
+		return FG_EINVAL;
+	}
+	/* Each distinct key once: a key listed twice counts once. */
+	for (size_t i = 0; i < ev->nkeys; i++) {
+		size_t k;
+
+		if (!key_ok(ev->keys[i]))
+			return FG_EINVAL;
+		for (k = 0; k < nkeys; k++)
+			if (strcmp(keys[k], ev->keys[i]) == 0)
+				break;
+		if (k == nkeys)
+			keys[nkeys++] = ev->keys[i];
+	}
+
+	sec = (uint32_t)(ev->time_ms / 1000);
+	for (size_t i = 0; i < nkeys; i++)
+		if (fg_store_count_bump(st, keys[i], strlen(keys[i]), ctrs,
+		                        nctr, sec) < 0)
+			return FG_ENOMEM;
+	atomic_fetch_add(&st->recorded, 1);
+
+	texts[0] = ev->network;
+	texts[1] = ev->helo;
+	texts[2] = ev->sender;
+	texts[3] = ev->rcpt;
+	texts[4] = ev->queue_id;
+	texts[5] = ev->status;
+	for (size_t i = 0; i < FG_NELEM(texts); i++)
+		len += text_len(texts[i]);
+	for (size_t i = 0; i < nkeys; i++)
+		len += strlen(keys[i]) + 1;
+	if ((row = malloc(sizeof(*row) + len)) == NULL) {
+		note_drop(st, ev->time_ms);
+		return FG_ENOMEM;
+	}
+	memset(row, 0, sizeof(*row));
+	p = row->buf;
+	row->type = FG_ROW_EVENT;
+	row->time_ms = ev->time_ms;
+	row->session_id = ev->session_id;
+	if (ev->client != NULL) {
+		row->has_client = true;
+		row->client = *ev->client;
+	}
+	row->u.ev.kind = ev->kind;
+	row->u.ev.cls = ev->rcpt_class;
+	row->u.ev.network = text_copy(&p, ev->network);
+	row->u.ev.helo = text_copy(&p, ev->helo);
+	row->u.ev.sender = text_copy(&p, ev->sender);
+	row->u.ev.rcpt = text_copy(&p, ev->rcpt);
+	row->queue_id = text_copy(&p, ev->queue_id);
+	row->u.ev.status = text_copy(&p, ev->status);
+	row->u.ev.nkeys = nkeys;
+	for (size_t i = 0; i < nkeys; i++) {
+		size_t n = strlen(keys[i]);
+
+		memcpy(p, keys[i], n + 1);
+		row->u.ev.keys[i] = p;
+		p += n + 1;
+	}
+	return enqueue(st, row, ev->time_ms);
+}
+
+int
+fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v)
+{
+	const char *texts[6];
+	size_t len = 0;
+	struct fg_row *row;
+	char *p;
+
+	if (st == NULL || v == NULL || v->time_ms < 0)
+		return FG_EINVAL;
+	texts[0] = v->queue_id;
+	texts[1] = v->stage;
+	texts[2] = v->rule;
+	texts[3] = v->key;
+	texts[4] = v->action;
+	texts[5] = v->reply;
+	for (size_t i = 0; i < FG_NELEM(texts); i++)
+		len += text_len(texts[i]);
+	if ((row = malloc(sizeof(*row) + len)) == NULL) {
+		note_drop(st, v->time_ms);
+		return FG_ENOMEM;
+	}
+	memset(row, 0, sizeof(*row));
+	p = row->buf;
+	row->type = FG_ROW_VERDICT;
+	row->time_ms = v->time_ms;
+	row->session_id = v->session_id;
+	if (v->client != NULL) {
+		row->has_client = true;
+		row->client = *v->client;
+	}
+	row->queue_id = text_copy(&p, v->queue_id);
+	row->u.vd.stage = text_copy(&p, v->stage);
+	row->u.vd.rule = text_copy(&p, v->rule);
+	row->u.vd.key = text_copy(&p, v->key);
+	row->u.vd.action = text_copy(&p, v->action);
+	row->u.vd.reply = text_copy(&p, v->reply);
+	row->u.vd.count = v->count;
+	row->u.vd.limit = v->limit;
+	row->u.vd.window_ms = v->window_ms;
+	row->u.vd.delay_ms = v->delay_ms;
+	row->u.vd.monitor = v->monitor;
+	return enqueue(st, row, v->time_ms);
+}
+
+int64_t
+fg_store_count(fg_store *st, const char *key, enum fg_counter c,
+               int64_t window_ms, int64_t now_ms)
+{
+	if (st == NULL || !key_ok(key) || (unsigned)c >= FG_CNT__COUNT ||
+	    window_ms < 0)
+		return FG_EINVAL;
+	if (window_ms > st->opt.horizon_ms)
+		window_ms = st->opt.horizon_ms;
+	return fg_store_count_get(st, key, strlen(key), c,
+	                          sec_of(now_ms) - window_ms / 1000);
+}
+
+int64_t
+fg_store_conn_acquire(fg_store *st, const char *key)
+{
+	if (st == NULL || !key_ok(key))
+		return FG_EINVAL;
+	return fg_store_count_conn(st, key, strlen(key), 1);
+}
+
+void
+fg_store_conn_release(fg_store *st, const char *key)
+{
+	if (st != NULL && key_ok(key))
+		fg_store_count_conn(st, key, strlen(key), -1);
+}
+
+int64_t
+fg_store_conn_count(fg_store *st, const char *key)
+{
+	if (st == NULL || !key_ok(key))
+		return FG_EINVAL;
+	return fg_store_count_conn(st, key, strlen(key), 0);
+}
+
+void
+fg_store_expire(fg_store *st, int64_t now_ms)
+{
+	if (st == NULL)
+		return;
+	atomic_store(&st->prune_now_ms, now_ms);
+	fg_store_count_expire(st, sec_of(now_ms) - st->horizon_s);
+	fg_store_level_expire(st, now_ms);
+	fg_store_ban_expire(st, now_ms);
+}
+
+void
+fg_store_get_stats(fg_store *st, struct fg_store_stats *out)
+{
+	if (st == NULL || out == NULL)
+		return;
+	memset(out, 0, sizeof(*out));
+	out->recorded = atomic_load(&st->recorded);
+	out->written = atomic_load(&st->written);
+	out->dropped = atomic_load(&st->dropped);
+	out->write_errors = atomic_load(&st->write_errors);
+	out->keys = atomic_load(&st->nkeys);
+	out->healthy = atomic_load(&st->healthy);
+	pthread_mutex_lock(&st->qmu);
+	out->queued = st->qcount;
+	pthread_mutex_unlock(&st->qmu);
+	pthread_mutex_lock(&st->err_mu);
+	memcpy(out->last_error, st->last_error, sizeof(out->last_error));
+	pthread_mutex_unlock(&st->err_mu);
+}

@@ -1,0 +1,629 @@
+/*
+ * store_db.c - the statements of the store and the work done with them:
+ * rebuilding memory at open, the writer's batch (events, verdicts,
+ * per-second aggregates, bans, levels), pruning, and noticing bans that
+ * another process wrote.  The file and its schema are store_schema.c's.
+ *
+ * One connection.  fg_store_open() uses it on the caller's thread; from
+ * then on only the writer thread touches it, until fg_store_close() has
+ * joined that thread.  Every statement is prepared once with bound
+ * parameters; no SQL is ever built from data.
+ */
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fg.h"
+#include "keys.h"
+#include "store_internal.h"
+
+#define RUN_BUSY_MS 50     /* the writer never waits longer per attempt */
+#define PRUNE_BUDGET_MS 100 /* pruning time per poll, at most (about) */
+
+/* One counter bump of a batch, summed before it reaches the table. */
+struct agg {
+	const char *key;  /* points into a queued row; NULL: free slot */
+	uint32_t klen;
+	uint32_t sec;
+	uint32_t ctr;
+	uint32_t n;
+	uint64_t hash;
+};
+
+struct fg_db {
+	sqlite3 *db;
+	sqlite3_stmt *ins_event, *ins_verdict, *up_count, *up_ban, *del_ban,
+	    *up_level, *prune_events, *prune_verdicts, *prune_counts,
+	    *prune_levels, *prune_bans, *sel_counts, *sel_levels, *sel_bans,
+	    *data_version, *begin, *begin_read, *commit, *rollback;
+	int64_t data_version_seen;
+	struct agg *agg;
+	size_t aggcap;
+};
+
+#define STMT(f, sql) {offsetof(struct fg_db, f), sql}
+static const struct {
+	size_t off;
+	const char *sql;
+} statements[] = {
+	STMT(ins_event,
+	     "INSERT INTO events (ts_ms, kind, class, client, network, helo,"
+	     " sender, rcpt, queue_id, session_id, status)"
+	     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+	STMT(ins_verdict,
+	     "INSERT INTO verdicts (ts_ms, session_id, queue_id, client, stage,"
+	     " rule, key, action, count, lim, window_ms, delay_ms, reply,"
+	     " monitor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+	     " ?12, ?13, ?14)"),
+	STMT(up_count,
+	     "INSERT INTO counts (key, counter, sec, n) VALUES (?1, ?2, ?3, ?4)"
+	     " ON CONFLICT (key, counter, sec) DO UPDATE SET n = n + excluded.n"),
+	STMT(up_ban,
+	     "INSERT INTO bans (key, until_ms, created_ms, reason, source)"
+	     " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key) DO UPDATE SET"
+	     " until_ms = excluded.until_ms, created_ms = excluded.created_ms,"
+	     " reason = excluded.reason, source = excluded.source"),
+	STMT(del_ban, "DELETE FROM bans WHERE key = ?1"),
+	STMT(up_level,
+	     "INSERT INTO levels (rule, key, level, last_ms) VALUES (?1, ?2, ?3,"
+	     " ?4) ON CONFLICT (rule, key) DO UPDATE SET"
+	     " level = excluded.level, last_ms = excluded.last_ms"),
+	STMT(prune_events,
+	     "DELETE FROM events WHERE id IN (SELECT id FROM events"
+	     " WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)"),
+	STMT(prune_verdicts,
+	     "DELETE FROM verdicts WHERE id IN (SELECT id FROM verdicts"
+	     " WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)"),
+	STMT(prune_counts,
+	     "DELETE FROM counts WHERE (key, counter, sec) IN"
+	     " (SELECT key, counter, sec FROM counts WHERE sec <= ?1"
+	     " ORDER BY sec LIMIT ?2)"),
+	STMT(prune_levels, "DELETE FROM levels WHERE last_ms <= ?1"),
+	STMT(prune_bans, "DELETE FROM bans WHERE until_ms <= ?1"),
+	STMT(sel_counts,
+	     "SELECT key, counter, sec, n FROM counts WHERE sec > ?1"
+	     " ORDER BY key, counter, sec"),
+	STMT(sel_levels,
+	     "SELECT rule, key, level, last_ms FROM levels WHERE last_ms > ?1"),
+	STMT(sel_bans,
+	     "SELECT key, until_ms, created_ms, reason, source FROM bans"
+	     " WHERE until_ms > ?1"),
+	STMT(data_version, "PRAGMA data_version"),
+	STMT(begin, "BEGIN IMMEDIATE"),
+	STMT(begin_read, "BEGIN"),
+	STMT(commit, "COMMIT"),
+	STMT(rollback, "ROLLBACK"),
+};
+
+static sqlite3_stmt **
+stmt_at(struct fg_db *d, size_t i)
+{
+	return (sqlite3_stmt **)(void *)((char *)d + statements[i].off);
+}
+
+static enum fg_db_rc
+classify(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return FG_DB_OK;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return FG_DB_BUSY;
+	default:
+		return FG_DB_ERROR;
+	}
+}
+
+/* Steps a statement that returns no rows, then resets it. */
+static int
+run(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static void
+bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v == NULL)
+		sqlite3_bind_null(s, i);
+	else
+		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+/* A counter's name as stored (exact, unlike fg_counter_parse). */
+static int
+counter_of(const unsigned char *s, int len, enum fg_counter *out)
+{
+	for (int c = 0; c < FG_CNT__COUNT; c++) {
+		const char *name = fg_counter_name((enum fg_counter)c);
+
+		if (s != NULL && (size_t)len == strlen(name) &&
+		    memcmp(s, name, (size_t)len) == 0) {
+			*out = (enum fg_counter)c;
+			return 0;
+		}
+	}
+	return FG_EINVAL;
+}
+
+static uint32_t
+clamp_u32(int64_t v)
+{
+	return v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+/* Memory from the tables: counters, levels, bans still in force. */
+static int
+rebuild(fg_store *st, int64_t now_ms, char *err, size_t errlen)
+{
+	struct fg_db *d = st->db;
+	int64_t now_s = now_ms / 1000 - (now_ms % 1000 < 0);
+	sqlite3_stmt *s;
+	int rc, mrc = 0;
+
+	s = d->sel_counts;
+	sqlite3_bind_int64(s, 1, now_s - st->horizon_s);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(s, 0);
+		size_t klen = (size_t)sqlite3_column_bytes(s, 0);
+		enum fg_counter c;
+
+		if (key == NULL || klen == 0 ||
+		    counter_of(sqlite3_column_text(s, 1),
+		               sqlite3_column_bytes(s, 1), &c) < 0)
+			continue; /* a counter a newer floodgate knows */
+		mrc = fg_store_count_load(st, key, klen, c,
+		                          clamp_u32(sqlite3_column_int64(s, 2)),
+		                          clamp_u32(sqlite3_column_int64(s, 3)));
+		if (mrc < 0)
+			break;
+	}
+	sqlite3_reset(s);
+	st->load_hint = NULL;
+	if (mrc < 0)
+		return fg_store_errf(mrc, err, errlen, "%s: rebuild: %s",
+		            st->path ? st->path : ":memory:", fg_strerror(mrc));
+	if (rc != SQLITE_DONE)
+		goto fail;
+
+	s = d->sel_levels;
+	sqlite3_bind_int64(s, 1, now_ms - st->opt.horizon_ms);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *rule = (const char *)sqlite3_column_text(s, 0);
+		const char *key = (const char *)sqlite3_column_text(s, 1);
+
+		if (rule != NULL && key != NULL)
+			fg_store_level_load(st, rule, key,
+			                    sqlite3_column_int(s, 2),
+			                    sqlite3_column_int64(s, 3));
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		goto fail;
+
+	s = d->sel_bans;
+	sqlite3_bind_int64(s, 1, now_ms);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct fg_ban_row row = {
+			.key = (char *)sqlite3_column_text(s, 0),
+			.until_ms = sqlite3_column_int64(s, 1),
+			.created_ms = sqlite3_column_int64(s, 2),
+			.reason = (char *)sqlite3_column_text(s, 3),
+			.source = (char *)sqlite3_column_text(s, 4),
+		};
+
+		if (row.key != NULL && row.key[0] != '\0' &&
+		    strlen(row.key) < FG_KEY_MAX)
+			fg_store_ban_load(st, &row);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		goto fail;
+	return 0;
+fail:
+	return fg_store_errf(FG_EIO, err, errlen, "%s: rebuild: %s",
+	            st->path ? st->path : ":memory:", sqlite3_errmsg(d->db));
+}
+
+int
+fg_store_db_open(fg_store *st, int64_t now_ms, char *err, size_t errlen)
+{
+	const char *name = st->path ? st->path : ":memory:";
+	struct fg_db *d;
+	int rc;
+
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return fg_store_errf(FG_ENOMEM, err, errlen,
+		                     "%s: out of memory", name);
+	st->db = d;
+	if ((rc = fg_store_schema_open(st->path, st->opt.file_mode, &d->db,
+	                               err, errlen)) < 0)
+		return rc;
+	for (size_t i = 0; i < FG_NELEM(statements); i++) {
+		if (sqlite3_prepare_v3(d->db, statements[i].sql, -1,
+		                       SQLITE_PREPARE_PERSISTENT, stmt_at(d, i),
+		                       NULL) != SQLITE_OK)
+			return fg_store_errf(FG_EIO, err, errlen, "%s: %s", name,
+			                     sqlite3_errmsg(d->db));
+	}
+	if ((rc = rebuild(st, now_ms, err, errlen)) < 0)
+		return rc;
+	if (sqlite3_step(d->data_version) == SQLITE_ROW)
+		d->data_version_seen = sqlite3_column_int64(d->data_version, 0);
+	sqlite3_reset(d->data_version);
+	sqlite3_busy_timeout(d->db, RUN_BUSY_MS);
+	return 0;
+}
+
+void
+fg_store_db_close(fg_store *st)
+{
+	struct fg_db *d = st->db;
+
+	if (d == NULL)
+		return;
+	for (size_t i = 0; i < FG_NELEM(statements); i++)
+		sqlite3_finalize(*stmt_at(d, i));
+	if (d->db != NULL && sqlite3_close(d->db) != SQLITE_OK)
+		fg_log(FG_LOG_ERR, "store: %s: close: %s",
+		       st->path ? st->path : ":memory:", sqlite3_errmsg(d->db));
+	free(d->agg);
+	free(d);
+	st->db = NULL;
+}
+
+/* Makes the aggregation table big enough for need entries, and empty. */
+static int
+agg_reset(struct fg_db *d, size_t need)
+{
+	size_t cap = 64;
+
+	while (cap < need * 2)
+		cap *= 2;
+	/* Grow as needed; give back what one huge batch took. */
+	if (cap > d->aggcap || d->aggcap > cap * 8) {
+		struct agg *a = calloc(cap, sizeof(*a));
+
+		if (a == NULL)
+			return FG_ENOMEM;
+		free(d->agg);
+		d->agg = a;
+		d->aggcap = cap;
+	} else {
+		memset(d->agg, 0, d->aggcap * sizeof(*d->agg));
+	}
+	return 0;
+}
+
+static void
+agg_add(fg_store *st, struct fg_db *d, const char *key, uint32_t sec,
+        enum fg_counter c)
+{
+	size_t klen = strlen(key);
+	uint64_t h = fg_store_hash(st, key, klen) ^ ((uint64_t)sec << 3) ^
+	             (uint64_t)c;
+	size_t mask = d->aggcap - 1;
+
+	h *= UINT64_C(0x9e3779b97f4a7c15);
+	for (size_t i = (size_t)(h >> 20) & mask;; i = (i + 1) & mask) {
+		struct agg *a = &d->agg[i];
+
+		if (a->key == NULL) {
+			a->key = key;
+			a->klen = (uint32_t)klen;
+			a->sec = sec;
+			a->ctr = (uint32_t)c;
+			a->n = 1;
+			a->hash = h;
+			return;
+		}
+		if (a->hash == h && a->sec == sec && a->ctr == (uint32_t)c &&
+		    a->klen == klen && memcmp(a->key, key, klen) == 0) {
+			a->n++;
+			return;
+		}
+	}
+}
+
+/* The order of the counts primary key: key, counter name, second. */
+static int
+agg_cmp(const void *pa, const void *pb)
+{
+	const struct agg *a = pa, *b = pb;
+	int c = memcmp(a->key, b->key, a->klen < b->klen ? a->klen : b->klen);
+
+	if (c != 0)
+		return c;
+	if (a->klen != b->klen)
+		return a->klen < b->klen ? -1 : 1;
+	if (a->ctr != b->ctr)
+		return strcmp(fg_counter_name((enum fg_counter)a->ctr),
+		              fg_counter_name((enum fg_counter)b->ctr));
+	return a->sec < b->sec ? -1 : a->sec > b->sec;
+}
+
+static int
+insert_event(fg_store *st, struct fg_db *d, const struct fg_row *r)
+{
+	sqlite3_stmt *s = d->ins_event;
+	char client[FG_ADDR_STRLEN];
+	enum fg_counter ctrs[2];
+	size_t nctr = 1;
+	uint32_t sec = (uint32_t)(r->time_ms / 1000);
+	int rc;
+
+	sqlite3_bind_int64(s, 1, r->time_ms);
+	bind_text(s, 2, fg_event_kind_name(r->u.ev.kind));
+	bind_text(s, 3, r->u.ev.cls == FG_RCPT_NONE ? NULL
+	                : fg_rcpt_class_name(r->u.ev.cls));
+	bind_text(s, 4, r->has_client ? fg_addr_format(&r->client, client,
+	                                               sizeof(client)) : NULL);
+	bind_text(s, 5, r->u.ev.network);
+	bind_text(s, 6, r->u.ev.helo);
+	bind_text(s, 7, r->u.ev.sender);
+	bind_text(s, 8, r->u.ev.rcpt);
+	bind_text(s, 9, r->queue_id);
+	sqlite3_bind_int64(s, 10, (sqlite3_int64)r->session_id);
+	bind_text(s, 11, r->u.ev.status);
+	if ((rc = run(s)) != SQLITE_OK)
+		return rc;
+
+	switch (r->u.ev.kind) {
+	case FG_EV_CONNECT: ctrs[0] = FG_CNT_CONNECT; break;
+	case FG_EV_HELO: ctrs[0] = FG_CNT_HELO; break;
+	case FG_EV_MAIL: ctrs[0] = FG_CNT_MAIL; break;
+	default:
+		ctrs[0] = FG_CNT_RCPT;
+		if (r->u.ev.cls != FG_RCPT_NONE)
+			ctrs[nctr++] = (enum fg_counter)(FG_CNT_RCPT +
+			                                 (int)r->u.ev.cls);
+		break;
+	}
+	for (size_t k = 0; k < r->u.ev.nkeys; k++)
+		for (size_t c = 0; c < nctr; c++)
+			agg_add(st, d, r->u.ev.keys[k], sec, ctrs[c]);
+	return SQLITE_OK;
+}
+
+static int
+insert_verdict(struct fg_db *d, const struct fg_row *r)
+{
+	sqlite3_stmt *s = d->ins_verdict;
+	char client[FG_ADDR_STRLEN];
+
+	sqlite3_bind_int64(s, 1, r->time_ms);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)r->session_id);
+	bind_text(s, 3, r->queue_id);
+	bind_text(s, 4, r->has_client ? fg_addr_format(&r->client, client,
+	                                               sizeof(client)) : NULL);
+	bind_text(s, 5, r->u.vd.stage);
+	bind_text(s, 6, r->u.vd.rule);
+	bind_text(s, 7, r->u.vd.key);
+	bind_text(s, 8, r->u.vd.action);
+	sqlite3_bind_int64(s, 9, r->u.vd.count);
+	sqlite3_bind_int64(s, 10, r->u.vd.limit);
+	sqlite3_bind_int64(s, 11, r->u.vd.window_ms);
+	sqlite3_bind_int64(s, 12, r->u.vd.delay_ms);
+	bind_text(s, 13, r->u.vd.reply);
+	sqlite3_bind_int(s, 14, r->u.vd.monitor);
+	return run(s);
+}
+
+enum fg_db_rc
+fg_store_db_commit(fg_store *st, struct fg_row *const *rows, size_t n,
+                   const struct fg_ban_op *bans, size_t nbans,
+                   const struct fg_level_op *lvls, size_t nlvls, char *err,
+                   size_t errlen)
+{
+	struct fg_db *d = st->db;
+	size_t need = 0;
+	int rc, moved = 0;
+
+	/* Unlinked or replaced, the file would swallow every commit. */
+	if (st->path != NULL &&
+	    sqlite3_file_control(d->db, "main", SQLITE_FCNTL_HAS_MOVED,
+	                         &moved) == SQLITE_OK && moved) {
+		snprintf(err, errlen, "the database file was deleted or "
+		         "replaced; restart floodgate to create it again");
+		return FG_DB_ERROR;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (rows[i]->type == FG_ROW_EVENT)
+			need += rows[i]->u.ev.nkeys * 2;
+	if (agg_reset(d, need) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return FG_DB_ERROR;
+	}
+	if ((rc = run(d->begin)) != SQLITE_OK)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		rc = rows[i]->type == FG_ROW_EVENT
+		     ? insert_event(st, d, rows[i])
+		     : insert_verdict(d, rows[i]);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	/* In the table's order: neighbouring rows share B-tree pages. */
+	size_t nagg = 0;
+	for (size_t i = 0; i < d->aggcap && need > 0; i++)
+		if (d->agg[i].key != NULL)
+			d->agg[nagg++] = d->agg[i];
+	qsort(d->agg, nagg, sizeof(*d->agg), agg_cmp);
+	for (size_t i = 0; i < nagg; i++) {
+		struct agg *a = &d->agg[i];
+		sqlite3_stmt *s = d->up_count;
+
+		sqlite3_bind_text(s, 1, a->key, (int)a->klen, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, fg_counter_name((enum fg_counter)a->ctr), -1,
+		                  SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, a->sec);
+		sqlite3_bind_int64(s, 4, (sqlite3_int64)a->n);
+		if ((rc = run(s)) != SQLITE_OK)
+			goto fail;
+	}
+	for (size_t i = 0; i < nbans; i++) {
+		sqlite3_stmt *s = bans[i].lift ? d->del_ban : d->up_ban;
+
+		bind_text(s, 1, bans[i].key);
+		if (!bans[i].lift) {
+			sqlite3_bind_int64(s, 2, bans[i].until_ms);
+			sqlite3_bind_int64(s, 3, bans[i].created_ms);
+			bind_text(s, 4, bans[i].reason);
+			bind_text(s, 5, bans[i].source);
+		}
+		if ((rc = run(s)) != SQLITE_OK)
+			goto fail;
+	}
+	for (size_t i = 0; i < nlvls; i++) {
+		sqlite3_stmt *s = d->up_level;
+
+		bind_text(s, 1, lvls[i].rule);
+		bind_text(s, 2, lvls[i].key);
+		sqlite3_bind_int(s, 3, lvls[i].level);
+		sqlite3_bind_int64(s, 4, lvls[i].last_ms);
+		if ((rc = run(s)) != SQLITE_OK)
+			goto fail;
+	}
+	if ((rc = run(d->commit)) != SQLITE_OK)
+		goto fail;
+	return FG_DB_OK;
+fail:
+	snprintf(err, errlen, "%s", sqlite3_errmsg(d->db));
+	if (!sqlite3_get_autocommit(d->db))
+		run(d->rollback);
+	return classify(rc) == FG_DB_BUSY ? FG_DB_BUSY : FG_DB_ERROR;
+}
+
+/* Runs a bounded DELETE while it fills its batch and time is left; each
+ * run is its own short transaction, so the writer's commits never wait
+ * long behind it. */
+static int
+prune_batches(struct fg_db *d, sqlite3_stmt *s, int64_t cutoff,
+              int64_t deadline)
+{
+	do {
+		int rc;
+
+		sqlite3_bind_int64(s, 1, cutoff);
+		sqlite3_bind_int64(s, 2, FG_STORE_PRUNE_ROWS);
+		if ((rc = run(s)) != SQLITE_OK)
+			return rc;
+		if (sqlite3_changes(d->db) < FG_STORE_PRUNE_ROWS)
+			break;
+	} while (fg_store_mono_ms() < deadline);
+	return SQLITE_OK;
+}
+
+enum fg_db_rc
+fg_store_db_prune(fg_store *st, int64_t now_ms, char *err, size_t errlen)
+{
+	struct fg_db *d = st->db;
+	int64_t now_s = now_ms / 1000;
+	int64_t deadline = fg_store_mono_ms() + PRUNE_BUDGET_MS;
+	int rc;
+
+	if ((rc = prune_batches(d, d->prune_counts, now_s - st->horizon_s,
+	                        deadline)))
+		goto fail;
+	if (st->opt.retention_ms > 0) {
+		if ((rc = prune_batches(d, d->prune_events,
+		                        now_ms - st->opt.retention_ms,
+		                        deadline)) ||
+		    (rc = prune_batches(d, d->prune_verdicts,
+		                        now_ms - st->opt.retention_ms, deadline)))
+			goto fail;
+	}
+	sqlite3_bind_int64(d->prune_levels, 1, now_ms - st->opt.horizon_ms);
+	if ((rc = run(d->prune_levels)) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(d->prune_bans, 1, now_ms);
+	if ((rc = run(d->prune_bans)) != SQLITE_OK)
+		goto fail;
+	return FG_DB_OK;
+fail:
+	snprintf(err, errlen, "%s", sqlite3_errmsg(d->db));
+	return classify(rc);
+}
+
+enum fg_db_rc
+fg_store_db_poll(fg_store *st, char *err, size_t errlen)
+{
+	struct fg_db *d = st->db;
+	struct fg_ban_row *rows = NULL;
+	size_t n = 0, cap = 0;
+	int64_t version = 0;
+	int rc;
+
+	if ((rc = sqlite3_step(d->data_version)) == SQLITE_ROW)
+		version = sqlite3_column_int64(d->data_version, 0);
+	sqlite3_reset(d->data_version);
+	if (rc != SQLITE_ROW)
+		goto fail;
+	if (version == d->data_version_seen)
+		return FG_DB_OK;
+
+	/* Read the rows and the version from one snapshot. */
+	if ((rc = run(d->begin_read)) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(d->sel_bans, 1, INT64_MIN);
+	while ((rc = sqlite3_step(d->sel_bans)) == SQLITE_ROW) {
+		sqlite3_stmt *s = d->sel_bans;
+		const char *key = (const char *)sqlite3_column_text(s, 0);
+		const char *reason = (const char *)sqlite3_column_text(s, 3);
+		const char *source = (const char *)sqlite3_column_text(s, 4);
+
+		if (key == NULL || key[0] == '\0' || strlen(key) >= FG_KEY_MAX)
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct fg_ban_row *nr = realloc(rows, ncap * sizeof(*nr));
+
+			if (nr == NULL)
+				break;
+			rows = nr;
+			cap = ncap;
+		}
+		rows[n].key = strdup(key);
+		rows[n].reason = strdup(reason ? reason : "");
+		rows[n].source = strdup(source ? source : "");
+		rows[n].until_ms = sqlite3_column_int64(s, 1);
+		rows[n].created_ms = sqlite3_column_int64(s, 2);
+		n++;
+		if (!rows[n - 1].key || !rows[n - 1].reason ||
+		    !rows[n - 1].source)
+			break;
+	}
+	sqlite3_reset(d->sel_bans);
+	if (rc != SQLITE_DONE) {
+		if (rc == SQLITE_ROW)
+			snprintf(err, errlen, "out of memory");
+		else
+			snprintf(err, errlen, "%s", sqlite3_errmsg(d->db));
+		run(d->rollback);
+		fg_store_ban_rows_free(rows, n);
+		return classify(rc) == FG_DB_BUSY ? FG_DB_BUSY : FG_DB_ERROR;
+	}
+	if ((rc = sqlite3_step(d->data_version)) == SQLITE_ROW)
+		version = sqlite3_column_int64(d->data_version, 0);
+	sqlite3_reset(d->data_version);
+	run(d->commit);
+	if (rc != SQLITE_ROW) {
+		fg_store_ban_rows_free(rows, n);
+		goto fail;
+	}
+	d->data_version_seen = version;
+	fg_store_ban_reload(st, rows, n);
+	fg_store_ban_rows_free(rows, n);
+	return FG_DB_OK;
+fail:
+	snprintf(err, errlen, "%s", sqlite3_errmsg(d->db));
+	return classify(rc) == FG_DB_BUSY ? FG_DB_BUSY : FG_DB_ERROR;
+}

@@ -1,0 +1,242 @@
+/*
+ * store_internal.h - what the lib/store*.c files share.  Nothing outside
+ * them may include it: the rest of the tree sees only store.h.
+ *
+ * The store is split by concern:
+ *
+ *   store.c         public verbs: open/close, record, count, expire, stats
+ *   store_count.c   the sharded in-memory counters and session counts
+ *   store_ban.c     the in-memory bans and escalation levels, with the
+ *                   dirty marks the writer persists
+ *   store_schema.c  the database file: mode, identity, migrations
+ *   store_db.c      SQLite statements: rebuild, one batch, pruning
+ *   store_writer.c  the bounded queue and the writer thread
+ *
+ * Locking order (never take a lock to the left while holding one to the
+ * right): qmu, ban/level map locks, shard locks.  No path holds two of
+ * them at once today; keep it that way.
+ */
+#ifndef FG_STORE_INTERNAL_H
+#define FG_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+#include "net.h"
+#include "store.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+/* PRAGMA application_id of a floodgate database: "flgd". */
+#define FG_STORE_APPLICATION_ID 0x666c6764
+
+#define FG_STORE_SHARDS 64          /* power of two */
+#define FG_STORE_BATCH_ROWS 16384   /* rows per writer transaction */
+#define FG_STORE_PRUNE_ROWS 2000    /* rows per pruning statement */
+#define FG_STORE_POLL_MS 1000       /* bans reload, pruning */
+
+/*
+ * The generic chained hash used by the small maps (bans, levels).  A node
+ * embeds an fg_hnode first; key points into the node's own storage.
+ */
+struct fg_hnode {
+	struct fg_hnode *next;
+	uint64_t hash;
+	const char *key;
+	size_t klen;
+};
+
+struct fg_hmap {
+	struct fg_hnode **tab;
+	size_t mask;
+	size_t n;
+};
+
+/* A row on its way to the database: one allocation, strings inside. */
+enum fg_row_type { FG_ROW_EVENT = 1, FG_ROW_VERDICT = 2 };
+
+struct fg_row {
+	enum fg_row_type type;
+	int64_t time_ms;
+	uint64_t session_id;
+	bool has_client;
+	fg_addr client;
+	const char *queue_id;
+	union {
+		struct {
+			enum fg_event_kind kind;
+			enum fg_rcpt_class cls;
+			const char *network, *helo, *sender, *rcpt, *status;
+			size_t nkeys;
+			const char *keys[FG_STORE_MAX_KEYS];
+		} ev;
+		struct {
+			const char *stage, *rule, *key, *action, *reply;
+			int64_t count, limit, window_ms, delay_ms;
+			bool monitor;
+		} vd;
+	} u;
+	char buf[];
+};
+
+/* A ban or level change copied out for the writer. */
+struct fg_ban_op {
+	char *key;
+	bool lift;
+	int64_t until_ms, created_ms;
+	char *reason, *source;
+	uint64_t seq;
+};
+
+struct fg_level_op {
+	char *rule, *key;
+	int level;
+	int64_t last_ms;
+	uint64_t seq;
+};
+
+/* A ban as read back from the table (reload). */
+struct fg_ban_row {
+	char *key;
+	int64_t until_ms, created_ms;
+	char *reason, *source;
+};
+
+struct fg_shard;
+struct fg_db;
+
+struct fg_store {
+	struct fg_store_options opt;
+	char *path;                 /* NULL: in memory */
+	int64_t horizon_s;          /* horizon_ms / 1000 */
+	uint64_t seed[2];           /* hash key, random per store */
+
+	/* store_count.c */
+	struct fg_shard *shards;
+	_Atomic uint64_t nkeys;
+	void *load_hint;            /* rebuild: the entry loaded last */
+
+	/* store_ban.c */
+	pthread_mutex_t ban_mu;
+	struct fg_hmap bans;
+	size_t ban_dirty;
+	pthread_mutex_t lvl_mu;
+	struct fg_hmap levels;
+	size_t lvl_dirty;
+	_Atomic uint64_t mod_gen;   /* bumped by every ban/level change */
+
+	/* store_writer.c: the queue, under qmu */
+	pthread_mutex_t qmu;
+	pthread_cond_t qcv;         /* wakes the writer */
+	pthread_cond_t fcv;         /* wakes flush waiters */
+	struct fg_row **q;
+	size_t qcap, qhead, qcount;
+	uint64_t q_pushed, q_done;
+	uint64_t persisted_gen;
+	bool stop, kick, flush_req, thread_running;
+	pthread_t thread;
+	struct fg_row **batch;      /* the writer's copy of the queue head */
+
+	/* store_db.c: used by open, then by the writer thread only */
+	struct fg_db *db;
+	_Atomic int64_t prune_now_ms;  /* latest now given to expire */
+
+	/* statistics */
+	_Atomic uint64_t recorded, written, dropped, write_errors;
+	_Atomic bool healthy;
+	pthread_mutex_t err_mu;
+	char last_error[256];
+
+	struct fg_ratelimit rl_full, rl_busy, rl_error, rl_prune, rl_reload;
+};
+
+/* store.c */
+void fg_store_set_error(fg_store *st, const char *text);
+int64_t fg_store_mono_ms(void);
+
+/* store_count.c */
+uint64_t fg_store_hash(const fg_store *st, const char *s, size_t len);
+int fg_store_count_init(fg_store *st);
+void fg_store_count_free(fg_store *st);
+/* Bumps counter ctrs[0..n) of key by one at second sec, under the
+ * newest-second rule. */
+int fg_store_count_bump(fg_store *st, const char *key, size_t klen,
+                        const enum fg_counter *ctrs, size_t n, uint32_t sec);
+/* Adds n at exactly sec (rebuild: rows arrive in ascending sec per key
+ * and counter, grouped by key).  Only while no other thread runs. */
+int fg_store_count_load(fg_store *st, const char *key, size_t klen,
+                        enum fg_counter c, uint32_t sec, uint32_t n);
+/* Events of c under key in seconds > cutoff. */
+int64_t fg_store_count_get(fg_store *st, const char *key, size_t klen,
+                           enum fg_counter c, int64_t cutoff);
+int64_t fg_store_count_conn(fg_store *st, const char *key, size_t klen,
+                            int delta);
+void fg_store_count_expire(fg_store *st, int64_t cutoff);
+
+/* store_ban.c */
+void fg_hmap_init(struct fg_hmap *m);
+int fg_hmap_reserve(struct fg_hmap *m);
+struct fg_hnode *fg_hmap_find(const struct fg_hmap *m, uint64_t hash,
+                              const char *key, size_t klen);
+void fg_hmap_insert(struct fg_hmap *m, struct fg_hnode *n);
+void fg_hmap_remove(struct fg_hmap *m, struct fg_hnode *n);
+
+int fg_store_ban_init(fg_store *st);
+void fg_store_ban_free(fg_store *st);
+/* Rebuild: insert without a dirty mark. */
+int fg_store_ban_load(fg_store *st, const struct fg_ban_row *row);
+int fg_store_level_load(fg_store *st, const char *rule, const char *key,
+                        int level, int64_t last_ms);
+void fg_store_ban_expire(fg_store *st, int64_t now_ms);
+void fg_store_level_expire(fg_store *st, int64_t now_ms);
+/* The writer's side: copy the dirty entries out (clearing the marks),
+ * then report the outcome of the commit. */
+int fg_store_ban_collect(fg_store *st, struct fg_ban_op **ops, size_t *n);
+void fg_store_ban_done(fg_store *st, struct fg_ban_op *ops, size_t n,
+                       bool committed);
+int fg_store_level_collect(fg_store *st, struct fg_level_op **ops,
+                           size_t *n);
+void fg_store_level_done(fg_store *st, struct fg_level_op *ops, size_t n,
+                         bool committed);
+/* Replaces the clean bans with the table's rows; dirty ones win. */
+void fg_store_ban_reload(fg_store *st, struct fg_ban_row *rows, size_t n);
+void fg_store_ban_rows_free(struct fg_ban_row *rows, size_t n);
+
+/* store_schema.c */
+/* Opens (creating, recognising, migrating) the database; *db is set
+ * whenever a handle was opened, even on failure, for the caller to
+ * close.  path NULL: a private in-memory database. */
+int fg_store_schema_open(const char *path, unsigned mode,
+                         struct sqlite3 **db, char *err, size_t errlen);
+int fg_store_errf(int code, char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* store_db.c */
+enum fg_db_rc { FG_DB_OK = 0, FG_DB_BUSY = 1, FG_DB_ERROR = 2 };
+
+int fg_store_db_open(fg_store *st, int64_t now_ms, char *err, size_t errlen);
+void fg_store_db_close(fg_store *st);
+/* One transaction: the rows, their counts, the ban and level changes. */
+enum fg_db_rc fg_store_db_commit(fg_store *st, struct fg_row *const *rows,
+                                 size_t n, const struct fg_ban_op *bans,
+                                 size_t nbans, const struct fg_level_op *lvls,
+                                 size_t nlvls, char *err, size_t errlen);
+/* Deletes past-retention rows, at most a few small batches. */
+enum fg_db_rc fg_store_db_prune(fg_store *st, int64_t now_ms, char *err,
+                                size_t errlen);
+/* Reloads the bans if another connection changed the database. */
+enum fg_db_rc fg_store_db_poll(fg_store *st, char *err, size_t errlen);
+
+/* store_writer.c */
+int fg_store_writer_start(fg_store *st, char *err, size_t errlen);
+void fg_store_writer_stop(fg_store *st);
+/* 0 queued, FG_EFULL dropped (the row is freed either way on failure). */
+int fg_store_enqueue(fg_store *st, struct fg_row *row);
+void fg_store_row_free(struct fg_row *row);
+
+#endif

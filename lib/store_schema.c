@@ -1,0 +1,345 @@
+/*
+ * store_schema.c - the database file of the store: creating it with the
+ * right mode, recognising it, and migrating its schema.
+ *
+ * Schema versions: the migrations[] table below, applied in order inside
+ * one BEGIN IMMEDIATE, each leaving PRAGMA user_version at its number.
+ * To change the schema, append an entry (version 2, ...) holding the DDL
+ * that turns the previous version into it; never edit a released one.
+ * A database is recognised by PRAGMA application_id; an empty file (or a
+ * SQLite file with no schema at all) is floodgate's to initialise,
+ * anything else, or a user_version newer than the last entry, is refused
+ * with FG_ESCHEMA and left untouched: nothing is written to a database
+ * before it is recognised.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fg.h"
+#include "store_internal.h"
+
+#define OPEN_BUSY_MS 5000  /* waiting for a lock at open */
+
+static const struct migration {
+	int version;
+	const char *sql;
+} migrations[] = {
+	{1,
+	 "CREATE TABLE events ("
+	 " id INTEGER PRIMARY KEY,"
+	 " ts_ms INTEGER NOT NULL,"
+	 " kind TEXT NOT NULL,"
+	 " class TEXT,"
+	 " client TEXT,"
+	 " network TEXT,"
+	 " helo TEXT,"
+	 " sender TEXT,"
+	 " rcpt TEXT,"
+	 " queue_id TEXT,"
+	 " session_id INTEGER,"
+	 " status TEXT);"
+	 "CREATE INDEX events_ts ON events(ts_ms);"
+	 "CREATE INDEX events_network_ts ON events(network, ts_ms);"
+	 "CREATE INDEX events_client_ts ON events(client, ts_ms);"
+	 "CREATE TABLE verdicts ("
+	 " id INTEGER PRIMARY KEY,"
+	 " ts_ms INTEGER NOT NULL,"
+	 " session_id INTEGER,"
+	 " queue_id TEXT,"
+	 " client TEXT,"
+	 " stage TEXT,"
+	 " rule TEXT,"
+	 " key TEXT,"
+	 " action TEXT,"
+	 " count INTEGER,"
+	 " lim INTEGER,"
+	 " window_ms INTEGER,"
+	 " delay_ms INTEGER,"
+	 " reply TEXT,"
+	 " monitor INTEGER NOT NULL DEFAULT 0);"
+	 "CREATE INDEX verdicts_ts ON verdicts(ts_ms);"
+	 "CREATE TABLE bans ("
+	 " key TEXT PRIMARY KEY,"
+	 " until_ms INTEGER NOT NULL,"
+	 " created_ms INTEGER NOT NULL"
+	 "  DEFAULT (CAST(strftime('%s', 'now') AS INTEGER) * 1000),"
+	 " reason TEXT NOT NULL DEFAULT '',"
+	 " source TEXT NOT NULL DEFAULT '');"
+	 "CREATE TABLE counts ("
+	 " key TEXT NOT NULL,"
+	 " counter TEXT NOT NULL,"
+	 " sec INTEGER NOT NULL,"
+	 " n INTEGER NOT NULL,"
+	 " PRIMARY KEY (key, counter, sec)) WITHOUT ROWID;"
+	 "CREATE INDEX counts_sec ON counts(sec);"
+	 "CREATE TABLE levels ("
+	 " rule TEXT NOT NULL,"
+	 " key TEXT NOT NULL,"
+	 " level INTEGER NOT NULL,"
+	 " last_ms INTEGER NOT NULL,"
+	 " PRIMARY KEY (rule, key));"
+	 /* The views an operator asks first.  "now" is the wall clock. */
+	 "CREATE VIEW top_offenders_1h AS"
+	 " SELECT network,"
+	 "  sum(kind = 'rcpt' AND class = 'invalid') AS invalid_rcpts,"
+	 "  sum(kind = 'rcpt') AS rcpts,"
+	 "  round(CAST(sum(kind = 'rcpt' AND class = 'invalid') AS REAL)"
+	 "   / max(sum(kind = 'rcpt'), 1), 3) AS invalid_ratio,"
+	 "  sum(kind = 'connect') AS connects,"
+	 "  datetime(min(ts_ms) / 1000, 'unixepoch') AS first_seen,"
+	 "  datetime(max(ts_ms) / 1000, 'unixepoch') AS last_seen"
+	 " FROM events"
+	 " WHERE ts_ms > (CAST(strftime('%s', 'now') AS INTEGER) - 3600) * 1000"
+	 "  AND network IS NOT NULL"
+	 " GROUP BY +network"
+	 " ORDER BY invalid_rcpts DESC, rcpts DESC, network;"
+	 "CREATE VIEW top_offenders_24h AS"
+	 " SELECT network,"
+	 "  sum(kind = 'rcpt' AND class = 'invalid') AS invalid_rcpts,"
+	 "  sum(kind = 'rcpt') AS rcpts,"
+	 "  round(CAST(sum(kind = 'rcpt' AND class = 'invalid') AS REAL)"
+	 "   / max(sum(kind = 'rcpt'), 1), 3) AS invalid_ratio,"
+	 "  sum(kind = 'connect') AS connects,"
+	 "  datetime(min(ts_ms) / 1000, 'unixepoch') AS first_seen,"
+	 "  datetime(max(ts_ms) / 1000, 'unixepoch') AS last_seen"
+	 " FROM events"
+	 " WHERE ts_ms > (CAST(strftime('%s', 'now') AS INTEGER) - 86400) * 1000"
+	 "  AND network IS NOT NULL"
+	 " GROUP BY +network"
+	 " ORDER BY invalid_rcpts DESC, rcpts DESC, network;"
+	 "CREATE VIEW active_bans AS"
+	 " SELECT key,"
+	 "  datetime(until_ms / 1000, 'unixepoch') AS until_utc,"
+	 "  (until_ms - CAST(strftime('%s', 'now') AS INTEGER) * 1000) / 1000"
+	 "   AS remaining_s,"
+	 "  datetime(created_ms / 1000, 'unixepoch') AS created_utc,"
+	 "  reason, source, until_ms, created_ms"
+	 " FROM bans"
+	 " WHERE until_ms > CAST(strftime('%s', 'now') AS INTEGER) * 1000"
+	 " ORDER BY until_ms DESC, key;"
+	 "CREATE VIEW invalid_ratio_by_network AS"
+	 " SELECT network,"
+	 "  sum(class = 'invalid') AS invalid_rcpts,"
+	 "  count(*) AS rcpts,"
+	 "  round(CAST(sum(class = 'invalid') AS REAL) / count(*), 3)"
+	 "   AS invalid_ratio,"
+	 "  datetime(min(ts_ms) / 1000, 'unixepoch') AS first_seen,"
+	 "  datetime(max(ts_ms) / 1000, 'unixepoch') AS last_seen"
+	 " FROM events"
+	 " WHERE kind = 'rcpt' AND network IS NOT NULL"
+	 " GROUP BY network"
+	 " ORDER BY invalid_ratio DESC, rcpts DESC, network;"},
+};
+
+#define SCHEMA_VERSION (migrations[FG_NELEM(migrations) - 1].version)
+
+/* A single-value PRAGMA or query, read with no parameters. */
+static int
+query_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int64(s, 0);
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		*out = 0;
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+fg_store_errf(int code, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+/*
+ * Creates the file with exactly the requested mode (whatever the umask),
+ * so SQLite, which gives -wal and -shm the mode of the database file,
+ * gets it right for them too.  An existing file keeps its mode.
+ */
+static int
+create_file(const char *path, unsigned mode, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	              (mode_t)mode);
+
+	if (fd >= 0) {
+		int rc = fchmod(fd, (mode_t)mode);
+
+		close(fd);
+		if (rc < 0)
+			return fg_store_errf(FG_EIO, err, errlen,
+			                     "%s: chmod: %s", path,
+			                     strerror(errno));
+		return 0;
+	}
+	if (errno != EEXIST || (fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+		return fg_store_errf(FG_EIO, err, errlen, "%s: %s", path,
+		                     strerror(errno));
+	close(fd);
+	return 0;
+}
+
+static bool
+busy(int rc)
+{
+	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+}
+
+/* 0 if the database is floodgate's or empty; *version gets its schema. */
+static int
+check_identity(sqlite3 *db, const char *name, int64_t *version, char *err,
+               size_t errlen)
+{
+	int64_t appid = 0, objects = 0;
+	int rc;
+
+	if ((rc = query_int(db, "PRAGMA application_id", &appid)) ||
+	    (rc = query_int(db, "PRAGMA user_version", version)) ||
+	    (rc = query_int(db, "SELECT count(*) FROM sqlite_schema",
+	                    &objects))) {
+		if ((rc & 0xff) == SQLITE_NOTADB)
+			return fg_store_errf(FG_ESCHEMA, err, errlen,
+			                     "%s: not a database", name);
+		return fg_store_errf(busy(rc) ? FG_EBUSY : FG_EIO, err, errlen,
+		                     "%s: %s", name, sqlite3_errmsg(db));
+	}
+	if (appid == FG_STORE_APPLICATION_ID) {
+		if (*version > SCHEMA_VERSION)
+			return fg_store_errf(FG_ESCHEMA, err, errlen,
+			                     "%s: schema version %" PRId64
+			                     " is newer than this floodgate's "
+			                     "(%d)", name, *version,
+			                     SCHEMA_VERSION);
+		return 0;
+	}
+	if (appid == 0 && *version == 0 && objects == 0)
+		return 0;
+	return fg_store_errf(FG_ESCHEMA, err, errlen,
+	                     "%s: not a floodgate database (application_id %"
+	                     PRId64 ")", name, appid);
+}
+
+/* Applies every migration newer than the file, in one transaction. */
+static int
+migrate(sqlite3 *db, const char *name, char *err, size_t errlen)
+{
+	int64_t version;
+	int rc;
+
+	if ((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)))
+		return fg_store_errf(busy(rc) ? FG_EBUSY : FG_EIO, err, errlen,
+		                     "%s: %s", name, sqlite3_errmsg(db));
+	/* Look again under the lock: another process may have migrated. */
+	if ((rc = check_identity(db, name, &version, err, errlen)) < 0)
+		goto fail;
+	for (size_t i = 0; i < FG_NELEM(migrations); i++) {
+		char sql[96];
+
+		if (migrations[i].version <= version)
+			continue;
+		/* Our own constants, not data. */
+		snprintf(sql, sizeof(sql),
+		         "PRAGMA application_id = %d; PRAGMA user_version = %d",
+		         FG_STORE_APPLICATION_ID, migrations[i].version);
+		if (sqlite3_exec(db, migrations[i].sql, NULL, NULL, NULL) ||
+		    sqlite3_exec(db, sql, NULL, NULL, NULL)) {
+			rc = fg_store_errf(FG_EIO, err, errlen,
+			                   "%s: migration to version %d failed: "
+			                   "%s", name, migrations[i].version,
+			                   sqlite3_errmsg(db));
+			goto fail;
+		}
+	}
+	if ((rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL))) {
+		rc = fg_store_errf(FG_EIO, err, errlen, "%s: %s", name,
+		                   sqlite3_errmsg(db));
+		goto fail;
+	}
+	return 0;
+fail:
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+int
+fg_store_schema_open(const char *path, unsigned mode, struct sqlite3 **out,
+                     char *err, size_t errlen)
+{
+	const char *name = path != NULL ? path : ":memory:";
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW;
+	int64_t version;
+	sqlite3 *db = NULL;
+	int rc;
+
+	if (path != NULL) {
+		if ((rc = create_file(path, mode, err, errlen)) < 0)
+			return rc;
+	} else {
+		flags |= SQLITE_OPEN_CREATE | SQLITE_OPEN_MEMORY;
+	}
+	rc = sqlite3_open_v2(name, &db, flags, NULL);
+	*out = db;
+	if (rc != SQLITE_OK)
+		return fg_store_errf(FG_EIO, err, errlen, "%s: %s", name,
+		                     db ? sqlite3_errmsg(db) : "cannot open");
+	sqlite3_extended_result_codes(db, 1);
+	sqlite3_busy_timeout(db, OPEN_BUSY_MS);
+	if (sqlite3_db_readonly(db, "main") == 1)
+		return fg_store_errf(FG_EIO, err, errlen,
+		                     "%s: database is read-only", name);
+	if ((rc = check_identity(db, name, &version, err, errlen)) < 0)
+		return rc;
+	/* Recognised: from here on we may write to it. */
+	if (path != NULL) {
+		char jm[16] = "";
+		sqlite3_stmt *s;
+
+		if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &s,
+		                       NULL) == SQLITE_OK) {
+			if (sqlite3_step(s) == SQLITE_ROW &&
+			    sqlite3_column_text(s, 0) != NULL)
+				snprintf(jm, sizeof(jm), "%s",
+				         sqlite3_column_text(s, 0));
+			sqlite3_finalize(s);
+		}
+		if (strcmp(jm, "wal") != 0)
+			return fg_store_errf(FG_EIO, err, errlen,
+			                     "%s: cannot use WAL: %s", name,
+			                     sqlite3_errmsg(db));
+	}
+	/* A 64 MiB page cache at most: the indexes of a busy day. */
+	if (sqlite3_exec(db, "PRAGMA synchronous = NORMAL;"
+	                     "PRAGMA journal_size_limit = 67108864;"
+	                     "PRAGMA cache_size = -65536;"
+	                     "PRAGMA temp_store = MEMORY",
+	                 NULL, NULL, NULL) != SQLITE_OK)
+		return fg_store_errf(FG_EIO, err, errlen, "%s: %s", name,
+		                     sqlite3_errmsg(db));
+	if (version < SCHEMA_VERSION &&
+	    (rc = migrate(db, name, err, errlen)) < 0)
+		return rc;
+	return 0;
+}

@@ -1,0 +1,888 @@
+/*
+ * test_store_disk.c - the event store on a real file: modes, schema and
+ * migrations, rows as an operator sees them, restart, pruning, bans
+ * written by another process, a full queue, a failing disk, the views.
+ *
+ * Files live in a fresh mkdtemp() directory under /tmp, removed at the
+ * end.  A second SQLite connection (the C API) plays floodgatectl and the
+ * operator.  Time is injected, except where the views (which use the
+ * wall clock by design) are checked.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fg.h"
+#include "net.h"
+#include "store.h"
+#include "tap.h"
+
+#define T0 INT64_C(1700000000000)
+#define HOUR INT64_C(3600000)
+#define DAY (24 * HOUR)
+
+static char dir[64];
+
+static const char *
+in_dir(const char *name)
+{
+	static char buf[8][256];
+	static int i;
+
+	i = (i + 1) % 8;
+	snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
+	return buf[i];
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* Waits (up to 10 s) until the writer has tried and failed at least
+ * once more than before, so the statistics reflect a failed attempt. */
+static void
+wait_failure(fg_store *st, uint64_t before)
+{
+	struct fg_store_stats s;
+	int64_t t0 = mono_ms();
+
+	do {
+		fg_store_get_stats(st, &s);
+		if (s.write_errors > before)
+			return;
+		sleep_ms(10);
+	} while (mono_ms() - t0 < 10000);
+}
+
+static sqlite3 *
+db_open(const char *path)
+{
+	sqlite3 *db = NULL;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
+	                    SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+		printf("# cannot open %s\n", path);
+		exit(1);
+	}
+	sqlite3_busy_timeout(db, 2000);
+	return db;
+}
+
+/* The details of EXPLAIN QUERY PLAN, joined. */
+static const char *
+q_plan(const char *path, const char *sql)
+{
+	static char buf[1024];
+	char eqp[512];
+	sqlite3 *db = db_open(path);
+	sqlite3_stmt *s;
+
+	buf[0] = '\0';
+	snprintf(eqp, sizeof(eqp), "EXPLAIN QUERY PLAN %s", sql);
+	if (sqlite3_prepare_v2(db, eqp, -1, &s, NULL) == SQLITE_OK) {
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			const unsigned char *t = sqlite3_column_text(s, 3);
+			size_t n = strlen(buf);
+
+			snprintf(buf + n, sizeof(buf) - n, "%s; ",
+			         t ? (const char *)t : "");
+		}
+		sqlite3_finalize(s);
+	}
+	sqlite3_close(db);
+	return buf;
+}
+
+/* The first column of the first row as an integer; -1 if no row. */
+static int64_t
+q_int(const char *path, const char *sql)
+{
+	sqlite3 *db = db_open(path);
+	sqlite3_stmt *s;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+		printf("# %s: %s\n", sql, sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return -2;
+	}
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
+static const char *
+q_text(const char *path, const char *sql)
+{
+	static char buf[4][512];
+	static int i;
+	sqlite3 *db = db_open(path);
+	sqlite3_stmt *s;
+
+	i = (i + 1) % 4;
+	snprintf(buf[i], sizeof(buf[i]), "(no row)");
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+		snprintf(buf[i], sizeof(buf[i]), "(error: %s)",
+		         sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return buf[i];
+	}
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(s, 0);
+		snprintf(buf[i], sizeof(buf[i]), "%s", t ? (const char *)t
+		                                          : "(null)");
+	}
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return buf[i];
+}
+
+static int
+q_exec(const char *path, const char *sql)
+{
+	sqlite3 *db = db_open(path);
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		printf("# %s: %s\n", sql, sqlite3_errmsg(db));
+	sqlite3_close(db);
+	return rc;
+}
+
+static fg_store *
+open_at(const char *path, int64_t now, int64_t horizon, int64_t retention,
+        size_t queue)
+{
+	struct fg_store_options o = {
+		.path = path,
+		.horizon_ms = horizon,
+		.retention_ms = retention,
+		.flush_interval_ms = 50,
+		.queue_size = queue,
+	};
+	fg_store *st = NULL;
+	char err[256] = "";
+	int rc = fg_store_open(&o, now, &st, err, sizeof(err));
+
+	if (rc != 0) {
+		printf("# open %s: %d %s\n", path, rc, err);
+		return NULL;
+	}
+	return st;
+}
+
+static int
+rec(fg_store *st, int64_t t, enum fg_event_kind k, enum fg_rcpt_class c,
+    const char *client, const char *network, const char *rcpt)
+{
+	fg_addr a;
+	const char *keys[3];
+	size_t n = 0;
+	struct fg_event ev = {
+		.time_ms = t,
+		.kind = k,
+		.rcpt_class = c,
+		.network = network,
+		.rcpt = rcpt,
+		.helo = "mx.example.net",
+		.sender = "<a@example.net>",
+		.queue_id = "QID1",
+		.status = c == FG_RCPT_INVALID ? "5.1.1" : NULL,
+		.session_id = 7,
+	};
+
+	if (client != NULL) {
+		fg_addr_parse(client, &a);
+		ev.client = &a;
+		keys[n++] = client;
+	}
+	if (network != NULL)
+		keys[n++] = network;
+	keys[n++] = "*";
+	ev.keys = keys;
+	ev.nkeys = n;
+	return fg_store_record(st, &ev);
+}
+
+static mode_t
+mode_of(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? sb.st_mode & 07777 : (mode_t)-1;
+}
+
+static void
+test_modes(void)
+{
+	struct fg_store_options o = {.horizon_ms = HOUR, .file_mode = 0660};
+	fg_store *st;
+	char err[256];
+	mode_t old = umask(022);
+
+	o.path = in_dir("mode.db");
+	is_int(fg_store_open(&o, T0, &st, err, sizeof(err)), 0,
+	       "mode: open with 0660 under umask 022");
+	rec(st, T0, FG_EV_CONNECT, FG_RCPT_NONE, "192.0.2.1", NULL, NULL);
+	is_int(fg_store_flush(st, 10000), 0, "mode: flush");
+	is_int(mode_of(in_dir("mode.db")), 0660, "mode: database 0660");
+	is_int(mode_of(in_dir("mode.db-wal")), 0660, "mode: -wal 0660");
+	is_int(mode_of(in_dir("mode.db-shm")), 0660, "mode: -shm 0660");
+	fg_store_close(st);
+
+	umask(077);
+	o.path = in_dir("mode2.db");
+	o.file_mode = 0;
+	is_int(fg_store_open(&o, T0, &st, err, sizeof(err)), 0,
+	       "mode: default under umask 077");
+	rec(st, T0, FG_EV_CONNECT, FG_RCPT_NONE, "192.0.2.1", NULL, NULL);
+	fg_store_flush(st, 10000);
+	is_int(mode_of(in_dir("mode2.db")), 0640, "mode: default 0640");
+	is_int(mode_of(in_dir("mode2.db-wal")), 0640, "mode: default -wal");
+	fg_store_close(st);
+	/* An existing file keeps its mode. */
+	chmod(in_dir("mode2.db"), 0600);
+	o.file_mode = 0666;
+	is_int(fg_store_open(&o, T0, &st, err, sizeof(err)), 0,
+	       "mode: reopen");
+	is_int(mode_of(in_dir("mode2.db")), 0600, "mode: existing file kept");
+	fg_store_close(st);
+	umask(old);
+}
+
+static void
+test_schema(void)
+{
+	static const char *const objects[] = {
+		"table events", "table verdicts", "table bans", "table counts",
+		"table levels", "index events_ts", "index events_network_ts",
+		"index events_client_ts", "index verdicts_ts",
+		"index counts_sec", "view top_offenders_1h",
+		"view top_offenders_24h", "view active_bans",
+		"view invalid_ratio_by_network",
+	};
+	const char *path = in_dir("schema.db");
+	fg_store *st = open_at(path, T0, HOUR, 0, 0);
+	char sql[256];
+
+	ok(st != NULL, "schema: fresh file opened");
+	fg_store_close(st);
+	is_int(q_int(path, "PRAGMA user_version"), 1, "schema: version 1");
+	is_int(q_int(path, "PRAGMA application_id"), 0x666c6764,
+	       "schema: application_id");
+	is_str(q_text(path, "PRAGMA journal_mode"), "wal", "schema: WAL");
+	for (size_t i = 0; i < FG_NELEM(objects); i++) {
+		char type[16], name[64];
+
+		sscanf(objects[i], "%15s %63s", type, name);
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM sqlite_schema"
+		         " WHERE type = '%s' AND name = '%s'", type, name);
+		is_int(q_int(path, sql), 1, "schema: %s", objects[i]);
+	}
+	ok(strstr(q_text(path, "SELECT sql FROM sqlite_schema WHERE name = "
+	                 "'counts'"), "WITHOUT ROWID") != NULL,
+	   "schema: counts is WITHOUT ROWID");
+	static const struct {
+		const char *sql, *index;
+	} plans[] = {
+		{"SELECT * FROM top_offenders_1h", "events_ts"},
+		{"SELECT * FROM top_offenders_24h", "events_ts"},
+		{"SELECT count(*) FROM events WHERE network = 'x' AND ts_ms > 5",
+		 "events_network_ts"},
+		{"SELECT count(*) FROM events WHERE client = 'x' AND ts_ms > 5",
+		 "events_client_ts"},
+		{"SELECT * FROM verdicts WHERE ts_ms > 5", "verdicts_ts"},
+		{"SELECT * FROM counts WHERE sec < 5", "counts_sec"},
+	};
+	for (size_t i = 0; i < FG_NELEM(plans); i++) {
+		const char *plan = q_plan(path, plans[i].sql);
+
+		ok(strstr(plan, plans[i].index) != NULL, "schema: %s uses %s "
+		   "(%s)", plans[i].sql, plans[i].index, plan);
+	}
+	/* Opening again migrates nothing and keeps the data. */
+	q_exec(path, "INSERT INTO levels VALUES ('r', 'k', 2, 1)");
+	st = open_at(path, T0, HOUR, 0, 0);
+	ok(st != NULL, "schema: reopened");
+	fg_store_close(st);
+	is_int(q_int(path, "SELECT level FROM levels"), 2,
+	       "schema: data kept on reopen");
+}
+
+static void
+test_rows(void)
+{
+	const char *path = in_dir("rows.db");
+	fg_store *st = open_at(path, T0, HOUR, 0, 0);
+	fg_addr a;
+	struct fg_verdict_rec v = {
+		.time_ms = T0 + 5,
+		.session_id = 99,
+		.queue_id = "4QabcD",
+		.client = &a,
+		.stage = "rcpt",
+		.rule = "dict",
+		.key = "192.0.2.0/24",
+		.action = "reject",
+		.count = 31,
+		.limit = 30,
+		.window_ms = HOUR,
+		.delay_ms = 0,
+		.reply = "550 5.7.1 go away",
+		.monitor = true,
+	};
+
+	fg_addr_parse("192.0.2.7", &a);
+	rec(st, T0, FG_EV_CONNECT, FG_RCPT_NONE, "192.0.2.7", "192.0.2.0/24",
+	    NULL);
+	rec(st, T0 + 1, FG_EV_RCPT, FG_RCPT_INVALID, "192.0.2.7",
+	    "192.0.2.0/24", "<x@example.org>");
+	rec(st, T0 + 2, FG_EV_RCPT, FG_RCPT_INVALID, "192.0.2.7",
+	    "192.0.2.0/24", "<y@example.org>");
+	rec(st, T0 + 1500, FG_EV_RCPT, FG_RCPT_VALID, "2001:db8::7",
+	    "2001:db8::/64", "<z@example.org>");
+	rec(st, T0 + 1600, FG_EV_MAIL, FG_RCPT_NONE, NULL, NULL, NULL);
+	fg_store_record_verdict(st, &v);
+	is_int(fg_store_flush(st, 10000), 0, "rows: flushed");
+
+	is_int(q_int(path, "SELECT count(*) FROM events"), 5, "rows: 5 events");
+	is_str(q_text(path, "SELECT kind || ',' || class || ',' || client ||"
+	              " ',' || network || ',' || rcpt || ',' || status ||"
+	              " ',' || helo || ',' || sender || ',' || queue_id ||"
+	              " ',' || session_id FROM events WHERE ts_ms = 1700000000001"),
+	       "rcpt,invalid,192.0.2.7,192.0.2.0/24,<x@example.org>,5.1.1,"
+	       "mx.example.net,<a@example.net>,QID1,7", "rows: an invalid rcpt");
+	is_str(q_text(path, "SELECT client FROM events WHERE class = 'valid'"),
+	       "2001:db8::7", "rows: v6 client text");
+	is_int(q_int(path, "SELECT count(*) FROM events WHERE kind = 'connect'"
+	             " AND class IS NULL"), 1, "rows: connect has no class");
+	is_int(q_int(path, "SELECT count(*) FROM events WHERE kind = 'mail'"
+	             " AND client IS NULL AND network IS NULL"), 1,
+	       "rows: NULLs stay NULL");
+	is_int(q_int(path, "SELECT n FROM counts WHERE key = '192.0.2.7' AND"
+	             " counter = 'invalid' AND sec = 1700000000"), 2,
+	       "rows: per-second aggregate");
+	is_int(q_int(path, "SELECT n FROM counts WHERE key = '*' AND"
+	             " counter = 'rcpt' AND sec = 1700000001"), 1,
+	       "rows: aggregate of the next second");
+	is_int(q_int(path, "SELECT sum(n) FROM counts WHERE key = '*'"), 8,
+	       "rows: global key total (5 events, 3 with a class)");
+	is_int(q_int(path, "SELECT count(*) FROM counts WHERE key ="
+	             " '2001:db8::/64'"), 2, "rows: v6 network rcpt + valid");
+	is_str(q_text(path, "SELECT session_id || ',' || queue_id || ',' ||"
+	              " client || ',' || stage || ',' || rule || ',' || key ||"
+	              " ',' || action || ',' || count || ',' || lim || ',' ||"
+	              " window_ms || ',' || delay_ms || ',' || reply || ',' ||"
+	              " monitor FROM verdicts"),
+	       "99,4QabcD,192.0.2.7,rcpt,dict,192.0.2.0/24,reject,31,30,"
+	       "3600000,0,550 5.7.1 go away,1", "rows: verdict");
+	/* A second batch in the same second adds to the aggregate. */
+	rec(st, T0 + 900, FG_EV_RCPT, FG_RCPT_INVALID, "192.0.2.7", NULL, NULL);
+	is_int(fg_store_flush(st, 10000), 0, "rows: flushed again");
+	is_int(q_int(path, "SELECT n FROM counts WHERE key = '192.0.2.7' AND"
+	             " counter = 'invalid' AND sec = 1700000000"), 3,
+	       "rows: upsert adds to the second");
+	struct fg_store_stats s;
+	fg_store_get_stats(st, &s);
+	is_int(s.written, 7, "rows: stats.written");
+	fg_store_close(st);
+}
+
+static void
+test_restart(void)
+{
+	const char *path = in_dir("restart.db");
+	fg_store *st = open_at(path, T0, HOUR, DAY, 0);
+	struct fg_ban b;
+	int level = 0;
+	int64_t last = 0;
+
+	for (int i = 0; i < 300; i++)
+		rec(st, T0 + i * 100, FG_EV_RCPT,
+		    i % 3 ? FG_RCPT_INVALID : FG_RCPT_VALID, "192.0.2.7",
+		    "192.0.2.0/24", NULL);
+	rec(st, T0 - 2 * HOUR, FG_EV_CONNECT, FG_RCPT_NONE, "198.51.100.1",
+	    NULL, NULL);
+	fg_store_level_set(st, "dict", "192.0.2.0/24", 2, T0 + 1000);
+	fg_store_level_set(st, "dict", "old", 5, T0 - 2 * HOUR);
+	fg_store_ban_set(st, "192.0.2.0/24", T0 + DAY, "dictionary attack",
+	                 "floodgate:dict", T0);
+	fg_store_ban_set(st, "192.0.2.7", T0 + 60000, "short", "x", T0);
+	fg_store_ban_set(st, "lifted", T0 + DAY, "gone", "x", T0);
+	fg_store_ban_lift(st, "lifted");
+	int64_t want_inv = fg_store_count(st, "192.0.2.7", FG_CNT_RCPT_INVALID,
+	                                  HOUR, T0 + 40000);
+	is_int(want_inv, 200, "restart: 200 invalid before");
+	fg_store_close(st);
+
+	st = open_at(path, T0 + 40000, HOUR, DAY, 0);
+	ok(st != NULL, "restart: reopened");
+	is_int(fg_store_count(st, "192.0.2.7", FG_CNT_RCPT_INVALID, HOUR,
+	                      T0 + 40000), 200, "restart: invalid rebuilt");
+	is_int(fg_store_count(st, "192.0.2.0/24", FG_CNT_RCPT, HOUR,
+	                      T0 + 40000), 300, "restart: rcpt rebuilt");
+	is_int(fg_store_count(st, "192.0.2.0/24", FG_CNT_RCPT, 10000,
+	                      T0 + 29999), 100, "restart: window exact");
+	is_int(fg_store_count(st, "*", FG_CNT_RCPT_VALID, HOUR, T0 + 40000),
+	       100, "restart: global rebuilt");
+	is_int(fg_store_count(st, "198.51.100.1", FG_CNT_CONNECT, HOUR,
+	                      T0 + 40000), 0,
+	       "restart: seconds past the horizon not loaded");
+	is_int(fg_store_level_get(st, "dict", "192.0.2.0/24", &level, &last),
+	       1, "restart: level kept");
+	is_int(level, 2, "restart: level value");
+	is_int(last, T0 + 1000, "restart: level time");
+	is_int(fg_store_level_get(st, "dict", "old", NULL, NULL), 0,
+	       "restart: level past the horizon not loaded");
+	is_int(fg_store_ban_get(st, "192.0.2.0/24", T0 + 40000, &b), 1,
+	       "restart: ban kept");
+	is_str(b.reason, "dictionary attack", "restart: ban reason");
+	is_str(b.source, "floodgate:dict", "restart: ban source");
+	is_int(b.created_ms, T0, "restart: ban created");
+	is_int(fg_store_ban_get(st, "lifted", T0 + 40000, &b), 0,
+	       "restart: lifted ban stays lifted");
+	is_int(q_int(path, "SELECT count(*) FROM bans WHERE key = 'lifted'"),
+	       0, "restart: lifted ban row deleted");
+	/* Counting goes on on top of the rebuilt series. */
+	rec(st, T0 + 40000, FG_EV_RCPT, FG_RCPT_INVALID, "192.0.2.7", NULL,
+	    NULL);
+	is_int(fg_store_count(st, "192.0.2.7", FG_CNT_RCPT_INVALID, HOUR,
+	                      T0 + 40000), 201, "restart: live on top");
+	fg_store_close(st);
+
+	st = open_at(path, T0 + 61000, HOUR, DAY, 0);
+	is_int(fg_store_ban_get(st, "192.0.2.7", T0 + 61000, &b), 0,
+	       "restart: expired ban not loaded");
+	fg_store_close(st);
+	st = open_at(path, T0 + 30000 + HOUR, HOUR, DAY, 0);
+	is_int(fg_store_count(st, "192.0.2.7", FG_CNT_RCPT_INVALID, HOUR,
+	                      T0 + 30000 + HOUR), 1,
+	       "restart an hour later: only the last second");
+	fg_store_close(st);
+}
+
+static void
+test_prune(void)
+{
+	const char *path = in_dir("prune.db");
+	fg_store *st = open_at(path, T0, 60000, 10000, 0);
+	struct fg_verdict_rec v = {.time_ms = T0, .action = "delay"};
+	int64_t t0;
+
+	for (int i = 0; i < 5000; i++)
+		rec(st, T0 + i, FG_EV_CONNECT, FG_RCPT_NONE, "192.0.2.1",
+		    "192.0.2.0/24", NULL);
+	fg_store_record_verdict(st, &v);
+	rec(st, T0 + 95000, FG_EV_CONNECT, FG_RCPT_NONE, "192.0.2.2", NULL,
+	    NULL);
+	fg_store_level_set(st, "r", "old", 1, T0);
+	fg_store_level_set(st, "r", "new", 1, T0 + 95000);
+	fg_store_ban_set(st, "expired", T0 + 1000, "", "", T0);
+	is_int(fg_store_flush(st, 10000), 0, "prune: flushed");
+	is_int(q_int(path, "SELECT count(*) FROM events"), 5001,
+	       "prune: all rows there");
+	/* 100 s later: raw events older than 10 s go, counts older than the
+	 * 60 s horizon go.  The writer prunes about once a second. */
+	fg_store_expire(st, T0 + 100000);
+	t0 = mono_ms();
+	while (mono_ms() - t0 < 10000 &&
+	       q_int(path, "SELECT count(*) FROM events") != 1)
+		sleep_ms(50);
+	is_int(q_int(path, "SELECT count(*) FROM events"), 1,
+	       "prune: old events pruned in batches, the new one kept");
+	while (mono_ms() - t0 < 10000 &&
+	       q_int(path, "SELECT count(*) FROM verdicts") != 0)
+		sleep_ms(50);
+	is_int(q_int(path, "SELECT count(*) FROM verdicts"), 0,
+	       "prune: old verdicts pruned");
+	while (mono_ms() - t0 < 10000 &&
+	       q_int(path, "SELECT count(*) FROM counts") != 2)
+		sleep_ms(50);
+	is_int(q_int(path, "SELECT count(*) FROM counts"), 2,
+	       "prune: counts past the horizon pruned");
+	is_int(q_int(path, "SELECT count(*) FROM levels"), 1,
+	       "prune: old level row pruned");
+	is_str(q_text(path, "SELECT key FROM levels"), "new",
+	       "prune: recent level kept");
+	is_int(q_int(path, "SELECT count(*) FROM bans"), 0,
+	       "prune: expired ban row pruned");
+	fg_store_close(st);
+}
+
+static int64_t
+wait_ban(fg_store *st, const char *key, int want, int64_t limit_ms)
+{
+	int64_t t0 = mono_ms();
+
+	while (fg_store_ban_get(st, key, T0, NULL) != want) {
+		if (mono_ms() - t0 > limit_ms)
+			return -1;
+		sleep_ms(10);
+	}
+	return mono_ms() - t0;
+}
+
+static void
+test_external_bans(void)
+{
+	const char *path = in_dir("bans.db");
+	fg_store *st = open_at(path, T0, HOUR, 0, 0);
+	struct fg_ban b;
+	int64_t ms;
+
+	q_exec(path, "INSERT INTO bans (key, until_ms, reason, source) VALUES"
+	       " ('198.51.100.0/24', 1700086400000, 'by hand', 'floodgatectl')");
+	ms = wait_ban(st, "198.51.100.0/24", 1, 5000);
+	ok(ms >= 0 && ms < 3000, "bans: external ban seen within ~2 s "
+	   "(%" PRId64 " ms)", ms);
+	fg_store_ban_get(st, "198.51.100.0/24", T0, &b);
+	is_str(b.reason, "by hand", "bans: external reason");
+	is_str(b.source, "floodgatectl", "bans: external source");
+	ok(b.created_ms > T0, "bans: created_ms defaulted to now");
+
+	/* A local ban not yet committed survives a reload. */
+	fg_store_ban_set(st, "local", T0 + HOUR, "l", "floodgate:x", T0);
+	q_exec(path, "INSERT INTO bans (key, until_ms) VALUES ('remote2',"
+	       " 1700086400000)");
+	ms = wait_ban(st, "remote2", 1, 5000);
+	ok(ms >= 0, "bans: second external ban seen");
+	is_int(fg_store_ban_get(st, "local", T0, NULL), 1,
+	       "bans: local ban kept across the reload");
+	is_int(fg_store_flush(st, 10000), 0, "bans: flushed");
+	is_int(q_int(path, "SELECT count(*) FROM bans"), 3,
+	       "bans: three rows in the table");
+
+	q_exec(path, "DELETE FROM bans WHERE key = '198.51.100.0/24'");
+	ms = wait_ban(st, "198.51.100.0/24", 0, 5000);
+	ok(ms >= 0 && ms < 3000, "bans: external unban seen within ~2 s "
+	   "(%" PRId64 " ms)", ms);
+	is_int(fg_store_ban_get(st, "local", T0, NULL), 1,
+	       "bans: others untouched by the unban");
+	is_int(fg_store_ban_get(st, "remote2", T0, NULL), 1,
+	       "bans: remote2 untouched by the unban");
+	q_exec(path, "UPDATE bans SET until_ms = 1700000000500 WHERE key ="
+	       " 'remote2'");
+	int64_t t0 = mono_ms();
+	while (fg_store_ban_get(st, "remote2", T0 + 600, &b) != 0 &&
+	       mono_ms() - t0 < 5000)
+		sleep_ms(10);
+	is_int(fg_store_ban_get(st, "remote2", T0 + 600, &b), 0,
+	       "bans: external shortening seen");
+	is_int(fg_store_ban_get(st, "remote2", T0, &b), 1,
+	       "bans: still in force before its new end");
+	fg_store_close(st);
+}
+
+static void
+test_migrations(void)
+{
+	struct fg_store_options o = {.horizon_ms = HOUR};
+	fg_store *st = NULL;
+	char err[256];
+	int fd;
+
+	/* An empty file is initialised. */
+	o.path = in_dir("empty.db");
+	fd = open(o.path, O_CREAT | O_WRONLY, 0600);
+	close(fd);
+	is_int(fg_store_open(&o, T0, &st, err, sizeof(err)), 0,
+	       "migrate: empty file");
+	fg_store_close(st);
+	is_int(q_int(o.path, "PRAGMA user_version"), 1,
+	       "migrate: empty file now version 1");
+
+	/* A SQLite file with a header but no schema is initialised too. */
+	o.path = in_dir("blank.db");
+	q_exec(o.path, "PRAGMA page_size = 8192; VACUUM");
+	is_int(fg_store_open(&o, T0, &st, err, sizeof(err)), 0,
+	       "migrate: blank database");
+	fg_store_close(st);
+	is_int(q_int(o.path, "SELECT count(*) FROM events"), 0,
+	       "migrate: blank database has the tables");
+
+	/* A newer schema is refused and left alone. */
+	q_exec(o.path, "PRAGMA user_version = 2");
+	is_int(fg_store_open(&o, T0, &st, err, sizeof(err)), FG_ESCHEMA,
+	       "migrate: newer version refused");
+	ok(strstr(err, "newer") != NULL, "migrate: says why (%s)", err);
+	is_int(q_int(o.path, "PRAGMA user_version"), 2,
+	       "migrate: newer database untouched");
+
+	/* Somebody else's database is refused and left alone. */
+	o.path = in_dir("foreign.db");
+	q_exec(o.path, "CREATE TABLE foo (x); INSERT INTO foo VALUES (1)");
+	is_int(fg_store_open(&o, T0, &st, err, sizeof(err)), FG_ESCHEMA,
+	       "migrate: foreign database refused");
+	ok(strstr(err, "not a floodgate database") != NULL,
+	   "migrate: says why (%s)", err);
+	is_int(q_int(o.path, "SELECT count(*) FROM sqlite_schema WHERE name ="
+	             " 'events'"), 0, "migrate: foreign database untouched");
+	is_str(q_text(o.path, "PRAGMA journal_mode"), "delete",
+	       "migrate: foreign database not switched to WAL");
+
+	o.path = in_dir("foreign2.db");
+	q_exec(o.path, "PRAGMA application_id = 1234");
+	is_int(fg_store_open(&o, T0, &st, err, sizeof(err)), FG_ESCHEMA,
+	       "migrate: other application_id refused");
+	o.path = in_dir("foreign3.db");
+	q_exec(o.path, "PRAGMA user_version = 1");
+	is_int(fg_store_open(&o, T0, &st, err, sizeof(err)), FG_ESCHEMA,
+	       "migrate: version without our application_id refused");
+
+	o.path = in_dir("text.db");
+	fd = open(o.path, O_CREAT | O_WRONLY, 0600);
+	for (int i = 0; i < 64; i++)
+		(void)!write(fd, "this is not a database at all\n", 30);
+	close(fd);
+	is_int(fg_store_open(&o, T0, &st, err, sizeof(err)), FG_ESCHEMA,
+	       "migrate: text file refused");
+
+	o.path = in_dir("no/such/dir.db");
+	is_int(fg_store_open(&o, T0, &st, err, sizeof(err)), FG_EIO,
+	       "migrate: missing directory is FG_EIO");
+	ok(strstr(err, "dir.db") != NULL, "migrate: error names the file");
+}
+
+static void
+test_overflow(void)
+{
+	const char *path = in_dir("full.db");
+	fg_store *st = open_at(path, T0, HOUR, 0, 8);
+	struct fg_store_stats s;
+	sqlite3 *holder = db_open(path);
+	int accepted = 0, full = 0;
+
+	is_int(sqlite3_exec(holder, "BEGIN EXCLUSIVE", NULL, NULL, NULL),
+	       SQLITE_OK, "overflow: lock held");
+	for (int i = 0; i < 20; i++) {
+		int rc = rec(st, T0 + i, FG_EV_CONNECT, FG_RCPT_NONE,
+		             "192.0.2.1", NULL, NULL);
+		if (rc == 0)
+			accepted++;
+		else if (rc == FG_EFULL)
+			full++;
+	}
+	is_int(accepted, 8, "overflow: 8 rows queued");
+	is_int(full, 12, "overflow: 12 refused with FG_EFULL");
+	fg_store_get_stats(st, &s);
+	is_int(s.dropped, 12, "overflow: stats.dropped");
+	is_int(s.queued, 8, "overflow: stats.queued");
+	is_int(s.recorded, 20, "overflow: all recorded");
+	is_int(fg_store_count(st, "192.0.2.1", FG_CNT_CONNECT, 60000, T0), 20,
+	       "overflow: counters still bumped");
+	is_int(fg_store_flush(st, 300), FG_EBUSY, "overflow: flush times out");
+	wait_failure(st, 0);
+	fg_store_get_stats(st, &s);
+	ok(s.write_errors > 0, "overflow: busy attempts counted (%" PRIu64 ")",
+	   s.write_errors);
+	ok(s.healthy, "overflow: a lock is not unhealthy");
+	ok(strstr(s.last_error, "locked") != NULL, "overflow: last_error '%s'",
+	   s.last_error);
+	sqlite3_exec(holder, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(holder);
+	is_int(fg_store_flush(st, 10000), 0, "overflow: flushed after unlock");
+	is_int(q_int(path, "SELECT count(*) FROM events"), 8,
+	       "overflow: the queued rows landed");
+	fg_store_close(st);
+}
+
+/*
+ * A hard error (not a lock): a trigger another connection adds makes every
+ * insert fail, as a full disk or a read-only file would.  The store marks
+ * itself unhealthy, keeps the rows, keeps counting, and recovers.
+ */
+static void
+test_unhealthy(void)
+{
+	const char *path = in_dir("sick.db");
+	fg_store *st = open_at(path, T0, HOUR, 0, 0);
+	struct fg_store_stats s;
+	int64_t t0;
+
+	rec(st, T0, FG_EV_CONNECT, FG_RCPT_NONE, "192.0.2.1", NULL, NULL);
+	is_int(fg_store_flush(st, 10000), 0, "unhealthy: first flush");
+	q_exec(path, "CREATE TRIGGER sick BEFORE INSERT ON events BEGIN"
+	       " SELECT RAISE(ABORT, 'disk on fire'); END");
+	rec(st, T0 + 1, FG_EV_CONNECT, FG_RCPT_NONE, "192.0.2.1", NULL, NULL);
+	is_int(fg_store_flush(st, 500), FG_EBUSY,
+	       "unhealthy: flush fails while inserts fail");
+	wait_failure(st, 0);
+	fg_store_get_stats(st, &s);
+	ok(!s.healthy, "unhealthy: marked");
+	ok(s.write_errors > 0, "unhealthy: errors counted");
+	ok(strstr(s.last_error, "disk on fire") != NULL,
+	   "unhealthy: last_error '%s'", s.last_error);
+	is_int(s.queued, 1, "unhealthy: the row is kept");
+	is_int(fg_store_count(st, "192.0.2.1", FG_CNT_CONNECT, 60000, T0 + 1),
+	       2, "unhealthy: counting goes on");
+	q_exec(path, "DROP TRIGGER sick");
+	is_int(fg_store_flush(st, 10000), 0, "unhealthy: recovers");
+	fg_store_get_stats(st, &s);
+	ok(s.healthy, "unhealthy: healthy again");
+	is_int(q_int(path, "SELECT count(*) FROM events"), 2,
+	       "unhealthy: nothing lost");
+
+	q_exec(path, "CREATE TRIGGER sick BEFORE INSERT ON events BEGIN"
+	       " SELECT RAISE(ABORT, 'disk on fire'); END");
+	rec(st, T0 + 2, FG_EV_CONNECT, FG_RCPT_NONE, "192.0.2.1", NULL, NULL);
+	t0 = mono_ms();
+	fg_store_close(st);
+	ok(mono_ms() - t0 < 10000, "unhealthy: close gives up on a hard error "
+	   "(%" PRId64 " ms)", mono_ms() - t0);
+}
+
+/* Deleted under the daemon: noticed, not silently written to an orphan. */
+static void
+test_deleted(void)
+{
+	const char *path = in_dir("deleted.db");
+	fg_store *st = open_at(path, T0, HOUR, 0, 0);
+	struct fg_store_stats s;
+
+	rec(st, T0, FG_EV_CONNECT, FG_RCPT_NONE, "192.0.2.1", NULL, NULL);
+	is_int(fg_store_flush(st, 10000), 0, "deleted: first flush");
+	unlink(path);
+	rec(st, T0 + 1, FG_EV_CONNECT, FG_RCPT_NONE, "192.0.2.1", NULL, NULL);
+	is_int(fg_store_flush(st, 500), FG_EBUSY,
+	       "deleted: flush fails once the file is gone");
+	wait_failure(st, 0);
+	fg_store_get_stats(st, &s);
+	ok(!s.healthy, "deleted: unhealthy");
+	ok(strstr(s.last_error, "deleted") != NULL, "deleted: last_error '%s'",
+	   s.last_error);
+	is_int(s.queued, 1, "deleted: the row is kept");
+	fg_store_close(st);
+	unlink(in_dir("deleted.db-wal"));
+	unlink(in_dir("deleted.db-shm"));
+}
+
+static void
+test_views(void)
+{
+	const char *path = in_dir("views.db");
+	int64_t now = (int64_t)time(NULL) * 1000;
+	fg_store *st = open_at(path, now, DAY, 0, 0);
+	struct {
+		int64_t ago;
+		enum fg_event_kind k;
+		enum fg_rcpt_class c;
+		const char *client, *net;
+	} evs[] = {
+		{60000, FG_EV_CONNECT, FG_RCPT_NONE, "203.0.113.5",
+		 "203.0.113.0/24"},
+		{59000, FG_EV_RCPT, FG_RCPT_INVALID, "203.0.113.5",
+		 "203.0.113.0/24"},
+		{58000, FG_EV_RCPT, FG_RCPT_INVALID, "203.0.113.5",
+		 "203.0.113.0/24"},
+		{57000, FG_EV_RCPT, FG_RCPT_INVALID, "203.0.113.6",
+		 "203.0.113.0/24"},
+		{56000, FG_EV_RCPT, FG_RCPT_VALID, "203.0.113.6",
+		 "203.0.113.0/24"},
+		{50000, FG_EV_RCPT, FG_RCPT_VALID, "198.51.100.1",
+		 "198.51.100.0/24"},
+		{2 * HOUR, FG_EV_RCPT, FG_RCPT_INVALID, "192.0.2.1",
+		 "192.0.2.0/24"},
+		{2 * HOUR, FG_EV_RCPT, FG_RCPT_INVALID, "192.0.2.1",
+		 "192.0.2.0/24"},
+		{2 * HOUR, FG_EV_RCPT, FG_RCPT_INVALID, "192.0.2.1",
+		 "192.0.2.0/24"},
+		{2 * HOUR, FG_EV_RCPT, FG_RCPT_INVALID, "192.0.2.1",
+		 "192.0.2.0/24"},
+	};
+
+	for (size_t i = 0; i < FG_NELEM(evs); i++)
+		rec(st, now - evs[i].ago, evs[i].k, evs[i].c, evs[i].client,
+		    evs[i].net, "<r@example.org>");
+	fg_store_ban_set(st, "203.0.113.0/24", now + HOUR, "dictionary",
+	                 "floodgate:dict", now);
+	fg_store_ban_set(st, "old", now - 1000, "", "", now - 2000);
+	is_int(fg_store_flush(st, 10000), 0, "views: flushed");
+	is_str(q_text(path, "SELECT network || ' ' || invalid_rcpts || ' ' ||"
+	              " rcpts || ' ' || invalid_ratio || ' ' || connects FROM"
+	              " top_offenders_1h LIMIT 1"),
+	       "203.0.113.0/24 3 4 0.75 1", "views: top_offenders_1h");
+	is_int(q_int(path, "SELECT count(*) FROM top_offenders_1h"), 2,
+	       "views: 1h has two networks");
+	is_str(q_text(path, "SELECT network || ' ' || invalid_rcpts FROM"
+	              " top_offenders_24h LIMIT 1"), "192.0.2.0/24 4",
+	       "views: 24h sees the older attacker first");
+	ok(strlen(q_text(path, "SELECT first_seen FROM top_offenders_1h")) ==
+	   19, "views: first_seen is a date");
+	is_str(q_text(path, "SELECT key || ' ' || reason || ' ' || source ||"
+	              " ' ' || (remaining_s BETWEEN 3500 AND 3600) FROM"
+	              " active_bans"),
+	       "203.0.113.0/24 dictionary floodgate:dict 1",
+	       "views: active_bans");
+	is_int(q_int(path, "SELECT count(*) FROM active_bans"), 1,
+	       "views: expired ban not active");
+	is_str(q_text(path, "SELECT network || ' ' || invalid_rcpts || ' ' ||"
+	              " rcpts || ' ' || invalid_ratio FROM"
+	              " invalid_ratio_by_network LIMIT 1"),
+	       "192.0.2.0/24 4 4 1.0", "views: invalid_ratio_by_network");
+	is_str(q_text(path, "SELECT group_concat(network, ',') FROM"
+	              " invalid_ratio_by_network"),
+	       "192.0.2.0/24,203.0.113.0/24,198.51.100.0/24",
+	       "views: ordered by ratio");
+	fg_store_close(st);
+}
+
+static void
+cleanup(void)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			unlink(in_dir(e->d_name));
+	closedir(d);
+	rmdir(dir);
+}
+
+int
+main(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	snprintf(dir, sizeof(dir), "/tmp/fg-store-XXXXXX");
+	if (mkdtemp(dir) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_modes();
+	test_schema();
+	test_rows();
+	test_restart();
+	test_prune();
+	test_external_bans();
+	test_migrations();
+	test_overflow();
+	test_unhealthy();
+	test_deleted();
+	test_views();
+	cleanup();
+	return tap_done();
+}
