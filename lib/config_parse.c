@@ -14,6 +14,7 @@
 
 #include "config_internal.h"
 #include "fg.h"
+#include "log.h"
 
 /* ---- the parsing context ------------------------------------------ */
 
@@ -25,9 +26,14 @@ ctx_report(struct ctx *c, bool warning, int line, const char *key,
 	char reason[512], msg[1024];
 	va_list ap;
 
+	char raw[512];
+
 	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	/* Reasons quote the offending value: keep the line one printable
+	 * line whatever the file holds. */
+	fg_sanitize(reason, sizeof(reason), raw);
 	if (line > 0 && key != NULL)
 		snprintf(msg, sizeof(msg), "%s:%d: %s: %s%s", c->file, line,
 		         key, warning ? "warning: " : "", reason);

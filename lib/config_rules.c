@@ -408,6 +408,7 @@ parse_rule(struct ctx *c, struct fg_config *cfg, config_setting_t *g,
 	r->line = line;
 	if (seen[R_TYPE] && r->type == (enum fg_rule_type)-1) {
 		/* Reported already; nothing else can be judged. */
+		free_reply(&rp.sh.reply);
 		*out = rp.rule;
 		return;
 	}
@@ -421,6 +422,7 @@ parse_rule(struct ctx *c, struct fg_config *cfg, config_setting_t *g,
 		     "recipient_rate, rejected_recipients, helo_rate, "
 		     "mail_rate, bad_recipient_throttle, "
 		     "recipients_per_message)");
+		free_reply(&rp.sh.reply);
 		*out = rp.rule;
 		return;
 	}

@@ -102,48 +102,54 @@ fg_log_level_name(int level)
 	return level_names[level];
 }
 
+/* The escaped form of one byte into enc[4]; returns its length. */
+static size_t
+escape_byte(unsigned char ch, char enc[4])
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (ch == '\\') {
+		enc[0] = enc[1] = '\\';
+		return 2;
+	}
+	if (ch >= 0x20 && ch < 0x7f) {
+		enc[0] = (char)ch;
+		return 1;
+	}
+	enc[0] = '\\';
+	enc[1] = 'x';
+	enc[2] = hex[ch >> 4];
+	enc[3] = hex[ch & 15];
+	return 4;
+}
+
 char *
 fg_sanitize(char *dst, size_t size, const char *src)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
+	const unsigned char *p;
+	size_t o = 0, need = 0, room;
+	char enc[4];
 
 	if (size == 0)
 		return dst;
 	if (src == NULL)
 		src = "-";
-	for (const unsigned char *p = (const unsigned char *)src; *p; p++) {
-		char enc[4];
-		size_t n;
-
-		if (*p == '\\') {
-			enc[0] = '\\';
-			enc[1] = '\\';
-			n = 2;
-		} else if (*p >= 0x20 && *p < 0x7f) {
-			enc[0] = (char)*p;
-			n = 1;
-		} else {
-			enc[0] = '\\';
-			enc[1] = 'x';
-			enc[2] = hex[*p >> 4];
-			enc[3] = hex[*p & 15];
-			n = 4;
-		}
-		/* Keep room for "..." and the NUL if more input follows. */
-		if (o + n + 1 > size || (p[1] != '\0' && o + n + 4 > size)) {
-			if (size >= 4) {
-				if (o + 4 > size)
-					o = size - 4;
-				memcpy(dst + o, "...", 3);
-				o += 3;
-			}
+	/* Everything fits: copy it all. */
+	for (p = (const unsigned char *)src; *p != '\0' && need < size; p++)
+		need += escape_byte(*p, enc);
+	room = need < size ? size - 1 : (size > 4 ? size - 4 : 0);
+	for (p = (const unsigned char *)src; *p != '\0'; p++) {
+		size_t n = escape_byte(*p, enc);
+		if (o + n > room)
 			break;
-		}
 		memcpy(dst + o, enc, n);
 		o += n;
 	}
-	dst[o < size ? o : size - 1] = '\0';
+	if (need >= size && size >= 4) {
+		memcpy(dst + o, "...", 3);
+		o += 3;
+	}
+	dst[o] = '\0';
 	return dst;
 }
 

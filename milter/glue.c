@@ -194,12 +194,17 @@ record(struct session *s, const struct fg_facts *f, enum fg_event_kind kind,
 
 /* ---- turning a verdict into an answer ----------------------------- */
 
-/* smfi_setreply treats the text as a format: double every '%'. */
+/* smfi_setreply treats the text as a format: double every '%'.  A reply
+ * line may not exceed 980 characters, or libmilter refuses the reply. */
+#define REPLY_LINE_LIMIT 980
+
 static void
 escape_percent(char *dst, size_t size, const char *src)
 {
 	size_t o = 0;
 
+	if (size > REPLY_LINE_LIMIT + 1)
+		size = REPLY_LINE_LIMIT + 1;
 	for (; *src != '\0' && o + 2 < size; src++) {
 		if (*src == '%')
 			dst[o++] = '%';
