@@ -59,7 +59,7 @@ static const struct {
 	     " ?12, ?13, ?14)"),
 	STMT(up_count,
 	     "INSERT INTO counts (key, counter, sec, n) VALUES (?1, ?2, ?3, ?4)"
-	     " ON CONFLICT (key, counter, sec) DO UPDATE SET n = n + excluded.n"),
+	     " ON CONFLICT (sec, key, counter) DO UPDATE SET n = n + excluded.n"),
 	STMT(up_ban,
 	     "INSERT INTO bans (key, until_ms, created_ms, reason, source)"
 	     " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key) DO UPDATE SET"
@@ -77,14 +77,14 @@ static const struct {
 	     "DELETE FROM verdicts WHERE id IN (SELECT id FROM verdicts"
 	     " WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)"),
 	STMT(prune_counts,
-	     "DELETE FROM counts WHERE (key, counter, sec) IN"
-	     " (SELECT key, counter, sec FROM counts WHERE sec <= ?1"
+	     "DELETE FROM counts WHERE (sec, key, counter) IN"
+	     " (SELECT sec, key, counter FROM counts WHERE sec <= ?1"
 	     " ORDER BY sec LIMIT ?2)"),
 	STMT(prune_levels, "DELETE FROM levels WHERE last_ms <= ?1"),
 	STMT(prune_bans, "DELETE FROM bans WHERE until_ms <= ?1"),
 	STMT(sel_counts,
 	     "SELECT key, counter, sec, n FROM counts WHERE sec > ?1"
-	     " ORDER BY key, counter, sec"),
+	     " ORDER BY sec"),
 	STMT(sel_levels,
 	     "SELECT rule, key, level, last_ms FROM levels WHERE last_ms > ?1"),
 	STMT(sel_bans,
