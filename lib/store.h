@@ -39,6 +39,12 @@
 
 typedef struct fg_store fg_store;
 
+/* How a floodgate database is recognised: PRAGMA application_id, and the
+ * PRAGMA user_version this code writes (older ones are migrated, newer
+ * ones refused). */
+#define FG_STORE_APPLICATION_ID 0x666c6764
+#define FG_STORE_SCHEMA_VERSION 1
+
 enum fg_event_kind {
 	FG_EV_CONNECT = 1,
 	FG_EV_HELO = 2,

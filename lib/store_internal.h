@@ -33,7 +33,6 @@ struct sqlite3;
 struct sqlite3_stmt;
 
 /* PRAGMA application_id of a floodgate database: "flgd". */
-#define FG_STORE_APPLICATION_ID 0x666c6764
 
 #define FG_STORE_SHARDS 64          /* power of two */
 #define FG_STORE_BATCH_ROWS 16384   /* rows per writer transaction */

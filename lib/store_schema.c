@@ -140,6 +140,8 @@ static const struct migration {
 };
 
 #define SCHEMA_VERSION (migrations[FG_NELEM(migrations) - 1].version)
+_Static_assert(FG_NELEM(migrations) == FG_STORE_SCHEMA_VERSION,
+               "FG_STORE_SCHEMA_VERSION must name the last migration");
 
 /* A single-value PRAGMA or query, read with no parameters. */
 static int

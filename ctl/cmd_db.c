@@ -1,0 +1,801 @@
+/*
+ * cmd_db.c - the commands that are one query each: top, bans, ban,
+ * unban, stats, prune, vacuum, check.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "fg.h"
+#include "keys.h"
+#include "net.h"
+#include "query.h"
+
+#define HOUR_MS INT64_C(3600000)
+#define DAY_MS (24 * HOUR_MS)
+
+enum {
+	O_SINCE = CTL_OPT_BASE, O_BY, O_KIND, O_LIMIT, O_FOR, O_REASON,
+	O_OLDER,
+};
+
+/* ---- shared ------------------------------------------------------------ */
+
+bool
+ctl_ban_effective(const struct fg_config *cfg, const char *key,
+                  const char **why)
+{
+	fg_prefix p;
+	bool v4;
+
+	switch (fg_key_type_of(key)) {
+	case FG_KEY_ADDRESS:
+	case FG_KEY_HELO:
+		return true;
+	case FG_KEY_NETWORK:
+		break;
+	default:
+		*why = "the daemon checks bans of addresses, networks and "
+		       "HELO names only";
+		return false;
+	}
+	if (fg_prefix_parse(key, &p) != 0) {
+		*why = "not a network";
+		return false;
+	}
+	v4 = p.addr.family == FG_AF_INET;
+	if (p.len == (v4 ? cfg->network_prefix4 : cfg->network_prefix6))
+		return true;
+	for (size_t i = 0; i < cfg->nrules; i++) {
+		const struct fg_rule *r = &cfg->rules[i];
+
+		if (r->per == FG_PER_NETWORK &&
+		    p.len == (v4 ? r->prefix4 : r->prefix6))
+			return true;
+	}
+	*why = v4 ? "no rule and not network_prefix4 uses this prefix "
+	            "length: the daemon does not look bans up at it"
+	          : "no rule and not network_prefix6 uses this prefix "
+	            "length: the daemon does not look bans up at it";
+	return false;
+}
+
+static void
+json_ban(struct json *j, const struct fg_ban *b, int64_t now)
+{
+	json_obj(j);
+	json_ktime(j, "until", b->until_ms);
+	json_kint(j, "remaining_s", (b->until_ms - now) / 1000);
+	json_ktime(j, "created", b->created_ms);
+	json_kstr(j, "reason", b->reason);
+	json_kstr(j, "source", b->source);
+	json_end(j);
+}
+
+/* ---- top ------------------------------------------------------------------ */
+
+struct top_opts {
+	int64_t since;
+	enum fg_query_by by;
+	enum fg_query_kind kind;
+	size_t limit;
+};
+
+static int
+top_opt(void *arg, int id, const char *v)
+{
+	struct top_opts *o = arg;
+
+	switch (id) {
+	case O_SINCE:
+		return ctl_duration("top", "--since", v, &o->since);
+	case O_BY:
+		if (fg_query_by_parse(v, &o->by) != 0)
+			return ctl_fail(CTL_USAGE, "top: --by: expected address, "
+			                "network, helo or domain, not '%s'",
+			                san(v));
+		return CTL_OK;
+	case O_KIND:
+		if (fg_query_kind_parse(v, &o->kind) != 0)
+			return ctl_fail(CTL_USAGE, "top: --kind: expected "
+			                "invalid, connect or rcpt, not '%s'",
+			                san(v));
+		return CTL_OK;
+	case O_LIMIT:
+		return ctl_count("top", "--limit", v, 1000, &o->limit);
+	}
+	return CTL_USAGE;
+}
+
+int
+cmd_top(struct ctl *c, int argc, char **argv)
+{
+	static const struct ctl_opt opts[] = {
+		{"since", true, O_SINCE}, {"by", true, O_BY},
+		{"kind", true, O_KIND}, {"limit", true, O_LIMIT}, {NULL, 0, 0},
+	};
+	static const char *const heads[] = {
+		[FG_BY_ADDRESS] = "ADDRESS", [FG_BY_NETWORK] = "NETWORK",
+		[FG_BY_HELO] = "HELO", [FG_BY_DOMAIN] = "DOMAIN",
+	};
+	static const char *const plural[] = {
+		[FG_BY_ADDRESS] = "addresses", [FG_BY_NETWORK] = "networks",
+		[FG_BY_HELO] = "HELO names", [FG_BY_DOMAIN] = "recipient domains",
+	};
+	struct top_opts o = {HOUR_MS, FG_BY_NETWORK, FG_KIND_INVALID, 20};
+	struct fg_offender *rows;
+	const char *pos[1];
+	size_t npos, n;
+	fg_query *q;
+	int rc;
+
+	if ((rc = ctl_parse(c, argc, argv, opts, top_opt, &o, pos, 0, &npos,
+	                    "top [--since 1h] [--by address|network|helo|"
+	                    "domain] [--kind invalid|connect|rcpt] "
+	                    "[--limit N]")) != CTL_OK)
+		return rc;
+	if ((rc = ctl_open_db(c, NULL, FG_QUERY_READ, &q)) != CTL_OK)
+		return rc;
+	if (fg_query_top(q, o.by, o.kind, c->now_ms - o.since, c->now_ms,
+	                 o.limit, &rows, &n) < 0) {
+		char err[600];
+		rc = ctl_fail(CTL_RUNTIME, "%s",
+		              fg_query_error(q, err, sizeof(err)));
+		fg_query_close(q);
+		return rc;
+	}
+	fg_query_close(q);
+
+	if (c->json) {
+		struct json *j = json_new(stdout);
+
+		json_obj(j);
+		json_ktime(j, "since", c->now_ms - o.since);
+		json_ktime(j, "now", c->now_ms);
+		json_kstr(j, "by", fg_query_by_name(o.by));
+		json_kstr(j, "kind", fg_query_kind_name(o.kind));
+		json_key(j, "rows");
+		json_arr(j);
+		for (size_t i = 0; i < n; i++) {
+			json_obj(j);
+			json_kstr(j, "key", rows[i].key);
+			json_kint(j, "hits", rows[i].hits);
+			json_kint(j, "invalid", rows[i].invalid);
+			json_kint(j, "rcpts", rows[i].rcpts);
+			json_key(j, "invalid_ratio");
+			json_num(j, rows[i].invalid_ratio);
+			json_kint(j, "connects", rows[i].connects);
+			json_ktime(j, "first_seen", rows[i].first_ms);
+			json_ktime(j, "last_seen", rows[i].last_ms);
+			json_key(j, "ban");
+			if (rows[i].banned)
+				json_ban(j, &rows[i].ban, c->now_ms);
+			else
+				json_null(j);
+			json_end(j);
+		}
+		json_finish(j);
+	} else {
+		struct table *t = table_new("lrrrrlll", heads[o.by], "INVALID",
+		                            "RCPTS", "RATIO", "CONNECTS",
+		                            "FIRST SEEN", "LAST SEEN", "BANNED",
+		                            NULL);
+
+		printf("top %s by %s since %s UTC (%s)\n",
+		       plural[o.by],
+		       o.kind == FG_KIND_INVALID ? "invalid recipients"
+		       : o.kind == FG_KIND_CONNECT ? "connections"
+		                                   : "recipients",
+		       fmt_time(c->now_ms - o.since), fmt_duration(o.since));
+		for (size_t i = 0; i < n; i++) {
+			table_cell_text(t, rows[i].key);
+			table_cell(t, "%" PRId64, rows[i].invalid);
+			table_cell(t, "%" PRId64, rows[i].rcpts);
+			if (rows[i].rcpts > 0)
+				table_cell(t, "%.2f", rows[i].invalid_ratio);
+			else
+				table_cell(t, "-");
+			table_cell(t, "%" PRId64, rows[i].connects);
+			table_cell(t, "%s", fmt_time_short(rows[i].first_ms));
+			table_cell(t, "%s", fmt_time_short(rows[i].last_ms));
+			table_cell(t, "%s", rows[i].banned
+			           ? fmt_span(rows[i].ban.until_ms - c->now_ms)
+			           : "-");
+		}
+		if (n == 0)
+			printf("nothing in that period\n");
+		else
+			table_print(t, stdout);
+		table_free(t);
+	}
+	fg_query_free(rows);
+	return CTL_OK;
+}
+
+/* ---- bans, ban, unban ------------------------------------------------------ */
+
+static int
+no_opt(void *arg, int id, const char *v)
+{
+	(void)arg;
+	(void)id;
+	(void)v;
+	return CTL_USAGE;
+}
+
+int
+cmd_bans(struct ctl *c, int argc, char **argv)
+{
+	struct fg_ban_entry *b;
+	const char *pos[1];
+	size_t npos, n;
+	fg_query *q;
+	char err[600];
+	int rc;
+
+	if ((rc = ctl_parse(c, argc, argv, NULL, no_opt, NULL, pos, 0, &npos,
+	                    "bans")) != CTL_OK)
+		return rc;
+	if ((rc = ctl_open_db(c, NULL, FG_QUERY_READ, &q)) != CTL_OK)
+		return rc;
+	if (fg_query_bans(q, c->now_ms, &b, &n) < 0) {
+		rc = ctl_fail(CTL_RUNTIME, "%s",
+		              fg_query_error(q, err, sizeof(err)));
+		fg_query_close(q);
+		return rc;
+	}
+	fg_query_close(q);
+	if (c->json) {
+		struct json *j = json_new(stdout);
+
+		json_obj(j);
+		json_ktime(j, "now", c->now_ms);
+		json_key(j, "bans");
+		json_arr(j);
+		for (size_t i = 0; i < n; i++) {
+			json_obj(j);
+			json_kstr(j, "key", b[i].key);
+			json_key(j, "ban");
+			json_ban(j, &b[i].ban, c->now_ms);
+			json_end(j);
+		}
+		json_finish(j);
+	} else if (n == 0) {
+		printf("no bans in force\n");
+	} else {
+		struct table *t = table_new("lllll", "KEY", "UNTIL (UTC)",
+		                            "LEFT", "SOURCE", "REASON", NULL);
+
+		for (size_t i = 0; i < n; i++) {
+			table_cell_text(t, b[i].key);
+			table_cell(t, "%s", fmt_time(b[i].ban.until_ms));
+			table_cell(t, "%s",
+			           fmt_span(b[i].ban.until_ms - c->now_ms));
+			table_cell_text(t, b[i].ban.source[0] ? b[i].ban.source
+			                                      : "-");
+			table_cell_text(t, b[i].ban.reason[0] ? b[i].ban.reason
+			                                      : "-");
+		}
+		table_print(t, stdout);
+		table_free(t);
+	}
+	fg_query_free(b);
+	return CTL_OK;
+}
+
+struct ban_opts {
+	int64_t for_ms;
+	const char *reason;
+};
+
+static int
+ban_opt(void *arg, int id, const char *v)
+{
+	struct ban_opts *o = arg;
+
+	switch (id) {
+	case O_FOR:
+		return ctl_duration("ban", "--for", v, &o->for_ms);
+	case O_REASON:
+		o->reason = v;
+		return CTL_OK;
+	}
+	return CTL_USAGE;
+}
+
+/* The canonical key of what the operator typed. */
+static int
+parse_key(const char *cmd, const char *text, char *key)
+{
+	if (fg_key_parse(key, text) != 0)
+		return ctl_fail(CTL_USAGE, "%s: '%s' is not an address, a "
+		                "network or a key (192.0.2.7, 192.0.2, "
+		                "192.0.2.0/24, 2001:db8::/64, helo:NAME)", cmd,
+		                san(text));
+	return CTL_OK;
+}
+
+int
+cmd_ban(struct ctl *c, int argc, char **argv)
+{
+	static const struct ctl_opt opts[] = {
+		{"for", true, O_FOR}, {"reason", true, O_REASON}, {NULL, 0, 0},
+	};
+	static const char usage[] = "ban KEY --for DURATION [--reason TEXT]";
+	struct ban_opts o = {0, NULL};
+	struct fg_config *cfg = NULL;
+	char key[FG_KEY_MAX], err[600];
+	const char *pos[1], *why = NULL;
+	size_t npos;
+	fg_query *q;
+	int rc;
+
+	if ((rc = ctl_parse(c, argc, argv, opts, ban_opt, &o, pos, 1, &npos,
+	                    usage)) != CTL_OK)
+		return rc;
+	if (npos != 1)
+		return ctl_fail(CTL_USAGE, "ban: which key?\nusage: "
+		                "floodgatectl %s", usage);
+	if (o.for_ms == 0)
+		return ctl_fail(CTL_USAGE, "ban: --for DURATION is required\n"
+		                "usage: floodgatectl %s", usage);
+	if ((rc = parse_key("ban", pos[0], key)) != CTL_OK)
+		return rc;
+	/* The configuration says whether the daemon will look at the key;
+	 * without -c and with -d it may not exist, which is fine. */
+	if (c->conf_given || c->db_path == NULL) {
+		if ((rc = ctl_load_config(c->conf_path, false, &cfg)) != CTL_OK)
+			return rc;
+		if (!ctl_ban_effective(cfg, key, &why))
+			ctl_warn("ban of %s: %s", san(key), why);
+	}
+	rc = ctl_open_db(c, cfg, FG_QUERY_WRITE, &q);
+	if (cfg != NULL)
+		fg_config_release(cfg);
+	if (rc != CTL_OK)
+		return rc;
+	if (fg_query_ban_set(q, key, c->now_ms + o.for_ms,
+	                     o.reason ? o.reason : "", "floodgatectl",
+	                     c->now_ms) < 0) {
+		rc = ctl_fail(CTL_RUNTIME, "ban: %s",
+		              fg_query_error(q, err, sizeof(err)));
+		fg_query_close(q);
+		return rc;
+	}
+	fg_query_close(q);
+	if (c->json) {
+		struct json *j = json_new(stdout);
+
+		json_obj(j);
+		json_kstr(j, "banned", key);
+		json_ktime(j, "until", c->now_ms + o.for_ms);
+		json_kstr(j, "reason", o.reason ? o.reason : "");
+		json_kbool(j, "effective", why == NULL);
+		json_finish(j);
+	} else {
+		printf("banned %s until %s UTC (%s)%s%s\n", san(key),
+		       fmt_time(c->now_ms + o.for_ms), fmt_duration(o.for_ms),
+		       o.reason ? ": " : "", o.reason ? san(o.reason) : "");
+	}
+	return CTL_OK;
+}
+
+int
+cmd_unban(struct ctl *c, int argc, char **argv)
+{
+	char key[FG_KEY_MAX], err[600];
+	const char *pos[1];
+	size_t npos;
+	fg_query *q;
+	int rc, lifted;
+
+	if ((rc = ctl_parse(c, argc, argv, NULL, no_opt, NULL, pos, 1, &npos,
+	                    "unban KEY")) != CTL_OK)
+		return rc;
+	if (npos != 1)
+		return ctl_fail(CTL_USAGE, "unban: which key?\nusage: "
+		                "floodgatectl unban KEY");
+	if ((rc = parse_key("unban", pos[0], key)) != CTL_OK)
+		return rc;
+	if ((rc = ctl_open_db(c, NULL, FG_QUERY_WRITE, &q)) != CTL_OK)
+		return rc;
+	if ((lifted = fg_query_ban_lift(q, key, c->now_ms)) < 0) {
+		rc = ctl_fail(CTL_RUNTIME, "unban: %s",
+		              fg_query_error(q, err, sizeof(err)));
+		fg_query_close(q);
+		return rc;
+	}
+	fg_query_close(q);
+	if (c->json) {
+		struct json *j = json_new(stdout);
+
+		json_obj(j);
+		json_kstr(j, "key", key);
+		json_kbool(j, "lifted", lifted == 1);
+		json_finish(j);
+	} else if (lifted == 1) {
+		printf("lifted the ban of %s\n", san(key));
+	} else {
+		printf("%s was not banned\n", san(key));
+	}
+	return CTL_OK;
+}
+
+/* ---- stats -------------------------------------------------------------------- */
+
+struct since_opts {
+	const char *cmd;
+	int64_t since;
+};
+
+static int
+since_opt(void *arg, int id, const char *v)
+{
+	struct since_opts *o = arg;
+
+	if (id == O_SINCE || id == O_OLDER)
+		return ctl_duration(o->cmd, id == O_SINCE ? "--since" : "--older",
+		                    v, &o->since);
+	return CTL_USAGE;
+}
+
+static void
+stats_rows(struct table *t, const char *name, int64_t n)
+{
+	table_cell(t, "%s", name);
+	table_cell(t, "%" PRId64, n);
+}
+
+#define SPARK_MAX 60     /* marks in a sparkline: fits 80 columns */
+#define BAR_WIDTH 24
+
+static void
+stats_timeline(const struct ctl *c, const struct fg_stats *s)
+{
+	int64_t inv[SPARK_MAX], ref[SPARK_MAX], maxi = 0, maxr = 0;
+	int64_t hmaxi = 0, hmaxr = 0;
+	size_t per = (s->nhours + SPARK_MAX - 1) / SPARK_MAX, nm;
+	char line[SPARK_MAX * 4 + 1], bi[BAR_WIDTH * 4 + 1],
+	    br[BAR_WIDTH * 4 + 1];
+	struct table *t;
+
+	if (per == 0)
+		per = 1;
+	nm = (s->nhours + per - 1) / per;
+	memset(inv, 0, sizeof(inv));
+	memset(ref, 0, sizeof(ref));
+	for (size_t i = 0; i < s->nhours; i++) {
+		inv[i / per] += s->hours[i].invalid;
+		ref[i / per] += s->hours[i].refused;
+		if (s->hours[i].invalid > hmaxi)
+			hmaxi = s->hours[i].invalid;
+		if (s->hours[i].refused > hmaxr)
+			hmaxr = s->hours[i].refused;
+	}
+	for (size_t i = 0; i < nm; i++) {
+		if (inv[i] > maxi)
+			maxi = inv[i];
+		if (ref[i] > maxr)
+			maxr = ref[i];
+	}
+	printf("\nper hour, %.11s to %.11s UTC, one mark = %zu h\n",
+	       fmt_time_short(s->hours[0].hour_ms),
+	       fmt_time_short(s->hours[s->nhours - 1].hour_ms + HOUR_MS),
+	       per);
+	sparkline(line, sizeof(line), inv, nm, maxi, c->utf8);
+	printf("  invalid |%s| max %" PRId64 "\n", line, maxi);
+	sparkline(line, sizeof(line), ref, nm, maxr, c->utf8);
+	printf("  refused |%s| max %" PRId64 "\n\n", line, maxr);
+
+	/* The busy hours themselves (the sparklines show the quiet ones). */
+	t = table_new("lrlrl", "HOUR (UTC)", "INVALID", "", "REFUSED", "",
+	              NULL);
+	for (size_t i = 0; i < s->nhours; i++) {
+		const struct fg_stat_hour *h = &s->hours[i];
+
+		if (h->invalid == 0 && h->refused == 0)
+			continue;
+		bar(bi, sizeof(bi), h->invalid, hmaxi, BAR_WIDTH, c->utf8);
+		bar(br, sizeof(br), h->refused, hmaxr, BAR_WIDTH, c->utf8);
+		table_cell(t, "%.11s", fmt_time_short(h->hour_ms));
+		table_cell(t, "%" PRId64, h->invalid);
+		table_cell(t, "%s", bi);
+		table_cell(t, "%" PRId64, h->refused);
+		table_cell(t, "%s", br);
+	}
+	if (table_rows(t) > 0)
+		table_print(t, stdout);
+	else
+		printf("no invalid recipients and no refusals\n");
+	table_free(t);
+}
+
+static void
+stats_json(const struct ctl *c, const struct fg_stats *s)
+{
+	struct json *j = json_new(stdout);
+
+	json_obj(j);
+	json_ktime(j, "since", s->since_ms);
+	json_ktime(j, "now", c->now_ms);
+	json_key(j, "events");
+	json_obj(j);
+	json_kint(j, "all", s->events);
+	for (int i = 0; i < FG_CNT__COUNT; i++)
+		json_kint(j, fg_counter_name((enum fg_counter)i), s->counts[i]);
+	json_kint(j, "sessions", s->sessions);
+	json_kint(j, "clients", s->clients);
+	json_kint(j, "networks", s->networks);
+	json_end(j);
+	json_key(j, "verdicts");
+	json_obj(j);
+	json_kint(j, "all", s->verdicts);
+	json_kint(j, "refused", s->refused);
+	json_kint(j, "delayed", s->delayed);
+	json_kint(j, "monitor", s->monitor);
+	for (int k = 0; k < 2; k++) {
+		const struct fg_stat_row *r = k == 0 ? s->actions : s->rules;
+		size_t n = k == 0 ? s->nactions : s->nrules;
+
+		json_key(j, k == 0 ? "by_action" : "by_rule");
+		json_obj(j);
+		for (size_t i = 0; i < n; i++) {
+			json_key(j, r[i].name);
+			json_obj(j);
+			json_kint(j, "enforced", r[i].n);
+			json_kint(j, "monitor", r[i].monitor);
+			json_end(j);
+		}
+		json_end(j);
+	}
+	json_end(j);
+	json_key(j, "hours");
+	json_arr(j);
+	for (size_t i = 0; i < s->nhours; i++) {
+		json_obj(j);
+		json_ktime(j, "hour", s->hours[i].hour_ms);
+		json_kint(j, "invalid", s->hours[i].invalid);
+		json_kint(j, "refused", s->hours[i].refused);
+		json_end(j);
+	}
+	json_finish(j);
+}
+
+int
+cmd_stats(struct ctl *c, int argc, char **argv)
+{
+	static const struct ctl_opt opts[] = {
+		{"since", true, O_SINCE}, {NULL, 0, 0},
+	};
+	struct since_opts o = {"stats", DAY_MS};
+	struct fg_stats s;
+	const char *pos[1];
+	size_t npos;
+	fg_query *q;
+	char err[600];
+	int rc;
+
+	if ((rc = ctl_parse(c, argc, argv, opts, since_opt, &o, pos, 0, &npos,
+	                    "stats [--since 24h]")) != CTL_OK)
+		return rc;
+	if ((rc = ctl_open_db(c, NULL, FG_QUERY_READ, &q)) != CTL_OK)
+		return rc;
+	if (fg_query_stats(q, c->now_ms - o.since, c->now_ms, &s) < 0) {
+		rc = ctl_fail(CTL_RUNTIME, "%s",
+		              fg_query_error(q, err, sizeof(err)));
+		fg_query_close(q);
+		return rc;
+	}
+	fg_query_close(q);
+	if (c->json) {
+		stats_json(c, &s);
+		fg_query_stats_free(&s);
+		return CTL_OK;
+	}
+
+	printf("since %s UTC (%s): %" PRId64 " events in %" PRId64
+	       " sessions from %" PRId64 " clients in %" PRId64
+	       " networks\n\n", fmt_time(s.since_ms), fmt_duration(o.since),
+	       s.events, s.sessions, s.clients, s.networks);
+	struct table *t = table_new("lr", "EVENTS", "COUNT", NULL);
+	stats_rows(t, "connect", s.counts[FG_CNT_CONNECT]);
+	stats_rows(t, "helo", s.counts[FG_CNT_HELO]);
+	stats_rows(t, "mail", s.counts[FG_CNT_MAIL]);
+	stats_rows(t, "rcpt", s.counts[FG_CNT_RCPT]);
+	stats_rows(t, "  valid", s.counts[FG_CNT_RCPT_VALID]);
+	stats_rows(t, "  invalid", s.counts[FG_CNT_RCPT_INVALID]);
+	stats_rows(t, "  rejected", s.counts[FG_CNT_RCPT_REJECTED]);
+	table_print(t, stdout);
+	table_free(t);
+
+	printf("\n%" PRId64 " verdicts: %" PRId64 " refusals, %" PRId64
+	       " delays, %" PRId64 " monitor only\n", s.verdicts, s.refused,
+	       s.delayed, s.monitor);
+	for (int k = 0; k < 2 && s.verdicts > 0; k++) {
+		const struct fg_stat_row *r = k == 0 ? s.actions : s.rules;
+		size_t n = k == 0 ? s.nactions : s.nrules;
+
+		t = table_new("lrr", k == 0 ? "ACTION" : "RULE", "ENFORCED",
+		              "MONITOR", NULL);
+		for (size_t i = 0; i < n; i++) {
+			table_cell_text(t, r[i].name);
+			table_cell(t, "%" PRId64, r[i].n);
+			table_cell(t, "%" PRId64, r[i].monitor);
+		}
+		putchar('\n');
+		table_print(t, stdout);
+		table_free(t);
+	}
+	stats_timeline(c, &s);
+	fg_query_stats_free(&s);
+	return CTL_OK;
+}
+
+/* ---- prune, vacuum, check ------------------------------------------------------ */
+
+int
+cmd_prune(struct ctl *c, int argc, char **argv)
+{
+	static const struct ctl_opt opts[] = {
+		{"older", true, O_OLDER}, {NULL, 0, 0},
+	};
+	struct since_opts o = {"prune", 7 * DAY_MS};
+	int64_t ne, nv;
+	const char *pos[1];
+	size_t npos;
+	fg_query *q;
+	char err[600];
+	int rc;
+
+	if ((rc = ctl_parse(c, argc, argv, opts, since_opt, &o, pos, 0, &npos,
+	                    "prune [--older 7d]")) != CTL_OK)
+		return rc;
+	if ((rc = ctl_open_db(c, NULL, FG_QUERY_WRITE, &q)) != CTL_OK)
+		return rc;
+	if (fg_query_prune(q, c->now_ms - o.since, &ne, &nv) < 0) {
+		rc = ctl_fail(CTL_RUNTIME, "prune: %s",
+		              fg_query_error(q, err, sizeof(err)));
+		fg_query_close(q);
+		return rc;
+	}
+	fg_query_close(q);
+	if (c->json) {
+		struct json *j = json_new(stdout);
+
+		json_obj(j);
+		json_ktime(j, "before", c->now_ms - o.since);
+		json_kint(j, "events", ne);
+		json_kint(j, "verdicts", nv);
+		json_finish(j);
+	} else {
+		printf("pruned %" PRId64 " events and %" PRId64 " verdicts "
+		       "older than %s (before %s UTC)\n", ne, nv,
+		       fmt_duration(o.since), fmt_time(c->now_ms - o.since));
+	}
+	return CTL_OK;
+}
+
+int
+cmd_vacuum(struct ctl *c, int argc, char **argv)
+{
+	int64_t before, after;
+	const char *pos[1];
+	size_t npos;
+	fg_query *q;
+	char err[600];
+	int rc;
+
+	if ((rc = ctl_parse(c, argc, argv, NULL, no_opt, NULL, pos, 0, &npos,
+	                    "vacuum")) != CTL_OK)
+		return rc;
+	if ((rc = ctl_open_db(c, NULL, FG_QUERY_WRITE, &q)) != CTL_OK)
+		return rc;
+	if (fg_query_vacuum(q, &before, &after) < 0) {
+		rc = ctl_fail(CTL_RUNTIME, "vacuum: %s",
+		              fg_query_error(q, err, sizeof(err)));
+		fg_query_close(q);
+		return rc;
+	}
+	fg_query_close(q);
+	if (c->json) {
+		struct json *j = json_new(stdout);
+
+		json_obj(j);
+		json_kint(j, "bytes_before", before);
+		json_kint(j, "bytes_after", after);
+		json_finish(j);
+	} else {
+		printf("vacuumed: %" PRId64 " KiB before, %" PRId64
+		       " KiB after\n", before / 1024, after / 1024);
+	}
+	return CTL_OK;
+}
+
+struct problems {
+	char **v;
+	size_t n;
+};
+
+static void
+note_problem(void *arg, const char *line)
+{
+	struct problems *p = arg;
+
+	p->v = xrealloc(p->v, (p->n + 1) * sizeof(*p->v));
+	p->v[p->n++] = xstrdup(line);
+}
+
+int
+cmd_check(struct ctl *c, int argc, char **argv)
+{
+	struct fg_query_info info;
+	struct problems p = {NULL, 0};
+	const char *pos[1];
+	size_t npos;
+	fg_query *q;
+	char err[600];
+	int rc, sound;
+
+	if ((rc = ctl_parse(c, argc, argv, NULL, no_opt, NULL, pos, 0, &npos,
+	                    "check")) != CTL_OK)
+		return rc;
+	if ((rc = ctl_open_db(c, NULL, FG_QUERY_READ, &q)) != CTL_OK)
+		return rc;
+	if (fg_query_info(q, &info) < 0 ||
+	    (sound = fg_query_check(q, 20, note_problem, &p)) < 0) {
+		rc = ctl_fail(CTL_RUNTIME, "check: %s",
+		              fg_query_error(q, err, sizeof(err)));
+		fg_query_close(q);
+		return rc;
+	}
+	fg_query_close(q);
+	if (c->json) {
+		struct json *j = json_new(stdout);
+
+		json_obj(j);
+		json_kbool(j, "ok", sound == 1);
+		json_kint(j, "application_id", info.application_id);
+		json_kint(j, "schema_version", info.schema_version);
+		json_kint(j, "schema_known", FG_QUERY_SCHEMA_VERSION);
+		json_kstr(j, "journal_mode", info.journal_mode);
+		json_kint(j, "bytes", info.page_size * info.page_count);
+		json_kint(j, "free_bytes", info.page_size * info.freelist_count);
+		json_kint(j, "events", info.events);
+		json_kint(j, "verdicts", info.verdicts);
+		json_kint(j, "bans", info.bans);
+		json_kint(j, "counts", info.counts);
+		json_kint(j, "levels", info.levels);
+		json_key(j, "problems");
+		json_arr(j);
+		for (size_t i = 0; i < p.n; i++)
+			json_str(j, p.v[i]);
+		json_finish(j);
+	} else {
+		printf("application_id  0x%08" PRIx64 " (floodgate)\n",
+		       (uint64_t)info.application_id);
+		printf("schema version  %" PRId64 " (this floodgatectl knows "
+		       "up to %d)\n", info.schema_version,
+		       FG_QUERY_SCHEMA_VERSION);
+		printf("journal mode    %s\n", san(info.journal_mode));
+		printf("size            %" PRId64 " KiB (%" PRId64
+		       " KiB free)\n", info.page_size * info.page_count / 1024,
+		       info.page_size * info.freelist_count / 1024);
+		printf("rows            %" PRId64 " events, %" PRId64
+		       " verdicts, %" PRId64 " bans, %" PRId64 " counts, %"
+		       PRId64 " levels\n", info.events, info.verdicts,
+		       info.bans, info.counts, info.levels);
+		if (info.events > 0)
+			printf("events          %s .. %s UTC\n",
+			       fmt_time(info.oldest_ms), fmt_time(info.newest_ms));
+		for (size_t i = 0; i < p.n; i++)
+			printf("problem         %s\n", san(p.v[i]));
+		printf("integrity       %s\n", sound == 1 ? "ok" : "FAILED");
+	}
+	for (size_t i = 0; i < p.n; i++)
+		free(p.v[i]);
+	free(p.v);
+	return sound == 1 ? CTL_OK : CTL_RUNTIME;
+}

@@ -1,0 +1,630 @@
+/*
+ * cmd_why.c - "why was this client blocked?" on one screen: exemptions,
+ * the keys it counts under, bans of the address and its networks, every
+ * rule with its key, count, limit, window and escalation level, the last
+ * verdicts, and what the daemon's own decision function says about a
+ * connection from it now.
+ *
+ * Counts come from the per-second aggregates the daemon commits (at most
+ * a flush interval behind its memory); concurrency lives only in the
+ * daemon's memory and is not shown.  Levels are decayed as lib/policy.c
+ * does (stored_level()): one step per quiet decay period.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "fg.h"
+#include "keys.h"
+#include "net.h"
+#include "policy.h"
+#include "query.h"
+
+#define MAX_NAMES 5          /* HELO names and domains shown per rule */
+#define MAX_ROWS 256
+
+enum { O_LIMIT = CTL_OPT_BASE };
+
+/* ---- the store, as the policy sees it, from the database ---------------- */
+
+struct dbview {
+	fg_query *q;
+	const struct fg_config *cfg;
+};
+
+static int64_t
+view_count(void *ctx, const char *key, enum fg_counter c, int64_t window_ms,
+           int64_t now)
+{
+	struct dbview *v = ctx;
+
+	/* The store clamps windows to its horizon; so do we. */
+	if (window_ms > v->cfg->horizon_ms)
+		window_ms = v->cfg->horizon_ms;
+	return fg_query_count(v->q, key, c, window_ms, now);
+}
+
+static int
+view_ban(void *ctx, const char *key, int64_t now, struct fg_ban *out)
+{
+	return fg_query_ban_get(((struct dbview *)ctx)->q, key, now, out);
+}
+
+static int
+view_level(void *ctx, const char *rule, const char *key, int *level,
+           int64_t *last_ms)
+{
+	return fg_query_level_get(((struct dbview *)ctx)->q, rule, key, level,
+	                          last_ms);
+}
+
+/* ---- one rule ------------------------------------------------------------- */
+
+struct row {
+	const struct fg_rule *rule;
+	char key[FG_KEY_MAX];
+	bool measured;           /* has a count in the database */
+	int64_t count, limit, total;
+	bool guarded;            /* the ratio guard holds it back */
+	int level;               /* remembered level after decay, -1 none */
+	int step;                /* the step that applies now, -1 none */
+	char state[200];
+};
+
+static bool
+counter_of(enum fg_rule_type t, enum fg_counter *c)
+{
+	switch (t) {
+	case FG_RULE_CONNECTION_RATE: *c = FG_CNT_CONNECT; return true;
+	case FG_RULE_INVALID_RECIPIENTS: *c = FG_CNT_RCPT_INVALID; return true;
+	case FG_RULE_RECIPIENT_RATE: *c = FG_CNT_RCPT; return true;
+	case FG_RULE_REJECTED_RECIPIENTS: *c = FG_CNT_RCPT_REJECTED; return true;
+	case FG_RULE_HELO_RATE: *c = FG_CNT_HELO; return true;
+	case FG_RULE_MAIL_RATE: *c = FG_CNT_MAIL; return true;
+	default: return false;
+	}
+}
+
+static bool
+keeps_levels(const struct fg_rule *r)
+{
+	return r->nsteps > 1 && r->decay_ms > 0 && r->per != FG_PER_SESSION &&
+	       r->per != FG_PER_MESSAGE;
+}
+
+/* As policy.c's stored_level(): the level after decay, or -1. */
+static int
+decayed(const struct fg_rule *r, int level, int64_t last, int64_t now)
+{
+	uint64_t periods = 0;
+
+	if (level < 0)
+		return -1;
+	if (now > last)
+		periods = ((uint64_t)now - (uint64_t)last) / (uint64_t)r->decay_ms;
+	if (periods > (uint64_t)level)
+		return -1;
+	level -= (int)periods;
+	return level < (int)r->nsteps ? level : (int)r->nsteps - 1;
+}
+
+static const char *
+step_text(const struct fg_step *st)
+{
+	static char buf[96];
+
+	switch (st->action) {
+	case FG_ACT_DELAY:
+		snprintf(buf, sizeof(buf), "delay %s then %s",
+		         fmt_duration(st->delay_ms), fg_action_name(st->then));
+		break;
+	case FG_ACT_BAN:
+		snprintf(buf, sizeof(buf), "ban for %s",
+		         fmt_duration(st->ban_ms));
+		break;
+	default:
+		snprintf(buf, sizeof(buf), "%s", fg_action_name(st->action));
+		break;
+	}
+	return buf;
+}
+
+static int64_t
+limit_for(const struct fg_rule *r, const fg_addr *a)
+{
+	void *val = NULL;
+
+	if (r->overrides != NULL &&
+	    fg_nettab_lookup(r->overrides, a, &val, NULL) == 1 && val != NULL)
+		return ((const struct fg_override *)val)->limit;
+	return r->limit;
+}
+
+static int
+measure(struct dbview *v, const fg_addr *a, int64_t now, struct row *w)
+{
+	const struct fg_rule *r = w->rule;
+	enum fg_counter c;
+	int level;
+	int64_t last, over;
+	int rc;
+
+	w->level = w->step = -1;
+	w->limit = limit_for(r, a);
+	if (!counter_of(r->type, &c)) {
+		snprintf(w->state, sizeof(w->state), "%s",
+		         r->type == FG_RULE_CONCURRENCY
+		             ? "open sessions: in the daemon's memory only"
+		             : "counted within one session, not stored");
+		return 0;
+	}
+	w->measured = true;
+	if ((w->count = view_count(v, w->key, c, r->window_ms, now)) < 0)
+		return (int)w->count;
+	if (r->type == FG_RULE_INVALID_RECIPIENTS && r->ratio > 0.0) {
+		int64_t sample = r->min_sample > 1 ? r->min_sample : 1;
+
+		if ((w->total = view_count(v, w->key, FG_CNT_RCPT, r->window_ms,
+		                           now)) < 0)
+			return (int)w->total;
+		w->guarded = w->total >= sample &&
+		             (double)w->count / (double)w->total < r->ratio;
+	}
+	if (keeps_levels(r)) {
+		if ((rc = view_level(v, r->name, w->key, &level, &last)) < 0)
+			return rc;
+		if (rc == 1)
+			w->level = decayed(r, level, last, now);
+	}
+	over = w->count - w->limit;
+	if (w->limit <= 0) {
+		snprintf(w->state, sizeof(w->state), "unlimited");
+	} else if (w->guarded) {
+		snprintf(w->state, sizeof(w->state), "ratio guard: %" PRId64
+		         " of %" PRId64 " recipients unknown, under %.0f%%",
+		         w->count, w->total, r->ratio * 100.0);
+	} else if (over < 1) {
+		snprintf(w->state, sizeof(w->state), "under the limit");
+	} else {
+		for (size_t i = 0; i < r->nsteps; i++)
+			if (r->steps[i].over <= over)
+				w->step = (int)i;
+		if (w->level > w->step)
+			w->step = w->level;
+		if (w->step < 0)
+			snprintf(w->state, sizeof(w->state), "over by %" PRId64
+			         ", below the first step", over);
+		else
+			snprintf(w->state, sizeof(w->state), "over by %" PRId64
+			         ": step %d, %s%s", over, w->step + 1,
+			         step_text(&r->steps[w->step]),
+			         r->monitor ? " (monitor)" : "");
+	}
+	return 0;
+}
+
+/* ---- gathering ------------------------------------------------------------- */
+
+struct names {
+	char key[MAX_NAMES][FG_KEY_MAX];
+	size_t n;
+};
+
+static void
+add_name(void *arg, const char *key, int64_t n)
+{
+	struct names *nm = arg;
+
+	(void)n;
+	if (nm->n < MAX_NAMES)
+		snprintf(nm->key[nm->n++], FG_KEY_MAX, "%s", key);
+}
+
+struct verdicts {
+	struct table *t;
+	struct json *j;
+	size_t n;
+};
+
+static int
+show_verdict(void *arg, const struct fg_stored_verdict *v)
+{
+	struct verdicts *vs = arg;
+
+	vs->n++;
+	if (vs->j != NULL) {
+		json_obj(vs->j);
+		json_ktime(vs->j, "time", v->time_ms);
+		json_kstr(vs->j, "stage", v->stage);
+		json_kstr(vs->j, "rule", v->rule);
+		json_kstr(vs->j, "key", v->key);
+		json_kstr(vs->j, "action", v->action);
+		json_kint(vs->j, "count", v->count);
+		json_kint(vs->j, "limit", v->limit);
+		json_kint(vs->j, "window_ms", v->window_ms);
+		json_kint(vs->j, "delay_ms", v->delay_ms);
+		json_kbool(vs->j, "monitor", v->monitor);
+		json_kstr(vs->j, "reply", v->reply);
+		json_end(vs->j);
+		return 0;
+	}
+	table_cell(vs->t, "%s", fmt_time_short(v->time_ms));
+	table_cell_text(vs->t, v->stage);
+	table_cell_text(vs->t, v->rule);
+	table_cell_text(vs->t, v->key);
+	table_cell(vs->t, "%s%s", san(v->action), v->monitor ? " (monitor)"
+	                                                    : "");
+	if (v->limit > 0)
+		table_cell(vs->t, "%" PRId64 "/%" PRId64, v->count, v->limit);
+	else
+		table_cell(vs->t, "-");
+	table_cell_text(vs->t, v->reply);
+	return 0;
+}
+
+struct why {
+	struct ctl *c;
+	const struct fg_config *cfg;
+	fg_addr addr;
+	char addr_key[FG_KEY_MAX];
+	char network[FG_KEY_MAX];
+	const char *exempt;
+	char keys[FG_STORE_MAX_KEYS][FG_KEY_MAX];
+	size_t nkeys;
+	struct names helos;
+	struct fg_ban_entry *bans;   /* those that concern the client */
+	size_t nbans;
+	struct row *rows;
+	size_t nrows;
+	struct fg_verdict now;
+	size_t limit;
+};
+
+/* Does the ban of key concern this client? */
+static bool
+ban_concerns(const struct why *w, const char *key)
+{
+	fg_prefix p;
+
+	if (strcmp(key, w->addr_key) == 0)
+		return true;
+	if (fg_key_type_of(key) == FG_KEY_NETWORK &&
+	    fg_prefix_parse(key, &p) == 0)
+		return fg_prefix_contains(&p, &w->addr);
+	for (size_t i = 0; i < w->helos.n; i++)
+		if (strcmp(key, w->helos.key[i]) == 0)
+			return true;
+	return false;
+}
+
+static int
+gather(struct why *w, struct dbview *v)
+{
+	const struct fg_config *cfg = w->cfg;
+	struct fg_facts f;
+	struct fg_view view = {
+		.ctx = v, .count = view_count, .ban = view_ban,
+		.level = view_level,
+	};
+	struct fg_ban_entry *all;
+	size_t nall;
+	int64_t now = w->c->now_ms, since = now - cfg->horizon_ms;
+	int rc;
+
+	memset(&f, 0, sizeof(f));
+	f.stage = FG_STAGE_CONNECT;
+	f.client = &w->addr;
+	w->exempt = fg_policy_exemption(cfg, &f);
+	w->nkeys = fg_policy_event_keys(cfg, &f, w->keys, FG_STORE_MAX_KEYS);
+	if ((rc = fg_query_client_keys(v->q, w->addr_key, FG_NAME_HELO, since,
+	                               now, MAX_NAMES, add_name,
+	                               &w->helos)) < 0)
+		return rc;
+
+	if ((rc = fg_query_bans(v->q, now, &all, &nall)) < 0)
+		return rc;
+	w->bans = xcalloc(nall, sizeof(*w->bans));
+	for (size_t i = 0; i < nall; i++)
+		if (ban_concerns(w, all[i].key))
+			w->bans[w->nbans++] = all[i];
+	fg_query_free(all);
+
+	w->rows = xcalloc(MAX_ROWS, sizeof(*w->rows));
+	for (size_t i = 0; i < cfg->nrules; i++) {
+		const struct fg_rule *r = &cfg->rules[i];
+		struct names nm = {.n = 0};
+		enum fg_query_name which;
+
+		switch (r->per) {
+		case FG_PER_ADDRESS:
+			add_name(&nm, w->addr_key, 0);
+			break;
+		case FG_PER_NETWORK:
+			fg_key_network(nm.key[nm.n++], &w->addr,
+			               w->addr.family == FG_AF_INET ? r->prefix4
+			                                            : r->prefix6);
+			break;
+		case FG_PER_GLOBAL:
+			fg_key_global(nm.key[nm.n++]);
+			break;
+		case FG_PER_SESSION:
+		case FG_PER_MESSAGE:
+			add_name(&nm, fg_per_name(r->per), 0);
+			break;
+		case FG_PER_HELO:
+		case FG_PER_RCPT_DOMAIN:
+		case FG_PER_SENDER_DOMAIN:
+			which = r->per == FG_PER_HELO ? FG_NAME_HELO
+			      : r->per == FG_PER_RCPT_DOMAIN ? FG_NAME_RCPT_DOMAIN
+			                                     : FG_NAME_SENDER_DOMAIN;
+			if ((rc = fg_query_client_keys(v->q, w->addr_key, which,
+			                               since, now, MAX_NAMES,
+			                               add_name, &nm)) < 0)
+				return rc;
+			break;
+		}
+		if (nm.n == 0)   /* no such name seen: one row saying so */
+			snprintf(nm.key[nm.n++], FG_KEY_MAX, "-");
+		for (size_t k = 0; k < nm.n && w->nrows < MAX_ROWS; k++) {
+			struct row *row = &w->rows[w->nrows++];
+
+			row->rule = r;
+			memcpy(row->key, nm.key[k], FG_KEY_MAX);
+			if (strcmp(row->key, "-") == 0) {
+				row->level = row->step = -1;
+				snprintf(row->state, sizeof(row->state),
+				         "none used by this client lately");
+				continue;
+			}
+			if ((rc = measure(v, &w->addr, now, row)) < 0)
+				return rc;
+		}
+	}
+	fg_policy_decide(cfg, &f, &view, now, &w->now);
+	return 0;
+}
+
+/* ---- output ------------------------------------------------------------------ */
+
+static void
+print_json(struct why *w, fg_query *q)
+{
+	struct json *j = json_new(stdout);
+	struct verdicts vs = {NULL, j, 0};
+	char desc[2048];
+
+	json_obj(j);
+	json_kstr(j, "client", w->addr_key);
+	json_kstr(j, "network", w->network);
+	json_ktime(j, "now", w->c->now_ms);
+	json_kstr(j, "exempt", w->exempt);
+	json_key(j, "keys");
+	json_arr(j);
+	for (size_t i = 0; i < w->nkeys; i++)
+		json_str(j, w->keys[i]);
+	json_end(j);
+	json_key(j, "helo_names");
+	json_arr(j);
+	for (size_t i = 0; i < w->helos.n; i++)
+		json_str(j, w->helos.key[i]);
+	json_end(j);
+	json_key(j, "bans");
+	json_arr(j);
+	for (size_t i = 0; i < w->nbans; i++) {
+		const char *why = NULL;
+
+		json_obj(j);
+		json_kstr(j, "key", w->bans[i].key);
+		json_ktime(j, "until", w->bans[i].ban.until_ms);
+		json_kstr(j, "reason", w->bans[i].ban.reason);
+		json_kstr(j, "source", w->bans[i].ban.source);
+		json_kbool(j, "checked", ctl_ban_effective(w->cfg,
+		                                           w->bans[i].key, &why));
+		json_end(j);
+	}
+	json_end(j);
+	json_key(j, "rules");
+	json_arr(j);
+	for (size_t i = 0; i < w->nrows; i++) {
+		const struct row *r = &w->rows[i];
+
+		json_obj(j);
+		json_kstr(j, "rule", r->rule->name);
+		json_kstr(j, "type", fg_rule_type_name(r->rule->type));
+		json_kstr(j, "per", fg_per_name(r->rule->per));
+		json_kstr(j, "key", r->key);
+		json_key(j, "count");
+		if (r->measured)
+			json_int(j, r->count);
+		else
+			json_null(j);
+		json_kint(j, "limit", r->limit);
+		json_kint(j, "window_ms", r->rule->window_ms);
+		/* Levels and steps count from 1, as in the text; null: none. */
+		json_key(j, "level");
+		if (r->level >= 0)
+			json_int(j, r->level + 1);
+		else
+			json_null(j);
+		json_key(j, "step");
+		if (r->step >= 0)
+			json_int(j, r->step + 1);
+		else
+			json_null(j);
+		json_kstr(j, "action", r->step >= 0 ? fg_action_name(
+		              r->rule->steps[r->step].action) : NULL);
+		json_kbool(j, "monitor", r->rule->monitor || w->cfg->monitor);
+		json_kstr(j, "state", r->state);
+		json_end(j);
+	}
+	json_end(j);
+	json_key(j, "verdicts");
+	json_arr(j);
+	fg_query_verdicts(q, w->addr_key, 0, w->c->now_ms, w->limit,
+	                  show_verdict, &vs);
+	json_end(j);
+	json_key(j, "connection_now");
+	json_obj(j);
+	json_kstr(j, "action", fg_action_name(w->now.action));
+	json_kbool(j, "banned", w->now.banned);
+	json_kstr(j, "rule", w->now.rule ? w->now.rule->name : NULL);
+	json_kstr(j, "key", w->now.key[0] ? w->now.key : NULL);
+	json_kstr(j, "describe", fg_verdict_describe(&w->now, desc,
+	                                             sizeof(desc)));
+	json_end(j);
+	json_finish(j);
+}
+
+static void
+print_text(struct why *w, fg_query *q)
+{
+	struct table *t;
+	struct verdicts vs = {NULL, NULL, 0};
+	char desc[2048];
+
+	printf("client %s, network %s; configuration %s\n", san(w->addr_key),
+	       w->network[0] ? san(w->network) : "-", san(w->cfg->path));
+	if (w->exempt != NULL)
+		printf("exempt: %s: no rule and no ban applies to it\n",
+		       w->exempt);
+	else
+		printf("exempt: no (authentication, host name and daemon "
+		       "exemptions are decided per session)\n");
+	printf("counted under:");
+	for (size_t i = 0; i < w->nkeys; i++)
+		printf(" %s", san(w->keys[i]));
+	printf("\nHELO names lately:");
+	for (size_t i = 0; i < w->helos.n; i++)
+		printf(" %s", san(w->helos.key[i]));
+	printf("%s\n\n", w->helos.n == 0 ? " -" : "");
+
+	if (w->nbans == 0) {
+		printf("bans: none of the address, its networks or its HELO "
+		       "names\n\n");
+	} else {
+		printf("bans in force:\n");
+		t = table_new("lllll", "KEY", "LEFT", "SOURCE", "REASON",
+		              "CHECKED", NULL);
+		for (size_t i = 0; i < w->nbans; i++) {
+			const char *why = NULL;
+			bool eff = ctl_ban_effective(w->cfg, w->bans[i].key,
+			                             &why);
+
+			table_cell_text(t, w->bans[i].key);
+			table_cell(t, "%s", fmt_span(w->bans[i].ban.until_ms -
+			                             w->c->now_ms));
+			table_cell_text(t, w->bans[i].ban.source);
+			table_cell_text(t, w->bans[i].ban.reason[0]
+			                   ? w->bans[i].ban.reason : "-");
+			table_cell(t, "%s", eff ? "yes" : "no: prefix unused");
+		}
+		table_print(t, stdout);
+		table_free(t);
+		putchar('\n');
+	}
+
+	printf("rules:\n");
+	t = table_new("llrrlrl", "RULE", "KEY", "COUNT", "LIMIT", "WINDOW",
+	              "LEVEL", "NOW", NULL);
+	for (size_t i = 0; i < w->nrows; i++) {
+		const struct row *r = &w->rows[i];
+
+		table_cell_text(t, r->rule->name);
+		table_cell_text(t, r->key);
+		if (r->measured)
+			table_cell(t, "%" PRId64, r->count);
+		else
+			table_cell(t, "-");
+		if (r->limit > 0)
+			table_cell(t, "%" PRId64, r->limit);
+		else
+			table_cell(t, "-");
+		table_cell(t, "%s", r->rule->window_ms > 0
+		           ? fmt_duration(r->rule->window_ms) : "-");
+		if (r->level >= 0)
+			table_cell(t, "%d", r->level + 1);
+		else
+			table_cell(t, "-");
+		table_cell_text(t, r->state);
+	}
+	table_print(t, stdout);
+	table_free(t);
+
+	printf("\nlast verdicts:\n");
+	vs.t = table_new("lllllrl", "TIME (UTC)", "STAGE", "RULE", "KEY",
+	                 "ACTION", "COUNT", "REPLY", NULL);
+	fg_query_verdicts(q, w->addr_key, 0, w->c->now_ms, w->limit,
+	                  show_verdict, &vs);
+	if (vs.n == 0)
+		printf("none kept\n");
+	else
+		table_print(vs.t, stdout);
+	table_free(vs.t);
+
+	printf("\na connection now: %s\n",
+	       fg_verdict_describe(&w->now, desc, sizeof(desc)));
+}
+
+static int
+why_opt(void *arg, int id, const char *v)
+{
+	if (id == O_LIMIT)
+		return ctl_count("why", "--limit", v, 1000, arg);
+	return CTL_USAGE;
+}
+
+int
+cmd_why(struct ctl *c, int argc, char **argv)
+{
+	static const struct ctl_opt opts[] = {
+		{"limit", true, O_LIMIT}, {NULL, 0, 0},
+	};
+	struct why w;
+	struct fg_config *cfg;
+	struct dbview v;
+	const char *pos[1];
+	size_t npos;
+	char err[600];
+	int rc;
+
+	memset(&w, 0, sizeof(w));
+	w.c = c;
+	w.limit = 10;
+	if ((rc = ctl_parse(c, argc, argv, opts, why_opt, &w.limit, pos, 1,
+	                    &npos, "why ADDRESS [--limit N]")) != CTL_OK)
+		return rc;
+	if (npos != 1)
+		return ctl_fail(CTL_USAGE, "why: which address?\nusage: "
+		                "floodgatectl why ADDRESS [--limit N]");
+	if (fg_addr_parse(pos[0], &w.addr) != 0)
+		return ctl_fail(CTL_USAGE, "why: '%s' is not an IP address",
+		                san(pos[0]));
+	if ((rc = ctl_load_config(c->conf_path, false, &cfg)) != CTL_OK)
+		return rc;
+	w.cfg = cfg;
+	fg_key_address(w.addr_key, &w.addr);
+	fg_policy_network_key(cfg, &w.addr, w.network);
+	if ((rc = ctl_open_db(c, cfg, FG_QUERY_READ, &v.q)) != CTL_OK) {
+		fg_config_release(cfg);
+		return rc;
+	}
+	v.cfg = cfg;
+	/* One snapshot: counts, levels and bans of the same moment. */
+	if (fg_query_begin(v.q) < 0 || gather(&w, &v) < 0) {
+		rc = ctl_fail(CTL_RUNTIME, "why: %s",
+		              fg_query_error(v.q, err, sizeof(err)));
+	} else {
+		if (c->json)
+			print_json(&w, v.q);
+		else
+			print_text(&w, v.q);
+	}
+	fg_query_close(v.q);
+	free(w.bans);
+	free(w.rows);
+	fg_config_release(cfg);
+	return rc;
+}
