@@ -228,29 +228,6 @@ record(struct replay *r, const struct fg_stored_event *ev,
 	return n;
 }
 
-/*
- * The action a verdict row records, exactly as glue.c's recorded_action()
- * writes it: "ban" when the verdict set a ban, "delay" when it slept, for
- * a monitor verdict what would have been done.  (A copy: glue.c's is
- * private to the daemon; the two must not drift apart.)
- */
-static const char *
-recorded_action(const struct fg_config *cfg, const struct fg_verdict *v)
-{
-	if (v->monitor) {
-		if (v->step != NULL)
-			return fg_action_name(v->step->action);
-		if (v->banned)
-			return fg_action_name(cfg->banned_action);
-		return fg_action_name(v->action);
-	}
-	if (v->ban.set)
-		return "ban";
-	if (v->delay_ms > 0)
-		return "delay";
-	return fg_action_name(v->action);
-}
-
 /* glue.c's apply(), minus the answer: effects and the verdict row. */
 static void
 apply(struct replay *r, const struct fg_stored_event *ev,
@@ -294,7 +271,7 @@ apply(struct replay *r, const struct fg_stored_event *ev,
 	copy(o->rule, sizeof(o->rule), v->rule != NULL ? v->rule->name
 	                               : v->banned ? "ban" : NULL);
 	copy(o->key, sizeof(o->key), v->key);
-	copy(o->action, sizeof(o->action), recorded_action(r->cfg, v));
+	copy(o->action, sizeof(o->action), fg_verdict_action(r->cfg, v));
 	o->monitor = v->monitor;
 }
 

@@ -7,8 +7,8 @@
  *
  * Counts come from the per-second aggregates the daemon commits (at most
  * a flush interval behind its memory); concurrency lives only in the
- * daemon's memory and is not shown.  Levels are decayed as lib/policy.c
- * does (stored_level()): one step per quiet decay period.
+ * daemon's memory and is not shown.  Levels are decayed by the policy's
+ * own fg_policy_decayed_level(): one step per quiet decay period.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -88,29 +88,6 @@ counter_of(enum fg_rule_type t, enum fg_counter *c)
 	}
 }
 
-static bool
-keeps_levels(const struct fg_rule *r)
-{
-	return r->nsteps > 1 && r->decay_ms > 0 && r->per != FG_PER_SESSION &&
-	       r->per != FG_PER_MESSAGE;
-}
-
-/* As policy.c's stored_level(): the level after decay, or -1. */
-static int
-decayed(const struct fg_rule *r, int level, int64_t last, int64_t now)
-{
-	uint64_t periods = 0;
-
-	if (level < 0)
-		return -1;
-	if (now > last)
-		periods = ((uint64_t)now - (uint64_t)last) / (uint64_t)r->decay_ms;
-	if (periods > (uint64_t)level)
-		return -1;
-	level -= (int)periods;
-	return level < (int)r->nsteps ? level : (int)r->nsteps - 1;
-}
-
 static const char *
 step_text(const struct fg_step *st)
 {
@@ -173,11 +150,11 @@ measure(struct dbview *v, const fg_addr *a, int64_t now, struct row *w)
 		w->guarded = w->total >= sample &&
 		             (double)w->count / (double)w->total < r->ratio;
 	}
-	if (keeps_levels(r)) {
+	if (fg_policy_keeps_levels(r)) {
 		if ((rc = view_level(v, r->name, w->key, &level, &last)) < 0)
 			return rc;
 		if (rc == 1)
-			w->level = decayed(r, level, last, now);
+			w->level = fg_policy_decayed_level(r, level, last, now);
 	}
 	over = w->count - w->limit;
 	if (w->limit <= 0) {

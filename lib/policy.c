@@ -560,8 +560,8 @@ rule_measure(const struct fg_rule *r, const struct fg_facts *f,
 	return true;
 }
 
-static bool
-rule_keeps_levels(const struct fg_rule *r)
+bool
+fg_policy_keeps_levels(const struct fg_rule *r)
 {
 	return r->nsteps > 1 && r->decay_ms > 0 && r->per != FG_PER_SESSION &&
 	       r->per != FG_PER_MESSAGE;
@@ -574,16 +574,44 @@ stored_level(const struct fg_rule *r, const struct fg_view *vw,
 {
 	int level;
 	int64_t last;
+
+	if (!view_level(vw, r->name, key, &level, &last))
+		return -1;
+	return fg_policy_decayed_level(r, level, last, now);
+}
+
+int
+fg_policy_decayed_level(const struct fg_rule *r, int level, int64_t last_ms,
+                        int64_t now_ms)
+{
 	uint64_t periods = 0;
 
-	if (!view_level(vw, r->name, key, &level, &last) || level < 0)
+	if (level < 0 || r->decay_ms <= 0)
 		return -1;
-	if (now > last)
-		periods = ((uint64_t)now - (uint64_t)last) / (uint64_t)r->decay_ms;
+	if (now_ms > last_ms)
+		periods = ((uint64_t)now_ms - (uint64_t)last_ms) /
+		          (uint64_t)r->decay_ms;
 	if (periods > (uint64_t)level)
 		return -1;
 	level -= (int)periods;
 	return level < (int)r->nsteps ? level : (int)r->nsteps - 1;
+}
+
+const char *
+fg_verdict_action(const struct fg_config *cfg, const struct fg_verdict *v)
+{
+	if (v->monitor) {
+		if (v->step != NULL)
+			return fg_action_name(v->step->action);
+		if (v->banned)
+			return fg_action_name(cfg->banned_action);
+		return fg_action_name(v->action);
+	}
+	if (v->ban.set)
+		return "ban";
+	if (v->delay_ms > 0)
+		return "delay";
+	return fg_action_name(v->action);
 }
 
 /* Base delay grown for the n-th event into the step, capped. */
@@ -656,7 +684,7 @@ eval_rule(const struct fg_config *cfg, const struct fg_rule *r,
 	for (size_t i = 0; i < r->nsteps; i++)
 		if (r->steps[i].over <= over)
 			idx = (int)i;
-	if (rule_keeps_levels(r)) {
+	if (fg_policy_keeps_levels(r)) {
 		int stored = stored_level(r, vw, c->key, now);
 		if (stored > idx)
 			idx = stored;
@@ -860,7 +888,7 @@ fg_policy_decide(const struct fg_config *cfg, const struct fg_facts *f,
 		}
 		if (cand_beats(&c, &best))
 			best = c;
-		if (rule_keeps_levels(r) && v->nlevels < FG_POLICY_MAX_LEVELS) {
+		if (fg_policy_keeps_levels(r) && v->nlevels < FG_POLICY_MAX_LEVELS) {
 			struct fg_effect_level *e = &v->levels[v->nlevels++];
 			e->set = true;
 			e->rule = r;

@@ -144,6 +144,19 @@ void fg_policy_network_key(const struct fg_config *cfg, const fg_addr *a,
 const char *fg_policy_exemption(const struct fg_config *cfg,
                                 const struct fg_facts *f);
 
+/* Whether a rule remembers escalation levels per key, and the level it
+ * remembered (level, last_ms) stands at after decay at now_ms: the
+ * level falls one step per quiet decay period; -1 when forgotten. */
+bool fg_policy_keeps_levels(const struct fg_rule *r);
+int fg_policy_decayed_level(const struct fg_rule *r, int level,
+                            int64_t last_ms, int64_t now_ms);
+
+/* The action a verdict is recorded under (the verdicts table, logs,
+ * replay): "ban" when it set a ban, "delay" when it sleeps, and for a
+ * monitor verdict what would have been done. */
+const char *fg_verdict_action(const struct fg_config *cfg,
+                              const struct fg_verdict *v);
+
 /* Decide.  Always fills *v; never fails. */
 void fg_policy_decide(const struct fg_config *cfg, const struct fg_facts *f,
                       const struct fg_view *view, int64_t now_ms,

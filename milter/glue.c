@@ -280,29 +280,6 @@ sleep_delay(int64_t ms)
 	atomic_fetch_sub(&delayed_now, 1);
 }
 
-/*
- * The action a verdict row records: what was done ("ban" when the verdict
- * set a ban, "delay" when it slept), or, for a monitor verdict, what would
- * have been done -- the verdict itself only says continue then, which
- * would make every monitor row read "continue".
- */
-static const char *
-recorded_action(const struct fg_config *cfg, const struct fg_verdict *v)
-{
-	if (v->monitor) {
-		if (v->step != NULL)
-			return fg_action_name(v->step->action);
-		if (v->banned)
-			return fg_action_name(cfg->banned_action);
-		return fg_action_name(v->action);
-	}
-	if (v->ban.set)
-		return "ban";
-	if (v->delay_ms > 0)
-		return "delay";
-	return fg_action_name(v->action);
-}
-
 static sfsistat
 apply(SMFICTX *ctx, struct session *s, enum fg_stage stage,
       const struct fg_verdict *v, int64_t now)
@@ -342,7 +319,7 @@ apply(SMFICTX *ctx, struct session *s, enum fg_stage stage,
 	rec.stage = fg_stage_name(stage);
 	rec.rule = v->rule != NULL ? v->rule->name : (v->banned ? "ban" : NULL);
 	rec.key = v->key;
-	rec.action = recorded_action(s->cfg, v);
+	rec.action = fg_verdict_action(s->cfg, v);
 	rec.count = v->count;
 	rec.limit = v->limit;
 	rec.window_ms = v->window_ms;
