@@ -338,8 +338,12 @@ static int
 agg_cmp(const void *pa, const void *pb)
 {
 	const struct agg *a = pa, *b = pb;
-	int c = memcmp(a->key, b->key, a->klen < b->klen ? a->klen : b->klen);
+	int c;
 
+	/* The order of the counts table: (sec, key, counter). */
+	if (a->sec != b->sec)
+		return a->sec < b->sec ? -1 : 1;
+	c = memcmp(a->key, b->key, a->klen < b->klen ? a->klen : b->klen);
 	if (c != 0)
 		return c;
 	if (a->klen != b->klen)
@@ -347,7 +351,7 @@ agg_cmp(const void *pa, const void *pb)
 	if (a->ctr != b->ctr)
 		return strcmp(fg_counter_name((enum fg_counter)a->ctr),
 		              fg_counter_name((enum fg_counter)b->ctr));
-	return a->sec < b->sec ? -1 : a->sec > b->sec;
+	return 0;
 }
 
 static int
