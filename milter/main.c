@@ -388,6 +388,13 @@ main(int argc, char **argv)
 			gid = pw->pw_gid;
 		}
 	}
+	if (geteuid() != 0 && cfg->user[0] != '\0') {
+		struct passwd *me = getpwuid(geteuid());
+		if (me == NULL || strcmp(me->pw_name, cfg->user) != 0)
+			fprintf(stderr, "floodgate: not started as root: "
+			        "running as uid %ld, user %s not used\n",
+			        (long)geteuid(), cfg->user);
+	}
 	if (cfg->socket_group[0] != '\0') {
 		struct group *gr = getgrnam(cfg->socket_group);
 		if (gr == NULL) {
