@@ -1,0 +1,979 @@
+/*
+ * fgload.c - a milter load generator that talks to a filter the way
+ * Postfix does, for floodgate's benchmarks.
+ *
+ *   fgload -s SOCKET [-c C] [-n SESSIONS] [-t SECONDS] [-m MIX]
+ *          [--distinct N] [--delay-threshold-ms MS] [--timeout-ms MS]
+ *          [--seed N] [--label TEXT] [-q]
+ *
+ * Every SMTP session is a new milter connection, as in Postfix: OPTNEG,
+ * the connect macros (j {daemon_name} {daemon_addr} v _) and CONNECT,
+ * HELO, MAIL with macro i, K x (rcpt macros, RCPT), ABORT, QUIT.  An
+ * unknown recipient comes as Postfix passes it with SMFIP_RCPT_REJ
+ * ({rcpt_mailer} error, {rcpt_host} 5.1.1, {rcpt_addr} the reject text),
+ * a valid one with {rcpt_mailer} local.  The events the filter asked not
+ * to get are not sent (milterproto honours SMFIP_NO*).
+ *
+ * Traffic (-m): the client addresses are made up and travel only inside
+ * the protocol; nothing is sent anywhere but to SOCKET.
+ *   legit  clients spread over 4096 /24s of 10.0.0.0/8 (and 1 in 8 from
+ *          2001:db8::/32), 1 to 5 valid recipients (3 on average)
+ *   dha    four /24s of the documentation ranges, 16 to 24 recipients,
+ *          9 in 10 unknown
+ *   flood  one /24 (198.18.0.0/24): connect and quit only
+ *   mix    80 % legit, 15 % dha, 5 % flood
+ * --distinct N gives every session the next address out of N (10.0.0.1
+ * onwards, wrapping after N), whatever the mix.
+ *
+ * How a session reacts to the filter's answers, as Postfix and a client
+ * would: 421 (or shutdown) at any stage, or reject/tempfail at CONNECT,
+ * ends it (QUIT); reject/tempfail at MAIL ends the transaction (ABORT,
+ * QUIT); at HELO and RCPT the session goes on; accept ends it quietly
+ * (no more events for the filter).  "refused" counts the sessions the
+ * filter ended early.
+ *
+ * Bounds: at most SESSIONS sessions and SECONDS of wall time (both
+ * always apply; defaults 100000 and 10).  No session starts after the
+ * deadline; a command due after it is not sent and the session counts as
+ * abandoned.  A reply is awaited at most --timeout-ms, and at most the
+ * time that was left when its session began plus 0.2 s, so a run ends
+ * within about twice SECONDS even against a filter that never answers
+ * (a wait cut after the deadline is "abandoned", not an error).
+ *
+ * Report: sessions/s (those finished by the deadline, over the time up
+ * to it); per command the replies by kind (continue, reject,
+ * tempfail, ... and reply codes 421, 451, 550 ...) and latency p50, p99
+ * and max in microseconds over the replies that came within the delay
+ * threshold (default 500 ms).  Slower replies (a tarpit) are counted as
+ * "delayed", with their total time, and left out of the latency figures;
+ * "undelayed sessions/s" divides by the wall time minus the average time
+ * a connection spent waiting for them.  Errors (timeouts, a closed
+ * connection, garbage) are counted and never fatal.  The same figures go
+ * out as one JSON object on a line starting with "JSON ".
+ *
+ * Exit status: 0 (even with errors: they are part of the report), 2 for
+ * bad usage.
+ */
+#include "milterproto.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- what is measured --------------------------------------------- */
+
+enum cmd {
+	C_OPEN,     /* the socket connect, not a milter command */
+	C_OPTNEG,
+	C_CONNECT,
+	C_HELO,
+	C_MAIL,
+	C_RCPT,
+	C__N
+};
+
+static const char *const cmd_name[C__N] = {
+	"open", "optneg", "connect", "helo", "mail", "rcpt",
+};
+
+/* Reply kinds; reply codes are kept apart, by number. */
+enum rkind {
+	R_CONTINUE,
+	R_ACCEPT,
+	R_REJECT,
+	R_TEMPFAIL,
+	R_DISCARD,
+	R_OTHER,    /* skip, shutdown, connfail, anything unexpected */
+	R_NOREPLY,  /* the filter asked for no reply or no event */
+	R_ERROR,    /* timeout, closed, garbage, system error */
+	R__N
+};
+
+static const char *const rkind_name[R__N] = {
+	"continue", "accept", "reject", "tempfail", "discard", "other",
+	"noreply", "error",
+};
+
+#define CODE_MIN 200
+#define CODE_MAX 599
+#define NCODES (CODE_MAX - CODE_MIN + 1)
+
+/*
+ * Latency histogram, log-linear: exact below 2^(H_SUB+1) us, then
+ * 2^H_SUB buckets per power of two (under 1 % error), up to 2^32 us.
+ */
+#define H_SUB 7
+#define H_BUCKETS ((32 - H_SUB) << H_SUB)
+
+static unsigned
+h_index(uint64_t v)
+{
+	unsigned msb, shift;
+
+	if (v >= UINT64_C(1) << 32)
+		v = (UINT64_C(1) << 32) - 1;
+	if (v < (UINT64_C(1) << (H_SUB + 1)))
+		return (unsigned)v;
+	msb = 63u - (unsigned)__builtin_clzll(v);
+	shift = msb - H_SUB;
+	return (shift << H_SUB) + (unsigned)(v >> shift);
+}
+
+/* The middle of bucket i. */
+static uint64_t
+h_value(unsigned i)
+{
+	unsigned shift;
+	uint64_t m;
+
+	if (i < (1u << (H_SUB + 1)))
+		return i;
+	shift = (i >> H_SUB) - 1;
+	m = i - (shift << H_SUB);
+	return (m << shift) + ((UINT64_C(1) << shift) >> 1);
+}
+
+struct cmdstat {
+	uint64_t kinds[R__N];
+	uint64_t codes[NCODES];
+	uint64_t timed;            /* replies in the histogram */
+	uint64_t delayed;          /* replies slower than the threshold */
+	uint64_t delayed_us;
+	uint64_t max_us;           /* of the timed replies */
+	uint32_t hist[H_BUCKETS];
+};
+
+enum err {
+	E_TIMEOUT,
+	E_CLOSED,
+	E_PROTO,
+	E_OPEN,
+	E_OTHER,
+	E__N
+};
+
+static const char *const err_name[E__N] = {
+	"timeout", "closed", "protocol", "open", "other",
+};
+
+struct stats {
+	uint64_t started;
+	uint64_t completed;   /* ran to QUIT, whatever the filter said */
+	uint64_t in_time;     /* of those, by the deadline */
+	uint64_t refused;     /* of those, ended early by the filter */
+	uint64_t failed;      /* ended by an error */
+	uint64_t abandoned;   /* cut at the deadline */
+	uint64_t hung_up;     /* the filter had closed before ABORT/QUIT */
+	uint64_t errors[E__N];
+	uint64_t wait_us;     /* delayed replies and waits cut at the deadline */
+	struct cmdstat cmd[C__N];
+	char first_error[256];
+};
+
+/* ---- options ------------------------------------------------------ */
+
+enum mix { MIX_LEGIT, MIX_DHA, MIX_FLOOD, MIX_MIX };
+static const char *const mix_name[] = {"legit", "dha", "flood", "mix"};
+
+struct opts {
+	const char *socket;
+	unsigned threads;
+	uint64_t sessions;
+	double seconds;
+	enum mix mix;
+	uint64_t distinct;
+	int64_t threshold_us;
+	int timeout_ms;
+	uint64_t seed;
+	const char *label;
+	bool quiet;
+};
+
+static struct opts opt = {
+	.threads = 1,
+	.sessions = 100000,
+	.seconds = 10,
+	.mix = MIX_LEGIT,
+	.threshold_us = 500000,
+	.timeout_ms = 30000,
+	.seed = 1,
+	.label = "",
+};
+
+static atomic_uint_fast64_t next_session;
+static int64_t deadline_us;
+
+/* ---- traffic ------------------------------------------------------ */
+
+/* splitmix64: small, fast, good enough for traffic shapes. */
+static uint64_t
+rnd(uint64_t *s)
+{
+	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return z ^ (z >> 31);
+}
+
+static unsigned
+rnd_below(uint64_t *s, unsigned n)
+{
+	return (unsigned)(rnd(s) % n);
+}
+
+enum kind { K_LEGIT, K_DHA, K_FLOOD };
+
+static const char *const dha_nets[] = {
+	"192.0.2", "198.51.100", "203.0.113", "100.64.7",
+};
+
+struct session {
+	uint64_t index;
+	enum kind kind;
+	char family;
+	char addr[64];
+	char host[64];
+	char helo[64];
+	char sender[80];
+	char qid[16];
+	char underscore[160];
+	unsigned nrcpt;
+};
+
+static void
+make_session(struct session *s, uint64_t index, uint64_t *rng)
+{
+	unsigned r;
+
+	memset(s, 0, sizeof(*s));
+	s->index = index;
+	switch (opt.mix) {
+	case MIX_LEGIT: s->kind = K_LEGIT; break;
+	case MIX_DHA: s->kind = K_DHA; break;
+	case MIX_FLOOD: s->kind = K_FLOOD; break;
+	case MIX_MIX:
+		r = rnd_below(rng, 100);
+		s->kind = r < 80 ? K_LEGIT : r < 95 ? K_DHA : K_FLOOD;
+		break;
+	}
+	s->family = SMFIA_INET;
+	switch (s->kind) {
+	case K_LEGIT: {
+		unsigned net = rnd_below(rng, 4096);
+
+		if (rnd_below(rng, 8) == 0) {
+			s->family = SMFIA_INET6;
+			snprintf(s->addr, sizeof(s->addr), "2001:db8:%x::%x",
+			         net, 1 + rnd_below(rng, 65535));
+		} else {
+			snprintf(s->addr, sizeof(s->addr), "10.%u.%u.%u",
+			         net >> 8, net & 255, 1 + rnd_below(rng, 254));
+		}
+		snprintf(s->host, sizeof(s->host), "mail%u.example.net", net);
+		snprintf(s->helo, sizeof(s->helo), "mail%u.example.net", net);
+		snprintf(s->sender, sizeof(s->sender),
+		         "<user%u@mail%u.example.net>", rnd_below(rng, 1000),
+		         net);
+		s->nrcpt = 1 + rnd_below(rng, 5);
+		break;
+	}
+	case K_DHA:
+		snprintf(s->addr, sizeof(s->addr), "%s.%u",
+		         dha_nets[rnd_below(rng, 4)], 1 + rnd_below(rng, 254));
+		snprintf(s->host, sizeof(s->host), "unknown");
+		snprintf(s->helo, sizeof(s->helo), "ylmf-pc");
+		snprintf(s->sender, sizeof(s->sender), "<info%u@example.com>",
+		         rnd_below(rng, 100000));
+		s->nrcpt = 16 + rnd_below(rng, 9);
+		break;
+	case K_FLOOD:
+		snprintf(s->addr, sizeof(s->addr), "198.18.0.%u",
+		         1 + rnd_below(rng, 254));
+		snprintf(s->host, sizeof(s->host), "unknown");
+		break;
+	}
+	if (opt.distinct > 0) {
+		uint32_t a = 0x0a000001u + (uint32_t)(index % opt.distinct);
+
+		s->family = SMFIA_INET;
+		snprintf(s->addr, sizeof(s->addr), "%u.%u.%u.%u", a >> 24,
+		         (a >> 16) & 255, (a >> 8) & 255, a & 255);
+	}
+	snprintf(s->qid, sizeof(s->qid), "%010" PRIX64,
+	         (index * UINT64_C(2654435761)) & UINT64_C(0xffffffffff));
+	snprintf(s->underscore, sizeof(s->underscore), "%s [%s]", s->host,
+	         s->addr);
+}
+
+/* ---- one session -------------------------------------------------- */
+
+struct worker {
+	unsigned id;
+	pthread_t thread;
+	uint64_t rng;
+	struct stats st;
+	struct mp_reply r;
+};
+
+/* What the session does after a reply: go on, stop (the filter
+ * accepted the rest), stop because the filter refused, give up. */
+enum next { N_GO, N_DONE, N_END, N_ERROR };
+
+static void
+note_error(struct worker *w, enum cmd c, int rc, const char *msg)
+{
+	enum err e;
+
+	if (rc == MP_E_TIMEOUT && mp_now_us() >= deadline_us) {
+		w->st.abandoned++;
+		return;
+	}
+	switch (rc) {
+	case MP_E_TIMEOUT: e = E_TIMEOUT; break;
+	case MP_E_CLOSED: e = E_CLOSED; break;
+	case MP_E_PROTO:
+	case MP_E_TOOBIG: e = E_PROTO; break;
+	default: e = c == C_OPEN ? E_OPEN : E_OTHER; break;
+	}
+	w->st.errors[e]++;
+	w->st.cmd[c].kinds[R_ERROR]++;
+	w->st.failed++;
+	if (w->st.first_error[0] == '\0')
+		snprintf(w->st.first_error, sizeof(w->st.first_error),
+		         "%s: %s: %s", cmd_name[c], mp_strerror(rc),
+		         msg != NULL ? msg : "");
+}
+
+static void
+time_reply(struct worker *w, enum cmd c, int64_t us)
+{
+	struct cmdstat *cs = &w->st.cmd[c];
+
+	if (us < 0)
+		us = 0;
+	if (us > opt.threshold_us) {
+		cs->delayed++;
+		cs->delayed_us += (uint64_t)us;
+		w->st.wait_us += (uint64_t)us;
+		return;
+	}
+	cs->timed++;
+	cs->hist[h_index((uint64_t)us)]++;
+	if ((uint64_t)us > cs->max_us)
+		cs->max_us = (uint64_t)us;
+}
+
+/* Tallies the reply to command c (rc from milterproto) and says what
+ * the session does next. */
+static enum next
+account(struct worker *w, mp_conn *m, enum cmd c, int rc, int64_t t0)
+{
+	struct cmdstat *cs = &w->st.cmd[c];
+	const struct mp_reply *r = &w->r;
+	enum rkind k;
+
+	if (rc < 0) {
+		/* A wait the deadline cut short still held the connection. */
+		int64_t waited = mp_now_us() - t0;
+		if (waited > opt.threshold_us)
+			w->st.wait_us += (uint64_t)waited;
+		note_error(w, c, rc, mp_errmsg(m));
+		return N_ERROR;
+	}
+	switch (r->kind) {
+	case MP_K_NOREPLY:
+	case MP_K_SKIPPED:
+		cs->kinds[R_NOREPLY]++;
+		return N_GO;
+	case MP_K_CONTINUE: k = R_CONTINUE; break;
+	case MP_K_ACCEPT: k = R_ACCEPT; break;
+	case MP_K_REJECT: k = R_REJECT; break;
+	case MP_K_TEMPFAIL: k = R_TEMPFAIL; break;
+	case MP_K_DISCARD: k = R_DISCARD; break;
+	case MP_K_REPLYCODE:
+		k = R__N;
+		break;
+	default: k = R_OTHER; break;
+	}
+	time_reply(w, c, r->elapsed_us);
+	if (k == R__N) {
+		int code = r->code;
+
+		if (code >= CODE_MIN && code <= CODE_MAX)
+			cs->codes[code - CODE_MIN]++;
+		else
+			cs->kinds[R_OTHER]++;
+		if (code == 421)
+			return N_END;
+		k = code >= 500 ? R_REJECT : R_TEMPFAIL;
+	} else {
+		cs->kinds[k]++;
+	}
+	switch (k) {
+	case R_CONTINUE:
+	case R_DISCARD:
+		return N_GO;
+	case R_ACCEPT:
+		/* No more callbacks for this connection. */
+		return N_DONE;
+	case R_REJECT:
+	case R_TEMPFAIL:
+		return c == C_CONNECT || c == C_MAIL ? N_END : N_GO;
+	default:
+		/* shutdown, connfail or something unexpected */
+		return N_END;
+	}
+}
+
+static void
+done(struct worker *w, bool refused)
+{
+	w->st.completed++;
+	if (mp_now_us() <= deadline_us)
+		w->st.in_time++;
+	if (refused)
+		w->st.refused++;
+}
+
+static bool
+past_deadline(struct worker *w, mp_conn *m)
+{
+	if (mp_now_us() < deadline_us)
+		return false;
+	w->st.abandoned++;
+	mp_quit(m, &w->r);
+	return true;
+}
+
+static void
+run_session(struct worker *w, uint64_t index)
+{
+	static const char *const cnames[] = {
+		"j", "{daemon_name}", "{daemon_addr}", "v", "_",
+	};
+	static const char *const mnames[] = {"i"};
+	static const char *const rnames[] = {
+		"i", "{rcpt_mailer}", "{rcpt_host}", "{rcpt_addr}",
+	};
+	struct session s;
+	struct mp_options mo;
+	mp_conn *m = NULL;
+	char err[256], rcpt[100], bare[96];
+	const char *argv[1], *vals[5];
+	int64_t now, left_ms, t0;
+	enum next nx;
+	bool refused = false, in_mail = false;
+	int rc;
+
+	make_session(&s, index, &w->rng);
+	w->st.started++;
+
+	now = mp_now_us();
+	left_ms = (deadline_us - now) / 1000 + 200;
+	memset(&mo, 0, sizeof(mo));
+	mo.timeout_ms = (int)(left_ms < opt.timeout_ms ? left_ms
+	                                              : opt.timeout_ms);
+	t0 = now;
+	rc = mp_open(opt.socket, &mo, &m, err, sizeof(err));
+	if (rc < 0) {
+		note_error(w, C_OPEN, rc, err);
+		/* Do not spin on a socket that is gone. */
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+		return;
+	}
+	time_reply(w, C_OPEN, mp_now_us() - t0);
+
+	t0 = mp_now_us();
+	rc = mp_negotiate(m, MP_OFFER_VERSION, MP_OFFER_ACTIONS,
+	                  MP_OFFER_PROTOCOL, &w->r);
+	if (rc < 0) {
+		account(w, m, C_OPTNEG, rc, t0);
+		goto out;
+	}
+	w->st.cmd[C_OPTNEG].kinds[R_CONTINUE]++;
+	time_reply(w, C_OPTNEG, w->r.elapsed_us);
+
+	if (past_deadline(w, m))
+		goto out;
+	vals[0] = "mx.example.org";
+	vals[1] = "mx.example.org";
+	vals[2] = "192.0.2.25";
+	vals[3] = "Postfix 3.7.11";
+	vals[4] = s.underscore;
+	if ((rc = mp_macro(m, SMFIC_CONNECT, cnames, vals, 5, &w->r)) < 0) {
+		account(w, m, C_CONNECT, rc, mp_now_us());
+		goto out;
+	}
+	t0 = mp_now_us();
+	rc = mp_connect(m, s.host, s.family,
+	                (uint16_t)(1024 + rnd_below(&w->rng, 60000)), s.addr,
+	                &w->r);
+	if ((nx = account(w, m, C_CONNECT, rc, t0)) == N_ERROR)
+		goto out;
+	if (nx != N_GO || s.kind == K_FLOOD) {
+		refused = nx == N_END;
+		goto quit;
+	}
+
+	if (past_deadline(w, m))
+		goto out;
+	t0 = mp_now_us();
+	rc = mp_helo(m, s.helo, &w->r);
+	if ((nx = account(w, m, C_HELO, rc, t0)) == N_ERROR)
+		goto out;
+	if (nx != N_GO) {
+		refused = nx == N_END;
+		goto quit;
+	}
+
+	if (past_deadline(w, m))
+		goto out;
+	vals[0] = s.qid;
+	if ((rc = mp_macro(m, SMFIC_MAIL, mnames, vals, 1, &w->r)) < 0) {
+		account(w, m, C_MAIL, rc, mp_now_us());
+		goto out;
+	}
+	argv[0] = s.sender;
+	t0 = mp_now_us();
+	rc = mp_mail(m, argv, 1, &w->r);
+	if ((nx = account(w, m, C_MAIL, rc, t0)) == N_ERROR)
+		goto out;
+	in_mail = true;
+	if (nx != N_GO) {
+		refused = nx == N_END;
+		goto abort;
+	}
+
+	for (unsigned i = 0; i < s.nrcpt; i++) {
+		bool unknown = s.kind == K_DHA && rnd_below(&w->rng, 10) != 0;
+
+		if (past_deadline(w, m))
+			goto out;
+		if (unknown)
+			snprintf(bare, sizeof(bare), "x%08" PRIx64 "@example.org",
+			         rnd(&w->rng) & UINT64_C(0xffffffff));
+		else
+			snprintf(bare, sizeof(bare), "user%u@example.org",
+			         rnd_below(&w->rng, 5000));
+		snprintf(rcpt, sizeof(rcpt), "<%s>", bare);
+		vals[0] = s.qid;
+		vals[1] = unknown ? "error" : "local";
+		vals[2] = unknown ? "5.1.1" : "example.org";
+		vals[3] = unknown ? "Recipient address rejected: User unknown "
+		                    "in local recipient table"
+		                  : bare;
+		if ((rc = mp_macro(m, SMFIC_RCPT, rnames, vals, 4, &w->r)) < 0) {
+			account(w, m, C_RCPT, rc, mp_now_us());
+			goto out;
+		}
+		argv[0] = rcpt;
+		t0 = mp_now_us();
+		rc = mp_rcpt(m, argv, 1, &w->r);
+		if ((nx = account(w, m, C_RCPT, rc, t0)) == N_ERROR)
+			goto out;
+		if (nx != N_GO) {
+			refused = nx == N_END;
+			goto abort;
+		}
+	}
+abort:
+	/* No replies to these; a filter that already hung up (after a
+	 * 421, say) is no error: Postfix would not notice either. */
+	if (in_mail && mp_abort(m, &w->r) < 0)
+		w->st.hung_up++;
+	else if (mp_quit(m, &w->r) < 0)
+		w->st.hung_up++;
+	done(w, refused);
+	goto out;
+quit:
+	if (mp_quit(m, &w->r) < 0)
+		w->st.hung_up++;
+	done(w, refused);
+out:
+	mp_close(m);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	for (;;) {
+		uint64_t i = atomic_fetch_add(&next_session, 1);
+
+		if (i >= opt.sessions || mp_now_us() >= deadline_us)
+			break;
+		run_session(w, i);
+	}
+	mp_reply_free(&w->r);
+	return NULL;
+}
+
+/* ---- report ------------------------------------------------------- */
+
+static void
+merge(struct stats *to, const struct stats *from)
+{
+	to->started += from->started;
+	to->completed += from->completed;
+	to->in_time += from->in_time;
+	to->refused += from->refused;
+	to->failed += from->failed;
+	to->abandoned += from->abandoned;
+	to->hung_up += from->hung_up;
+	to->wait_us += from->wait_us;
+	for (int e = 0; e < E__N; e++)
+		to->errors[e] += from->errors[e];
+	for (int c = 0; c < C__N; c++) {
+		struct cmdstat *t = &to->cmd[c];
+		const struct cmdstat *f = &from->cmd[c];
+
+		for (int k = 0; k < R__N; k++)
+			t->kinds[k] += f->kinds[k];
+		for (int k = 0; k < NCODES; k++)
+			t->codes[k] += f->codes[k];
+		t->timed += f->timed;
+		t->delayed += f->delayed;
+		t->delayed_us += f->delayed_us;
+		if (f->max_us > t->max_us)
+			t->max_us = f->max_us;
+		for (int i = 0; i < H_BUCKETS; i++)
+			t->hist[i] += f->hist[i];
+	}
+	if (to->first_error[0] == '\0')
+		memcpy(to->first_error, from->first_error,
+		       sizeof(to->first_error));
+}
+
+static uint64_t
+percentile(const struct cmdstat *cs, double p)
+{
+	uint64_t want, seen = 0;
+
+	if (cs->timed == 0)
+		return 0;
+	want = (uint64_t)ceil(p * (double)cs->timed);
+	if (want < 1)
+		want = 1;
+	for (unsigned i = 0; i < H_BUCKETS; i++) {
+		seen += cs->hist[i];
+		if (seen >= want) {
+			uint64_t v = h_value(i);
+			return v > cs->max_us ? cs->max_us : v;
+		}
+	}
+	return cs->max_us;
+}
+
+/* "continue=12 tempfail=3 421=5", or JSON members with json. */
+static void
+replies_text(const struct cmdstat *cs, char *buf, size_t size, bool json)
+{
+	size_t o = 0;
+	const char *sep = "";
+
+	buf[0] = '\0';
+	for (int k = 0; k < R__N && o < size; k++) {
+		if (cs->kinds[k] == 0)
+			continue;
+		o += (size_t)snprintf(buf + o, size - o,
+		                      json ? "%s\"%s\":%" PRIu64
+		                           : "%s%s=%" PRIu64,
+		                      sep, rkind_name[k], cs->kinds[k]);
+		sep = json ? "," : " ";
+	}
+	for (int k = 0; k < NCODES && o < size; k++) {
+		if (cs->codes[k] == 0)
+			continue;
+		o += (size_t)snprintf(buf + o, size - o,
+		                      json ? "%s\"%d\":%" PRIu64
+		                           : "%s%d=%" PRIu64,
+		                      sep, k + CODE_MIN, cs->codes[k]);
+		sep = json ? "," : " ";
+	}
+}
+
+static void
+json_string(FILE *fp, const char *s)
+{
+	fputc('"', fp);
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(fp, "\\%c", ch);
+		else if (ch < 0x20 || ch >= 0x7f)
+			fprintf(fp, "\\u%04x", ch);
+		else
+			fputc(ch, fp);
+	}
+	fputc('"', fp);
+}
+
+static void
+report(const struct stats *st, double wall)
+{
+	/* Sessions finished by the deadline over the time up to it (or to
+	 * the end, if the session count ran out first). */
+	double span = wall < opt.seconds ? wall : opt.seconds;
+	double rate = span > 0 ? (double)st->in_time / span : 0;
+	double busy = span - (double)st->wait_us / 1e6 / opt.threads;
+	double urate = busy > 0.001 ? (double)st->in_time / busy : 0;
+	char rep[2048];
+
+	if (!opt.quiet) {
+		printf("fgload: %s mix=%s c=%u: %.1f sessions/s (%" PRIu64
+		       " by the deadline, %.2f s; undelayed %.1f/s)\n",
+		       opt.socket, mix_name[opt.mix], opt.threads, rate,
+		       st->in_time, span, urate);
+		printf("  started %" PRIu64 ", completed %" PRIu64
+		       " (refused early by the filter %" PRIu64 "), failed %"
+		       PRIu64 ", abandoned at the deadline %" PRIu64
+		       ", filter hung up before QUIT %" PRIu64 "\n",
+		       st->started, st->completed, st->refused, st->failed,
+		       st->abandoned, st->hung_up);
+		if (st->failed > 0) {
+			printf("  errors:");
+			for (int e = 0; e < E__N; e++)
+				if (st->errors[e] > 0)
+					printf(" %s=%" PRIu64, err_name[e],
+					       st->errors[e]);
+			printf("; first: %s\n", st->first_error);
+		}
+		printf("  %-8s %9s %9s %9s %9s %8s %10s  %s\n", "command",
+		       "replies", "p50_us", "p99_us", "max_us", "delayed",
+		       "delayed_s", "reply kinds");
+		for (int c = 0; c < C__N; c++) {
+			const struct cmdstat *cs = &st->cmd[c];
+
+			replies_text(cs, rep, sizeof(rep), false);
+			printf("  %-8s %9" PRIu64 " %9" PRIu64 " %9" PRIu64
+			       " %9" PRIu64 " %8" PRIu64 " %10.1f  %s\n",
+			       cmd_name[c], cs->timed + cs->delayed,
+			       percentile(cs, 0.50), percentile(cs, 0.99),
+			       cs->max_us, cs->delayed,
+			       (double)cs->delayed_us / 1e6, rep);
+		}
+	}
+
+	printf("JSON {\"label\":");
+	json_string(stdout, opt.label);
+	printf(",\"mix\":\"%s\",\"c\":%u,\"distinct\":%" PRIu64
+	       ",\"threshold_ms\":%" PRId64 ",\"wall_s\":%.3f,\"started\":%"
+	       PRIu64 ",\"completed\":%" PRIu64 ",\"refused\":%" PRIu64
+	       ",\"in_time\":%" PRIu64 ",\"failed\":%" PRIu64
+	       ",\"abandoned\":%" PRIu64 ",\"hung_up\":%" PRIu64 ",\"sessions_per_s\":%.1f,\"undelayed_sessions_per_s\":%.1f"
+	       ",\"errors\":{",
+	       mix_name[opt.mix], opt.threads, opt.distinct,
+	       opt.threshold_us / 1000, wall, st->started, st->completed,
+	       st->refused, st->in_time, st->failed, st->abandoned,
+	       st->hung_up, rate, urate);
+	for (int e = 0; e < E__N; e++)
+		printf("%s\"%s\":%" PRIu64, e > 0 ? "," : "", err_name[e],
+		       st->errors[e]);
+	printf("},\"first_error\":");
+	json_string(stdout, st->first_error);
+	printf(",\"commands\":{");
+	for (int c = 0; c < C__N; c++) {
+		const struct cmdstat *cs = &st->cmd[c];
+
+		replies_text(cs, rep, sizeof(rep), true);
+		printf("%s\"%s\":{\"n\":%" PRIu64 ",\"p50_us\":%" PRIu64
+		       ",\"p99_us\":%" PRIu64 ",\"max_us\":%" PRIu64
+		       ",\"delayed\":%" PRIu64 ",\"delayed_ms\":%" PRIu64
+		       ",\"replies\":{%s}}",
+		       c > 0 ? "," : "", cmd_name[c], cs->timed + cs->delayed,
+		       percentile(cs, 0.50), percentile(cs, 0.99), cs->max_us,
+		       cs->delayed, cs->delayed_us / 1000, rep);
+	}
+	printf("}}\n");
+	fflush(stdout);
+}
+
+/* ---- main --------------------------------------------------------- */
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: fgload -s SOCKET [-c C] [-n SESSIONS] [-t SECONDS] "
+	    "[-m MIX] [--distinct N]\n"
+	    "              [--delay-threshold-ms MS] [--timeout-ms MS] "
+	    "[--seed N] [--label TEXT] [-q]\n"
+	    "  -s SOCKET   the milter: unix:/path, inet:PORT@HOST, "
+	    "inet6:PORT@HOST\n"
+	    "  -c C        concurrent connections (threads), default 1\n"
+	    "  -n N        at most N sessions in all (default 100000)\n"
+	    "  -t SECONDS  at most this much wall time (default 10)\n"
+	    "  -m MIX      legit, dha, flood or mix (default legit)\n"
+	    "  --distinct N          every session the next address out of "
+	    "N (from 10.0.0.1)\n"
+	    "  --delay-threshold-ms  slower replies count as delayed and "
+	    "leave the latency figures (500)\n"
+	    "  --timeout-ms MS       give up on a reply after MS (30000, "
+	    "Postfix's milter_command_timeout)\n"
+	    "  --seed N              traffic random seed (1)\n"
+	    "  --label TEXT          copied into the JSON line\n"
+	    "  -q                    only the JSON line\n");
+}
+
+static bool
+parse_u64(const char *s, uint64_t *out, uint64_t min, uint64_t max)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' ||
+	    v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+int
+main(int argc, char **argv)
+{
+	enum { O_DISTINCT = 256, O_THRESHOLD, O_TIMEOUT, O_SEED, O_LABEL };
+	static const struct option longopts[] = {
+		{"distinct", required_argument, NULL, O_DISTINCT},
+		{"delay-threshold-ms", required_argument, NULL, O_THRESHOLD},
+		{"timeout-ms", required_argument, NULL, O_TIMEOUT},
+		{"seed", required_argument, NULL, O_SEED},
+		{"label", required_argument, NULL, O_LABEL},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct worker *w;
+	struct stats *total;
+	uint64_t v;
+	int64_t t0;
+	double wall;
+	char *end;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "s:c:n:t:m:qh", longopts,
+	                         NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			opt.socket = optarg;
+			break;
+		case 'c':
+			if (!parse_u64(optarg, &v, 1, 4096))
+				goto bad;
+			opt.threads = (unsigned)v;
+			break;
+		case 'n':
+			if (!parse_u64(optarg, &opt.sessions, 1, UINT64_MAX / 2))
+				goto bad;
+			break;
+		case 't':
+			errno = 0;
+			opt.seconds = strtod(optarg, &end);
+			if (errno != 0 || end == optarg || *end != '\0' ||
+			    !(opt.seconds > 0) || opt.seconds > 86400)
+				goto bad;
+			break;
+		case 'm':
+			if (strcmp(optarg, "legit") == 0)
+				opt.mix = MIX_LEGIT;
+			else if (strcmp(optarg, "dha") == 0)
+				opt.mix = MIX_DHA;
+			else if (strcmp(optarg, "flood") == 0)
+				opt.mix = MIX_FLOOD;
+			else if (strcmp(optarg, "mix") == 0)
+				opt.mix = MIX_MIX;
+			else
+				goto bad;
+			break;
+		case O_DISTINCT:
+			if (!parse_u64(optarg, &opt.distinct, 1, 0xfffffffdu))
+				goto bad;
+			break;
+		case O_THRESHOLD:
+			if (!parse_u64(optarg, &v, 1, 3600000))
+				goto bad;
+			opt.threshold_us = (int64_t)v * 1000;
+			break;
+		case O_TIMEOUT:
+			if (!parse_u64(optarg, &v, 1, 3600000))
+				goto bad;
+			opt.timeout_ms = (int)v;
+			break;
+		case O_SEED:
+			if (!parse_u64(optarg, &opt.seed, 0, UINT64_MAX))
+				goto bad;
+			break;
+		case O_LABEL:
+			opt.label = optarg;
+			break;
+		case 'q':
+			opt.quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (opt.socket == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	w = calloc(opt.threads, sizeof(*w));
+	total = calloc(1, sizeof(*total));
+	if (w == NULL || total == NULL) {
+		fprintf(stderr, "fgload: out of memory\n");
+		return 1;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	t0 = mp_now_us();
+	deadline_us = t0 + (int64_t)(opt.seconds * 1e6);
+	unsigned started = 0;
+	for (unsigned i = 0; i < opt.threads; i++) {
+		w[i].id = i;
+		w[i].rng = opt.seed * UINT64_C(0x100000001b3) + i;
+		if (pthread_create(&w[i].thread, NULL, worker_main, &w[i]) != 0) {
+			fprintf(stderr, "fgload: cannot start thread %u: %s\n",
+			        i, strerror(errno));
+			break;
+		}
+		started++;
+	}
+	if (started == 0)
+		return 1;
+	opt.threads = started;
+	for (unsigned i = 0; i < started; i++) {
+		pthread_join(w[i].thread, NULL);
+		merge(total, &w[i].st);
+	}
+	wall = (double)(mp_now_us() - t0) / 1e6;
+	report(total, wall);
+	free(w);
+	free(total);
+	return 0;
+bad:
+	fprintf(stderr, "fgload: bad value for -%c%s: %s\n",
+	        ch < 256 ? ch : '-',
+	        ch == O_DISTINCT ? "-distinct" : ch == O_THRESHOLD
+	            ? "-delay-threshold-ms" : ch == O_TIMEOUT ? "-timeout-ms"
+	            : ch == O_SEED ? "-seed" : "", optarg);
+	return 2;
+}
