@@ -64,6 +64,8 @@ static pthread_cond_t delay_cond = PTHREAD_COND_INITIALIZER;
 static _Atomic bool shutting_down;
 static struct fg_ratelimit rl_internal = FG_RATELIMIT_INIT;
 static struct fg_ratelimit rl_store = FG_RATELIMIT_INIT;
+/* Its own limiter: sharing rl_store let a full queue silence this. */
+static struct fg_ratelimit rl_unhealthy = FG_RATELIMIT_INIT;
 static struct fg_ratelimit rl_macro = FG_RATELIMIT_INIT;
 
 static int64_t
@@ -495,7 +497,7 @@ cb_envfrom(SMFICTX *ctx, char **argv)
 		fg_store_get_stats(store, &stats);
 		if (!stats.healthy) {
 			uint64_t skipped = 0;
-			if (fg_ratelimit(&rl_store, now, 60000, &skipped))
+			if (fg_ratelimit(&rl_unhealthy, now, 60000, &skipped))
 				fg_log(FG_LOG_ERR, "database unwritable (%s): "
 				       "on_error = tempfail refuses mail until "
 				       "it recovers (%" PRIu64 " not logged)",
