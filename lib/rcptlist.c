@@ -136,8 +136,10 @@ fg_rcptlist_load(const char *path, fg_rcptlist **out,
 		fg_rcptlist_free(l);
 		return FG_ECONFIG;
 	}
-	qsort(l->addrs, l->naddrs, sizeof(*l->addrs), cmp);
-	qsort(l->domains, l->ndomains, sizeof(*l->domains), cmp);
+	if (l->naddrs > 0)
+		qsort(l->addrs, l->naddrs, sizeof(*l->addrs), cmp);
+	if (l->ndomains > 0)
+		qsort(l->domains, l->ndomains, sizeof(*l->domains), cmp);
 	*out = l;
 	return 0;
 nomem:
@@ -164,8 +166,10 @@ fg_rcptlist_check(const fg_rcptlist *l, const char *rcpt)
 	if (at == NULL || at[1] == '\0')
 		return -1;
 	key = at + 1;
-	if (bsearch(&key, l->domains, l->ndomains, sizeof(char *), cmp) == NULL)
+	if (l->ndomains == 0 ||
+	    bsearch(&key, l->domains, l->ndomains, sizeof(char *), cmp) == NULL)
 		return -1;
 	key = e;
-	return bsearch(&key, l->addrs, l->naddrs, sizeof(char *), cmp) != NULL;
+	return l->naddrs > 0 &&
+	       bsearch(&key, l->addrs, l->naddrs, sizeof(char *), cmp) != NULL;
 }

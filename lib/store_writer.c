@@ -234,7 +234,13 @@ writer_main(void *arg)
 
 			failing = rc != FG_DB_OK;
 			busy = rc == FG_DB_BUSY;
-			next_flush = fg_store_mono_ms() + interval;
+			/* Ticks at a fixed rate, not interval plus the time the
+			 * drain took, so a crash loses at most about one
+			 * interval; a drain that overran is followed soon. */
+			if (now >= next_flush)
+				next_flush += interval;
+			if ((now = fg_store_mono_ms()) >= next_flush)
+				next_flush = now + interval / 4;
 		}
 		if (fg_store_mono_ms() >= next_poll) {
 			housekeeping(st);

@@ -366,5 +366,7 @@ rpid=$!; fg_pids+=("$rpid")
 wait_for "grep -q started '$T/r.log' 2>/dev/null" 15
 is "$(awk '/^Uid:/ { print $2 }' /proc/$rpid/status 2>/dev/null)" 0 "with allow_root = true it starts, and stays root"
 fg_stop "$rpid"; is "$?" 0 "and stops cleanly"
+ok "no sanitizer report in any daemon log" \
+	bash -c "! grep -lE 'ThreadSanitizer|AddressSanitizer|LeakSanitizer|runtime error:' '$T'/*.log"
 
 done_testing
