@@ -182,7 +182,7 @@ cmd_top(struct ctl *c, int argc, char **argv)
 		struct table *t = table_new("lrrrrlll", heads[o.by], "INVALID",
 		                            "RCPTS", "RATIO", "CONNECTS",
 		                            "FIRST SEEN", "LAST SEEN", "BANNED",
-		                            NULL);
+		                            (char *)NULL);
 
 		printf("top %s by %s since %s UTC (%s)\n",
 		       plural[o.by],
@@ -267,7 +267,7 @@ cmd_bans(struct ctl *c, int argc, char **argv)
 		printf("no bans in force\n");
 	} else {
 		struct table *t = table_new("lllll", "KEY", "UNTIL (UTC)",
-		                            "LEFT", "SOURCE", "REASON", NULL);
+		                            "LEFT", "SOURCE", "REASON", (char *)NULL);
 
 		for (size_t i = 0; i < n; i++) {
 			table_cell_text(t, b[i].key);
@@ -492,7 +492,7 @@ stats_timeline(const struct ctl *c, const struct fg_stats *s)
 
 	/* The busy hours themselves (the sparklines show the quiet ones). */
 	t = table_new("lrlrl", "HOUR (UTC)", "INVALID", "", "REFUSED", "",
-	              NULL);
+	              (char *)NULL);
 	for (size_t i = 0; i < s->nhours; i++) {
 		const struct fg_stat_hour *h = &s->hours[i];
 
@@ -600,7 +600,7 @@ cmd_stats(struct ctl *c, int argc, char **argv)
 	       " sessions from %" PRId64 " clients in %" PRId64
 	       " networks\n\n", fmt_time(s.since_ms), fmt_duration(o.since),
 	       s.events, s.sessions, s.clients, s.networks);
-	struct table *t = table_new("lr", "EVENTS", "COUNT", NULL);
+	struct table *t = table_new("lr", "EVENTS", "COUNT", (char *)NULL);
 	stats_rows(t, "connect", s.counts[FG_CNT_CONNECT]);
 	stats_rows(t, "helo", s.counts[FG_CNT_HELO]);
 	stats_rows(t, "mail", s.counts[FG_CNT_MAIL]);
@@ -619,7 +619,7 @@ cmd_stats(struct ctl *c, int argc, char **argv)
 		size_t n = k == 0 ? s.nactions : s.nrules;
 
 		t = table_new("lrr", k == 0 ? "ACTION" : "RULE", "ENFORCED",
-		              "MONITOR", NULL);
+		              "MONITOR", (char *)NULL);
 		for (size_t i = 0; i < n; i++) {
 			table_cell_text(t, r[i].name);
 			table_cell(t, "%" PRId64, r[i].n);

@@ -484,7 +484,7 @@ print_text(struct why *w, fg_query *q)
 	} else {
 		printf("bans in force:\n");
 		t = table_new("lllll", "KEY", "LEFT", "SOURCE", "REASON",
-		              "CHECKED", NULL);
+		              "CHECKED", (char *)NULL);
 		for (size_t i = 0; i < w->nbans; i++) {
 			const char *why = NULL;
 			bool eff = ctl_ban_effective(w->cfg, w->bans[i].key,
@@ -505,7 +505,7 @@ print_text(struct why *w, fg_query *q)
 
 	printf("rules:\n");
 	t = table_new("llrrlrl", "RULE", "KEY", "COUNT", "LIMIT", "WINDOW",
-	              "LEVEL", "NOW", NULL);
+	              "LEVEL", "NOW", (char *)NULL);
 	for (size_t i = 0; i < w->nrows; i++) {
 		const struct row *r = &w->rows[i];
 
@@ -532,7 +532,7 @@ print_text(struct why *w, fg_query *q)
 
 	printf("\nlast verdicts:\n");
 	vs.t = table_new("lllllrl", "TIME (UTC)", "STAGE", "RULE", "KEY",
-	                 "ACTION", "COUNT", "REPLY", NULL);
+	                 "ACTION", "COUNT", "REPLY", (char *)NULL);
 	fg_query_verdicts(q, w->addr_key, 0, w->c->now_ms, w->limit,
 	                  show_verdict, &vs);
 	if (vs.n == 0)

@@ -304,7 +304,7 @@ report_text(const struct replay_result *r, const struct tally *t,
 	} else {
 		printf("who would have been delayed, refused or banned:\n");
 		tb = table_new("llllrr", "CLIENT", "RULE", "KEY", "ACTION",
-		               "REPLAY", "DAEMON", NULL);
+		               "REPLAY", "DAEMON", (char *)NULL);
 		for (size_t i = 0; i < nw && (limit == 0 || i < limit); i++) {
 			table_cell_text(tb, w[i].v->client[0] ? w[i].v->client
 			                                      : "-");
@@ -321,7 +321,7 @@ report_text(const struct replay_result *r, const struct tally *t,
 	}
 	if (r->nbans > 0) {
 		printf("\nbans the replay would set:\n");
-		tb = table_new("llll", "KEY", "FROM", "FOR", "REASON", NULL);
+		tb = table_new("llll", "KEY", "FROM", "FOR", "REASON", (char *)NULL);
 		for (size_t i = 0; i < r->nbans; i++) {
 			table_cell_text(tb, r->bans[i].key);
 			table_cell(tb, "%s", fmt_time_short(r->bans[i].from));
@@ -335,7 +335,7 @@ report_text(const struct replay_result *r, const struct tally *t,
 	if (nd > 0) {
 		printf("\ndifferences (+ replay only, - daemon only):\n");
 		tb = table_new("lllllll", "", "TIME (UTC)", "CLIENT", "STAGE",
-		               "RULE", "KEY", "ACTION", NULL);
+		               "RULE", "KEY", "ACTION", (char *)NULL);
 		for (size_t i = 0; i < nd && (limit == 0 || i < limit); i++) {
 			table_cell(tb, "%s", d[i]->daemon ? "-" : "+");
 			table_cell(tb, "%s", fmt_time_short(d[i]->time_ms));
