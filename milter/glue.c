@@ -414,7 +414,7 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 }
 
 static sfsistat
-cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
+do_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 {
 	struct session *s;
 	struct fg_facts f;
@@ -456,7 +456,7 @@ cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 }
 
 static sfsistat
-cb_helo(SMFICTX *ctx, char *helohost)
+do_helo(SMFICTX *ctx, char *helohost)
 {
 	struct session *s = smfi_getpriv(ctx);
 	struct fg_facts f;
@@ -472,7 +472,7 @@ cb_helo(SMFICTX *ctx, char *helohost)
 }
 
 static sfsistat
-cb_envfrom(SMFICTX *ctx, char **argv)
+do_envfrom(SMFICTX *ctx, char **argv)
 {
 	struct session *s = smfi_getpriv(ctx);
 	struct fg_facts f;
@@ -511,7 +511,7 @@ cb_envfrom(SMFICTX *ctx, char **argv)
 }
 
 static sfsistat
-cb_envrcpt(SMFICTX *ctx, char **argv)
+do_envrcpt(SMFICTX *ctx, char **argv)
 {
 	struct session *s = smfi_getpriv(ctx);
 	struct fg_facts f;
@@ -576,18 +576,104 @@ cb_abort(SMFICTX *ctx)
 }
 
 static sfsistat
-cb_close(SMFICTX *ctx)
+do_close(SMFICTX *ctx, bool with_store)
 {
 	struct session *s = smfi_getpriv(ctx);
 
 	if (s == NULL)
 		return SMFIS_CONTINUE;
-	for (size_t i = 0; i < s->nconc; i++)
+	for (size_t i = 0; with_store && i < s->nconc; i++)
 		fg_store_conn_release(store, s->conc_keys[i]);
 	fg_config_release(s->cfg);
 	smfi_setpriv(ctx, NULL);
 	free(s);
 	return SMFIS_CONTINUE;
+}
+
+/*
+ * In-flight accounting: smfi_main() can return while workers are still
+ * inside callbacks (asleep in a delay, say), and the store is closed
+ * right after.  Every callback that uses the store enters and leaves;
+ * once shutting down, new ones answer at once without touching it, and
+ * fg_glue_shutdown() waits for those in flight.
+ */
+static _Atomic int inflight;
+
+static bool
+enter(void)
+{
+	atomic_fetch_add(&inflight, 1);
+	if (atomic_load(&shutting_down)) {
+		atomic_fetch_sub(&inflight, 1);
+		return false;
+	}
+	return true;
+}
+
+static void
+leave(void)
+{
+	atomic_fetch_sub(&inflight, 1);
+}
+
+static sfsistat
+cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
+{
+	sfsistat rc;
+
+	if (!enter())
+		return SMFIS_TEMPFAIL;
+	rc = do_connect(ctx, hostname, hostaddr);
+	leave();
+	return rc;
+}
+
+static sfsistat
+cb_helo(SMFICTX *ctx, char *helohost)
+{
+	sfsistat rc;
+
+	if (!enter())
+		return SMFIS_TEMPFAIL;
+	rc = do_helo(ctx, helohost);
+	leave();
+	return rc;
+}
+
+static sfsistat
+cb_envfrom(SMFICTX *ctx, char **argv)
+{
+	sfsistat rc;
+
+	if (!enter())
+		return SMFIS_TEMPFAIL;
+	rc = do_envfrom(ctx, argv);
+	leave();
+	return rc;
+}
+
+static sfsistat
+cb_envrcpt(SMFICTX *ctx, char **argv)
+{
+	sfsistat rc;
+
+	if (!enter())
+		return SMFIS_TEMPFAIL;
+	rc = do_envrcpt(ctx, argv);
+	leave();
+	return rc;
+}
+
+static sfsistat
+cb_close(SMFICTX *ctx)
+{
+	sfsistat rc;
+
+	if (!enter())
+		return do_close(ctx, false);
+	rc = do_close(ctx, true);
+	leave();
+	return rc;
 }
 
 static struct smfiDesc desc = {
@@ -626,8 +712,17 @@ fg_glue_init(fg_store *st)
 void
 fg_glue_shutdown(void)
 {
+	struct timespec tick = {0, 10 * 1000000};
+
 	atomic_store(&shutting_down, true);
 	pthread_mutex_lock(&delay_lock);
 	pthread_cond_broadcast(&delay_cond);
 	pthread_mutex_unlock(&delay_lock);
+	/* Sleepers wake at once; give every callback in flight up to 10 s
+	 * to leave before the store goes away. */
+	for (int i = 0; i < 1000 && atomic_load(&inflight) > 0; i++)
+		nanosleep(&tick, NULL);
+	if (atomic_load(&inflight) > 0)
+		fg_log(FG_LOG_WARNING, "%d callbacks still running at stop",
+		       atomic_load(&inflight));
 }
