@@ -213,14 +213,16 @@ scan_counts(sqlite3 *db, int64_t cutoff)
 	sqlite3_stmt *s;
 	int64_t t0 = mono_ns(), sum = 0;
 
-	if (sqlite3_prepare_v2(db, "SELECT key, counter, sec, n FROM counts"
-	                       " WHERE sec > ? ORDER BY key, counter, sec", -1,
-	                       &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "SELECT key, sec, connect, helo, mail,"
+	                       " rcpt, valid, invalid, rejected FROM counts"
+	                       " WHERE sec > ? ORDER BY sec", -1, &s,
+	                       NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_int64(s, 1, cutoff);
 	while (sqlite3_step(s) == SQLITE_ROW)
-		sum += sqlite3_column_bytes(s, 0) + sqlite3_column_bytes(s, 1) +
-		       sqlite3_column_int64(s, 2) + sqlite3_column_int64(s, 3);
+		for (int i = 0; i < 9; i++)
+			sum += i == 0 ? sqlite3_column_bytes(s, 0)
+			              : sqlite3_column_int64(s, i);
 	sqlite3_finalize(s);
 	return sum == 0 ? 0 : (double)(mono_ns() - t0) / 1e9;
 }

@@ -181,6 +181,12 @@ recognise(fg_query *q)
 		return fg_query_fail(q, FG_ESCHEMA, "%s: no floodgate schema "
 		                     "(user_version %" PRId64 ")", q->path,
 		                     version);
+	if (version < FG_QUERY_SCHEMA_VERSION)
+		return fg_query_fail(q, FG_ESCHEMA, "%s: schema version %"
+		                     PRId64 " is older than this version's "
+		                     "(%d); start floodgate on it once to "
+		                     "migrate it", q->path, version,
+		                     FG_QUERY_SCHEMA_VERSION);
 	return 0;
 }
 

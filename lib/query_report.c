@@ -172,12 +172,19 @@ fg_query_count(fg_query *q, const char *key, enum fg_counter c,
 	if (key == NULL || (unsigned)c >= FG_CNT__COUNT || window_ms < 0)
 		return fg_query_fail(q, FG_EINVAL, "count: invalid argument");
 	/* As the store counts: no upper bound, a later second is "now". */
-	if ((rc = fg_query_prepare(q, "SELECT coalesce(sum(n), 0) FROM counts"
-	                           " WHERE key = ?1 AND counter = ?2"
-	                           " AND sec > ?3", &s)) < 0)
+	/* ?2 picks the column: enum fg_counter's order. */
+	if ((rc = fg_query_prepare(q, "SELECT coalesce(sum(CASE ?2"
+	                           " WHEN 0 THEN connect WHEN 1 THEN helo"
+	                           " WHEN 2 THEN mail WHEN 3 THEN rcpt"
+	                           " WHEN 4 THEN valid WHEN 5 THEN invalid"
+	                           " WHEN 6 THEN rejected END), 0)"
+	                           " FROM counts WHERE key = ?1 AND sec > ?3",
+	                           &s)) < 0)
 		return rc;
+	_Static_assert(FG_CNT_RCPT_REJECTED == 6 && FG_CNT__COUNT == 7,
+	               "one CASE arm per counter");
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, fg_counter_name(c), -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 2, (int)c);
 	sqlite3_bind_int64(s, 3, sec_of(now_ms) - window_ms / 1000);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)

@@ -22,14 +22,16 @@
 #define RUN_BUSY_MS 50     /* the writer never waits longer per attempt */
 #define PRUNE_BUDGET_MS 100 /* pruning time per poll, at most (about) */
 
-/* One counter bump of a batch, summed before it reaches the table. */
+#define AGG_MIN 1024    /* slots of the aggregation table, at least */
+
+/* The counters of one key in one second of a batch, summed before they
+ * reach the table (one row of counts). */
 struct agg {
 	const char *key;  /* points into a queued row; NULL: free slot */
+	uint64_t hash;
 	uint32_t klen;
 	uint32_t sec;
-	uint32_t ctr;
-	uint32_t n;
-	uint64_t hash;
+	uint32_t n[FG_CNT__COUNT];
 };
 
 struct fg_db {
@@ -39,8 +41,9 @@ struct fg_db {
 	    *prune_levels, *prune_bans, *sel_counts, *sel_levels, *sel_bans,
 	    *data_version, *begin, *begin_read, *commit, *rollback;
 	int64_t data_version_seen;
-	struct agg *agg;
-	size_t aggcap;
+	struct agg *agg;    /* open addressing, aggcap slots (a power of 2) */
+	struct agg **order; /* the nagg used slots, sorted for the insert */
+	size_t aggcap, nagg;
 };
 
 #define STMT(f, sql) {offsetof(struct fg_db, f), sql}
@@ -57,9 +60,16 @@ static const struct {
 	     " rule, key, action, count, lim, window_ms, delay_ms, reply,"
 	     " monitor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
 	     " ?12, ?13, ?14)"),
+	/* The counter columns in enum fg_counter's order. */
 	STMT(up_count,
-	     "INSERT INTO counts (key, counter, sec, n) VALUES (?1, ?2, ?3, ?4)"
-	     " ON CONFLICT (sec, key, counter) DO UPDATE SET n = n + excluded.n"),
+	     "INSERT INTO counts (sec, key, connect, helo, mail, rcpt, valid,"
+	     " invalid, rejected) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+	     " ON CONFLICT (sec, key) DO UPDATE SET"
+	     " connect = connect + excluded.connect,"
+	     " helo = helo + excluded.helo, mail = mail + excluded.mail,"
+	     " rcpt = rcpt + excluded.rcpt, valid = valid + excluded.valid,"
+	     " invalid = invalid + excluded.invalid,"
+	     " rejected = rejected + excluded.rejected"),
 	STMT(up_ban,
 	     "INSERT INTO bans (key, until_ms, created_ms, reason, source)"
 	     " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key) DO UPDATE SET"
@@ -77,14 +87,14 @@ static const struct {
 	     "DELETE FROM verdicts WHERE id IN (SELECT id FROM verdicts"
 	     " WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)"),
 	STMT(prune_counts,
-	     "DELETE FROM counts WHERE (sec, key, counter) IN"
-	     " (SELECT sec, key, counter FROM counts WHERE sec <= ?1"
+	     "DELETE FROM counts WHERE (sec, key) IN"
+	     " (SELECT sec, key FROM counts WHERE sec <= ?1"
 	     " ORDER BY sec LIMIT ?2)"),
 	STMT(prune_levels, "DELETE FROM levels WHERE last_ms <= ?1"),
 	STMT(prune_bans, "DELETE FROM bans WHERE until_ms <= ?1"),
 	STMT(sel_counts,
-	     "SELECT key, counter, sec, n FROM counts WHERE sec > ?1"
-	     " ORDER BY sec"),
+	     "SELECT key, sec, connect, helo, mail, rcpt, valid, invalid,"
+	     " rejected FROM counts WHERE sec > ?1 ORDER BY sec"),
 	STMT(sel_levels,
 	     "SELECT rule, key, level, last_ms FROM levels WHERE last_ms > ?1"),
 	STMT(sel_bans,
@@ -138,21 +148,7 @@ bind_text(sqlite3_stmt *s, int i, const char *v)
 		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
 }
 
-/* A counter's name as stored (exact, unlike fg_counter_parse). */
-static int
-counter_of(const unsigned char *s, int len, enum fg_counter *out)
-{
-	for (int c = 0; c < FG_CNT__COUNT; c++) {
-		const char *name = fg_counter_name((enum fg_counter)c);
-
-		if (s != NULL && (size_t)len == strlen(name) &&
-		    memcmp(s, name, (size_t)len) == 0) {
-			*out = (enum fg_counter)c;
-			return 0;
-		}
-	}
-	return FG_EINVAL;
-}
+_Static_assert(FG_CNT__COUNT == 7, "counts has a column per counter");
 
 static uint32_t
 clamp_u32(int64_t v)
@@ -171,20 +167,21 @@ rebuild(fg_store *st, int64_t now_ms, char *err, size_t errlen)
 
 	s = d->sel_counts;
 	sqlite3_bind_int64(s, 1, now_s - st->horizon_s);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while (mrc == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *key = (const char *)sqlite3_column_text(s, 0);
 		size_t klen = (size_t)sqlite3_column_bytes(s, 0);
-		enum fg_counter c;
+		uint32_t sec = clamp_u32(sqlite3_column_int64(s, 1));
 
-		if (key == NULL || klen == 0 ||
-		    counter_of(sqlite3_column_text(s, 1),
-		               sqlite3_column_bytes(s, 1), &c) < 0)
-			continue; /* a counter a newer floodgate knows */
-		mrc = fg_store_count_load(st, key, klen, c,
-		                          clamp_u32(sqlite3_column_int64(s, 2)),
-		                          clamp_u32(sqlite3_column_int64(s, 3)));
-		if (mrc < 0)
-			break;
+		if (key == NULL || klen == 0)
+			continue;
+		for (int c = 0; c < FG_CNT__COUNT && mrc == 0; c++) {
+			uint32_t n = clamp_u32(sqlite3_column_int64(s, 2 + c));
+
+			if (n > 0)
+				mrc = fg_store_count_load(st, key, klen,
+				                          (enum fg_counter)c,
+				                          sec, n);
+		}
 	}
 	sqlite3_reset(s);
 	st->load_hint = NULL;
@@ -276,82 +273,124 @@ fg_store_db_close(fg_store *st)
 		fg_log(FG_LOG_ERR, "store: %s: close: %s",
 		       st->path ? st->path : ":memory:", sqlite3_errmsg(d->db));
 	free(d->agg);
+	free(d->order);
 	free(d);
 	st->db = NULL;
 }
 
-/* Makes the aggregation table big enough for need entries, and empty. */
+/* Sizes the aggregation table for about what the last batch needed,
+ * and empties it. */
 static int
-agg_reset(struct fg_db *d, size_t need)
+agg_reset(struct fg_db *d)
 {
-	size_t cap = 64;
+	size_t cap = AGG_MIN;
 
-	while (cap < need * 2)
+	while (cap < d->nagg * 4)
 		cap *= 2;
-	/* Grow as needed; give back what one huge batch took. */
-	if (cap > d->aggcap || d->aggcap > cap * 8) {
+	if (d->agg == NULL || cap < d->aggcap / 4) {
 		struct agg *a = calloc(cap, sizeof(*a));
+		struct agg **o = calloc(cap / 2, sizeof(*o));
 
-		if (a == NULL)
+		if (a == NULL || o == NULL) {
+			free(a);
+			free(o);
 			return FG_ENOMEM;
+		}
 		free(d->agg);
+		free(d->order);
 		d->agg = a;
+		d->order = o;
 		d->aggcap = cap;
 	} else {
 		memset(d->agg, 0, d->aggcap * sizeof(*d->agg));
 	}
+	d->nagg = 0;
 	return 0;
 }
 
-static void
-agg_add(fg_store *st, struct fg_db *d, const char *key, uint32_t sec,
-        enum fg_counter c)
+static struct agg *
+agg_slot(struct agg *tab, size_t cap, uint64_t h, const char *key,
+         size_t klen, uint32_t sec)
 {
-	size_t klen = strlen(key);
-	uint64_t h = fg_store_hash(st, key, klen) ^ ((uint64_t)sec << 3) ^
-	             (uint64_t)c;
-	size_t mask = d->aggcap - 1;
+	size_t mask = cap - 1;
 
-	h *= UINT64_C(0x9e3779b97f4a7c15);
 	for (size_t i = (size_t)(h >> 20) & mask;; i = (i + 1) & mask) {
-		struct agg *a = &d->agg[i];
+		struct agg *a = &tab[i];
 
-		if (a->key == NULL) {
-			a->key = key;
-			a->klen = (uint32_t)klen;
-			a->sec = sec;
-			a->ctr = (uint32_t)c;
-			a->n = 1;
-			a->hash = h;
-			return;
-		}
-		if (a->hash == h && a->sec == sec && a->ctr == (uint32_t)c &&
-		    a->klen == klen && memcmp(a->key, key, klen) == 0) {
-			a->n++;
-			return;
-		}
+		if (a->key == NULL ||
+		    (a->hash == h && a->sec == sec && a->klen == klen &&
+		     memcmp(a->key, key, klen) == 0))
+			return a;
 	}
 }
 
-/* The order of the counts primary key: key, counter name, second. */
+/* Doubles the table when it is half full. */
+static int
+agg_grow(struct fg_db *d)
+{
+	size_t cap = d->aggcap * 2;
+	struct agg *a = calloc(cap, sizeof(*a));
+	struct agg **o = calloc(cap / 2, sizeof(*o));
+
+	if (a == NULL || o == NULL) {
+		free(a);
+		free(o);
+		return FG_ENOMEM;
+	}
+	for (size_t i = 0; i < d->nagg; i++) {
+		const struct agg *from = d->order[i];
+
+		o[i] = agg_slot(a, cap, from->hash, from->key, from->klen,
+		                from->sec);
+		*o[i] = *from;
+	}
+	free(d->agg);
+	free(d->order);
+	d->agg = a;
+	d->order = o;
+	d->aggcap = cap;
+	return 0;
+}
+
+static int
+agg_add(fg_store *st, struct fg_db *d, const char *key, uint32_t sec,
+        const enum fg_counter *ctrs, size_t nctr)
+{
+	size_t klen = strlen(key);
+	uint64_t h = (fg_store_hash(st, key, klen) ^ sec) *
+	             UINT64_C(0x9e3779b97f4a7c15);
+	struct agg *a;
+
+	if ((d->nagg + 1) * 2 > d->aggcap && agg_grow(d) < 0)
+		return FG_ENOMEM;
+	a = agg_slot(d->agg, d->aggcap, h, key, klen, sec);
+	if (a->key == NULL) {
+		a->key = key;
+		a->hash = h;
+		a->klen = (uint32_t)klen;
+		a->sec = sec;
+		d->order[d->nagg++] = a;
+	}
+	for (size_t c = 0; c < nctr; c++)
+		a->n[ctrs[c]]++;
+	return 0;
+}
+
+/* The order of the counts primary key: (sec, key), as SQLite compares
+ * text (memcmp, then length). */
 static int
 agg_cmp(const void *pa, const void *pb)
 {
-	const struct agg *a = pa, *b = pb;
+	const struct agg *a = *(struct agg *const *)pa;
+	const struct agg *b = *(struct agg *const *)pb;
 	int c;
 
-	/* The order of the counts table: (sec, key, counter). */
 	if (a->sec != b->sec)
 		return a->sec < b->sec ? -1 : 1;
 	c = memcmp(a->key, b->key, a->klen < b->klen ? a->klen : b->klen);
 	if (c != 0)
 		return c;
-	if (a->klen != b->klen)
-		return a->klen < b->klen ? -1 : 1;
-	if (a->ctr != b->ctr)
-		return strcmp(fg_counter_name((enum fg_counter)a->ctr),
-		              fg_counter_name((enum fg_counter)b->ctr));
-	return 0;
+	return a->klen < b->klen ? -1 : a->klen > b->klen;
 }
 
 static int
@@ -392,8 +431,8 @@ insert_event(fg_store *st, struct fg_db *d, const struct fg_row *r)
 		break;
 	}
 	for (size_t k = 0; k < r->u.ev.nkeys; k++)
-		for (size_t c = 0; c < nctr; c++)
-			agg_add(st, d, r->u.ev.keys[k], sec, ctrs[c]);
+		if (agg_add(st, d, r->u.ev.keys[k], sec, ctrs, nctr) < 0)
+			return SQLITE_NOMEM;
 	return SQLITE_OK;
 }
 
@@ -428,7 +467,6 @@ fg_store_db_commit(fg_store *st, struct fg_row *const *rows, size_t n,
                    size_t errlen)
 {
 	struct fg_db *d = st->db;
-	size_t need = 0;
 	int rc, moved = 0;
 
 	/* Unlinked or replaced, the file would swallow every commit. */
@@ -439,10 +477,7 @@ fg_store_db_commit(fg_store *st, struct fg_row *const *rows, size_t n,
 		         "replaced; restart floodgate to create it again");
 		return FG_DB_ERROR;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (rows[i]->type == FG_ROW_EVENT)
-			need += rows[i]->u.ev.nkeys * 2;
-	if (agg_reset(d, need) < 0) {
+	if (agg_reset(d) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return FG_DB_ERROR;
 	}
@@ -456,20 +491,15 @@ fg_store_db_commit(fg_store *st, struct fg_row *const *rows, size_t n,
 			goto fail;
 	}
 	/* In the table's order: neighbouring rows share B-tree pages. */
-	size_t nagg = 0;
-	for (size_t i = 0; i < d->aggcap && need > 0; i++)
-		if (d->agg[i].key != NULL)
-			d->agg[nagg++] = d->agg[i];
-	qsort(d->agg, nagg, sizeof(*d->agg), agg_cmp);
-	for (size_t i = 0; i < nagg; i++) {
-		struct agg *a = &d->agg[i];
+	qsort(d->order, d->nagg, sizeof(*d->order), agg_cmp);
+	for (size_t i = 0; i < d->nagg; i++) {
+		const struct agg *a = d->order[i];
 		sqlite3_stmt *s = d->up_count;
 
-		sqlite3_bind_text(s, 1, a->key, (int)a->klen, SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, fg_counter_name((enum fg_counter)a->ctr), -1,
-		                  SQLITE_STATIC);
-		sqlite3_bind_int64(s, 3, a->sec);
-		sqlite3_bind_int64(s, 4, (sqlite3_int64)a->n);
+		sqlite3_bind_int64(s, 1, a->sec);
+		sqlite3_bind_text(s, 2, a->key, (int)a->klen, SQLITE_STATIC);
+		for (int c = 0; c < FG_CNT__COUNT; c++)
+			sqlite3_bind_int64(s, 3 + c, a->n[c]);
 		if ((rc = run(s)) != SQLITE_OK)
 			goto fail;
 	}
@@ -500,7 +530,8 @@ fg_store_db_commit(fg_store *st, struct fg_row *const *rows, size_t n,
 		goto fail;
 	return FG_DB_OK;
 fail:
-	snprintf(err, errlen, "%s", sqlite3_errmsg(d->db));
+	snprintf(err, errlen, "%s", rc == SQLITE_NOMEM ? "out of memory"
+	                            : sqlite3_errmsg(d->db));
 	if (!sqlite3_get_autocommit(d->db))
 		run(d->rollback);
 	return classify(rc) == FG_DB_BUSY ? FG_DB_BUSY : FG_DB_ERROR;

@@ -137,6 +137,31 @@ static const struct migration {
 	 " WHERE kind = 'rcpt' AND network IS NOT NULL"
 	 " GROUP BY network"
 	 " ORDER BY invalid_ratio DESC, rcpts DESC, network;"},
+	/* One row per key and second, a column per counter: a third of
+	 * the rows to write, index and rebuild from. */
+	{2,
+	 "CREATE TABLE counts_v2 ("
+	 " sec INTEGER NOT NULL,"
+	 " key TEXT NOT NULL,"
+	 " connect INTEGER NOT NULL DEFAULT 0,"
+	 " helo INTEGER NOT NULL DEFAULT 0,"
+	 " mail INTEGER NOT NULL DEFAULT 0,"
+	 " rcpt INTEGER NOT NULL DEFAULT 0,"
+	 " valid INTEGER NOT NULL DEFAULT 0,"
+	 " invalid INTEGER NOT NULL DEFAULT 0,"
+	 " rejected INTEGER NOT NULL DEFAULT 0,"
+	 " PRIMARY KEY (sec, key)) WITHOUT ROWID;"
+	 "INSERT INTO counts_v2 SELECT sec, key,"
+	 " sum(CASE counter WHEN 'connect' THEN n ELSE 0 END),"
+	 " sum(CASE counter WHEN 'helo' THEN n ELSE 0 END),"
+	 " sum(CASE counter WHEN 'mail' THEN n ELSE 0 END),"
+	 " sum(CASE counter WHEN 'rcpt' THEN n ELSE 0 END),"
+	 " sum(CASE counter WHEN 'valid' THEN n ELSE 0 END),"
+	 " sum(CASE counter WHEN 'invalid' THEN n ELSE 0 END),"
+	 " sum(CASE counter WHEN 'rejected' THEN n ELSE 0 END)"
+	 " FROM counts GROUP BY sec, key ORDER BY sec, key;"
+	 "DROP TABLE counts;"
+	 "ALTER TABLE counts_v2 RENAME TO counts;"},
 };
 
 #define SCHEMA_VERSION (migrations[FG_NELEM(migrations) - 1].version)

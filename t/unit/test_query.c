@@ -236,11 +236,21 @@ test_open(const char *db)
 
 	/* A newer schema: the same file, one version up. */
 	copy_file(db, in_dir("newer.db"));
-	sql(in_dir("newer.db"), "PRAGMA user_version = 2");
+	sql(in_dir("newer.db"), "PRAGMA user_version = 99");
 	rc = fg_query_open(in_dir("newer.db"), FG_QUERY_READ, &q, err,
 	                   sizeof(err));
 	is_int(rc, FG_ESCHEMA, "a newer schema is refused");
-	ok(strstr(err, "schema version 2 is newer") != NULL, "... saying so: %.200s",
+	ok(strstr(err, "schema version 99 is newer") != NULL,
+	   "... saying so: %.200s", err);
+
+	/* An older one: the daemon migrates it, the tool does not. */
+	copy_file(db, in_dir("older.db"));
+	sql(in_dir("older.db"), "PRAGMA user_version = 1");
+	rc = fg_query_open(in_dir("older.db"), FG_QUERY_READ, &q, err,
+	                   sizeof(err));
+	is_int(rc, FG_ESCHEMA, "an older schema is refused");
+	ok(strstr(err, "schema version 1 is older") != NULL &&
+	   strstr(err, "migrate") != NULL, "... saying what to do: %.200s",
 	   err);
 
 	rc = fg_query_open(db, FG_QUERY_READ, &q, err, sizeof(err));

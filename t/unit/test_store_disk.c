@@ -288,7 +288,8 @@ test_schema(void)
 
 	ok(st != NULL, "schema: fresh file opened");
 	fg_store_close(st);
-	is_int(q_int(path, "PRAGMA user_version"), 1, "schema: version 1");
+	is_int(q_int(path, "PRAGMA user_version"), FG_STORE_SCHEMA_VERSION,
+	       "schema: version %d", FG_STORE_SCHEMA_VERSION);
 	is_int(q_int(path, "PRAGMA application_id"), 0x666c6764,
 	       "schema: application_id");
 	is_str(q_text(path, "PRAGMA journal_mode"), "wal", "schema: WAL");
@@ -315,7 +316,7 @@ test_schema(void)
 		{"SELECT * FROM verdicts WHERE ts_ms > 5", "verdicts_ts"},
 		/* time first: pruning and the rebuild read one key range */
 		{"SELECT * FROM counts WHERE sec < 5", "PRIMARY KEY (sec<?)"},
-		{"SELECT key, counter, sec, n FROM counts WHERE sec > 5 ORDER BY sec",
+		{"SELECT key, sec, invalid FROM counts WHERE sec > 5 ORDER BY sec",
 		 "PRIMARY KEY (sec>?)"},
 	};
 	for (size_t i = 0; i < FG_NELEM(plans); i++) {
@@ -383,16 +384,24 @@ test_rows(void)
 	is_int(q_int(path, "SELECT count(*) FROM events WHERE kind = 'mail'"
 	             " AND client IS NULL AND network IS NULL"), 1,
 	       "rows: NULLs stay NULL");
-	is_int(q_int(path, "SELECT n FROM counts WHERE key = '192.0.2.7' AND"
-	             " counter = 'invalid' AND sec = 1700000000"), 2,
-	       "rows: per-second aggregate");
-	is_int(q_int(path, "SELECT n FROM counts WHERE key = '*' AND"
-	             " counter = 'rcpt' AND sec = 1700000001"), 1,
+	is_int(q_int(path, "SELECT invalid FROM counts WHERE key = '192.0.2.7'"
+	             " AND sec = 1700000000"), 2, "rows: per-second aggregate");
+	is_str(q_text(path, "SELECT connect || ',' || helo || ',' || mail ||"
+	              " ',' || rcpt || ',' || valid || ',' || invalid || ',' ||"
+	              " rejected FROM counts WHERE key = '192.0.2.7' AND"
+	              " sec = 1700000000"), "1,0,0,2,0,2,0",
+	       "rows: one row per key and second, a column per counter");
+	is_int(q_int(path, "SELECT rcpt FROM counts WHERE key = '*' AND"
+	             " sec = 1700000001"), 1,
 	       "rows: aggregate of the next second");
-	is_int(q_int(path, "SELECT sum(n) FROM counts WHERE key = '*'"), 8,
+	is_int(q_int(path, "SELECT sum(connect + helo + mail + rcpt + valid +"
+	             " invalid + rejected) FROM counts WHERE key = '*'"), 8,
 	       "rows: global key total (5 events, 3 with a class)");
-	is_int(q_int(path, "SELECT count(*) FROM counts WHERE key ="
-	             " '2001:db8::/64'"), 2, "rows: v6 network rcpt + valid");
+	is_int(q_int(path, "SELECT count(*) FROM counts WHERE key = '*'"), 2,
+	       "rows: the global key has a row per second");
+	is_str(q_text(path, "SELECT rcpt || ',' || valid FROM counts WHERE"
+	              " key = '2001:db8::/64'"), "1,1",
+	       "rows: v6 network rcpt + valid");
 	is_str(q_text(path, "SELECT session_id || ',' || queue_id || ',' ||"
 	              " client || ',' || stage || ',' || rule || ',' || key ||"
 	              " ',' || action || ',' || count || ',' || lim || ',' ||"
@@ -403,9 +412,12 @@ test_rows(void)
 	/* A second batch in the same second adds to the aggregate. */
 	rec(st, T0 + 900, FG_EV_RCPT, FG_RCPT_INVALID, "192.0.2.7", NULL, NULL);
 	is_int(fg_store_flush(st, 10000), 0, "rows: flushed again");
-	is_int(q_int(path, "SELECT n FROM counts WHERE key = '192.0.2.7' AND"
-	             " counter = 'invalid' AND sec = 1700000000"), 3,
+	is_int(q_int(path, "SELECT invalid FROM counts WHERE key = '192.0.2.7'"
+	             " AND sec = 1700000000"), 3,
 	       "rows: upsert adds to the second");
+	is_int(q_int(path, "SELECT connect FROM counts WHERE key = '192.0.2.7'"
+	             " AND sec = 1700000000"), 1,
+	       "rows: upsert leaves the other counters alone");
 	struct fg_store_stats s;
 	fg_store_get_stats(st, &s);
 	is_int(s.written, 7, "rows: stats.written");
@@ -597,6 +609,62 @@ test_external_bans(void)
 	fg_store_close(st);
 }
 
+/*
+ * Version 1 kept one counts row per key, counter and second; version 2
+ * one row per key and second.  A version 1 file is migrated with its
+ * aggregates, and the counters come back from them.
+ */
+static void
+test_migrate_v1(void)
+{
+	const char *path = in_dir("v1.db");
+	fg_store *st = open_at(path, T0, HOUR, 0, 0);
+
+	ok(st != NULL, "v1: created");
+	fg_store_close(st);
+	q_exec(path, "DROP TABLE counts;"
+	       "CREATE TABLE counts (key TEXT NOT NULL, counter TEXT NOT NULL,"
+	       " sec INTEGER NOT NULL, n INTEGER NOT NULL,"
+	       " PRIMARY KEY (sec, key, counter)) WITHOUT ROWID;"
+	       "INSERT INTO counts VALUES"
+	       " ('192.0.2.0/24', 'connect', 1700000000, 1),"
+	       " ('192.0.2.0/24', 'rcpt', 1700000000, 6),"
+	       " ('192.0.2.0/24', 'invalid', 1700000000, 5),"
+	       " ('192.0.2.0/24', 'valid', 1700000000, 1),"
+	       " ('192.0.2.0/24', 'invalid', 1700000001, 2),"
+	       " ('192.0.2.0/24', 'rcpt', 1700000001, 2),"
+	       " ('*', 'connect', 1700000000, 1);"
+	       "PRAGMA user_version = 1");
+	st = open_at(path, T0 + 5000, HOUR, 0, 0);
+	ok(st != NULL, "v1: a version 1 file opens");
+	if (st == NULL)
+		return;
+	is_int(q_int(path, "PRAGMA user_version"), FG_STORE_SCHEMA_VERSION,
+	       "v1: migrated to the current version");
+	is_int(fg_store_count(st, "192.0.2.0/24", FG_CNT_RCPT_INVALID, HOUR,
+	                      T0 + 5000), 7, "v1: invalid recipients back");
+	is_int(fg_store_count(st, "192.0.2.0/24", FG_CNT_RCPT, HOUR,
+	                      T0 + 5000), 8, "v1: recipients back");
+	is_int(fg_store_count(st, "192.0.2.0/24", FG_CNT_CONNECT, HOUR,
+	                      T0 + 5000), 1, "v1: connections back");
+	is_int(fg_store_count(st, "*", FG_CNT_CONNECT, HOUR, T0 + 5000), 1,
+	       "v1: the global key back");
+	is_int(q_int(path, "SELECT count(*) FROM counts"), 3,
+	       "v1: one row per key and second");
+	is_str(q_text(path, "SELECT connect || ',' || rcpt || ',' || valid ||"
+	              " ',' || invalid || ',' || rejected FROM counts WHERE"
+	              " key = '192.0.2.0/24' AND sec = 1700000000"),
+	       "1,6,1,5,0", "v1: counters pivoted into columns");
+	/* The new table takes the writer's rows. */
+	rec(st, T0 + 5000, FG_EV_RCPT, FG_RCPT_INVALID, "192.0.2.9",
+	    "192.0.2.0/24", "<x@example.org>");
+	is_int(fg_store_flush(st, 10000), 0, "v1: flushed after migration");
+	is_int(q_int(path, "SELECT invalid FROM counts WHERE key ="
+	             " '192.0.2.0/24' AND sec = 1700000005"), 1,
+	       "v1: new rows land in the migrated table");
+	fg_store_close(st);
+}
+
 static void
 test_migrations(void)
 {
@@ -612,8 +680,8 @@ test_migrations(void)
 	is_int(fg_store_open(&o, T0, &st, err, sizeof(err)), 0,
 	       "migrate: empty file");
 	fg_store_close(st);
-	is_int(q_int(o.path, "PRAGMA user_version"), 1,
-	       "migrate: empty file now version 1");
+	is_int(q_int(o.path, "PRAGMA user_version"), FG_STORE_SCHEMA_VERSION,
+	       "migrate: empty file now at the current version");
 
 	/* A SQLite file with a header but no schema is initialised too. */
 	o.path = in_dir("blank.db");
@@ -625,11 +693,11 @@ test_migrations(void)
 	       "migrate: blank database has the tables");
 
 	/* A newer schema is refused and left alone. */
-	q_exec(o.path, "PRAGMA user_version = 2");
+	q_exec(o.path, "PRAGMA user_version = 99");
 	is_int(fg_store_open(&o, T0, &st, err, sizeof(err)), FG_ESCHEMA,
 	       "migrate: newer version refused");
 	ok(strstr(err, "newer") != NULL, "migrate: says why (%s)", err);
-	is_int(q_int(o.path, "PRAGMA user_version"), 2,
+	is_int(q_int(o.path, "PRAGMA user_version"), 99,
 	       "migrate: newer database untouched");
 
 	/* Somebody else's database is refused and left alone. */
@@ -881,6 +949,7 @@ main(void)
 	test_prune();
 	test_external_bans();
 	test_migrations();
+	test_migrate_v1();
 	test_overflow();
 	test_unhealthy();
 	test_deleted();
