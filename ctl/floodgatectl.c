@@ -134,8 +134,11 @@ ctl_open_db(struct ctl *c, const struct fg_config *cfg,
 			return rc;
 		cfg = own;
 	}
-	if (path == NULL)
+	if (path == NULL) {
+		/* False positive: CTL_OK from ctl_load_config() means own is set. */
+		/* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
 		path = cfg->database;
+	}
 	rc = fg_query_open(path, mode, out, err, sizeof(err));
 	if (own != NULL)
 		fg_config_release(own);

@@ -147,7 +147,7 @@ type_name(int t)
 {
 	switch (t) {
 	case CONFIG_TYPE_GROUP: return "a group";
-	case CONFIG_TYPE_INT: return "an integer";
+	case CONFIG_TYPE_INT:
 	case CONFIG_TYPE_INT64: return "an integer";
 	case CONFIG_TYPE_FLOAT: return "a number";
 	case CONFIG_TYPE_STRING: return "a string";
@@ -156,6 +156,41 @@ type_name(int t)
 	case CONFIG_TYPE_LIST: return "a list";
 	default: return "an unknown type";
 	}
+}
+
+/* Reads 1 to max decimal digits (no sign, no blanks) at *pp into *out
+ * and moves *pp past them; -1 when there are none or too many. */
+static int
+status_part(const char **pp, long max, long *out)
+{
+	const char *p = *pp;
+	char *end;
+	long v;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	errno = 0;
+	v = strtol(p, &end, 10);
+	if (errno != 0 || end - p > max)
+		return -1;
+	*out = v;
+	*pp = end;
+	return 0;
+}
+
+/* An enhanced status code (RFC 3463) as a reply may carry: class 4 or 5,
+ * then a subject and a detail of 1 to 3 digits each: "4.7.1". */
+static bool
+status_ok(const char *v)
+{
+	long cls, subject, detail;
+
+	if (status_part(&v, 1, &cls) != 0 || (cls != 4 && cls != 5) ||
+	    *v++ != '.')
+		return false;
+	if (status_part(&v, 3, &subject) != 0 || *v++ != '.')
+		return false;
+	return status_part(&v, 3, &detail) == 0 && *v == '\0';
 }
 
 /*
@@ -200,15 +235,12 @@ parse_reply(struct ctx *c, config_setting_t *s, const char *key,
 			r->code = (int)v;
 		} else if (strcmp(n, "status") == 0) {
 			const char *v = config_setting_get_string(m);
-			int a, b, d, used = 0;
 			if (v == NULL) {
 				CERR(c, ml, sub, "expected a string such as "
 				     "\"4.7.1\"");
 				continue;
 			}
-			if (*v != '\0' &&
-			    (sscanf(v, "%1d.%3d.%3d%n", &a, &b, &d, &used) != 3 ||
-			     v[used] != '\0' || (a != 4 && a != 5))) {
+			if (*v != '\0' && !status_ok(v)) {
 				CERR(c, ml, sub, "\"%s\" is not an enhanced "
 				     "status code like 4.7.1", v);
 				continue;
@@ -232,7 +264,7 @@ parse_reply(struct ctx *c, config_setting_t *s, const char *key,
 			for (int j = 0; j < nl; j++) {
 				const char *v = t == CONFIG_TYPE_STRING
 				    ? config_setting_get_string(m)
-				    : config_setting_get_string_elem(m, (unsigned)j);
+				    : config_setting_get_string_elem(m, j);
 				const char *bad = NULL;
 				if (v == NULL) {
 					bad = "every line must be a string";
@@ -279,7 +311,7 @@ void
 set_field(struct ctx *c, const struct field *f, config_setting_t *s,
           const char *key, void *base)
 {
-	char *dst = (char *)base + f->off;
+	void *dst = (char *)base + f->off;
 	int line = config_setting_source_line(s);
 	int t = config_setting_type(s);
 	const char *str = config_setting_get_string(s);

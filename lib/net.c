@@ -288,10 +288,11 @@ format_v6(const uint8_t b[16], char *out)
 {
 	unsigned w[8];
 	int i, best = -1, bestlen = 0, run = 0;
+	const uint8_t *g = b;
 	char *p = out;
 
-	for (i = 0; i < 8; i++) {
-		w[i] = (unsigned)b[2 * i] << 8 | b[2 * i + 1];
+	for (i = 0; i < 8; i++, g += 2) {
+		w[i] = (unsigned)g[0] << 8 | g[1];
 		if (w[i] == 0) {
 			run++;
 			if (run > bestlen) {
@@ -337,12 +338,10 @@ fg_addr_format(const fg_addr *a, char *buf, size_t size)
 
 	if (buf == NULL)
 		return NULL;
-	if (a == NULL)
-		strcpy(tmp, "?");
-	else if (a->family == FG_AF_INET)
+	if (a != NULL && a->family == FG_AF_INET)
 		snprintf(tmp, sizeof(tmp), "%u.%u.%u.%u", a->bytes[0],
 		         a->bytes[1], a->bytes[2], a->bytes[3]);
-	else if (a->family == FG_AF_INET6)
+	else if (a != NULL && a->family == FG_AF_INET6)
 		format_v6(a->bytes, tmp);
 	else
 		strcpy(tmp, "?");

@@ -220,7 +220,7 @@ fg_query_open(const char *path, enum fg_query_mode mode, fg_query **out,
 	q->writable = mode == FG_QUERY_WRITE;
 	flags = (q->writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) |
 	        SQLITE_OPEN_NOFOLLOW;
-	if ((rc = sqlite3_open_v2(path, &q->db, flags, NULL)) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, &q->db, flags, NULL) != SQLITE_OK) {
 		rc = fg_query_fail(q, FG_EIO, "%s: %s", path,
 		                   q->db ? sqlite3_errmsg(q->db) : "cannot open");
 		goto fail;

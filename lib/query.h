@@ -219,7 +219,7 @@ struct fg_stats {
  * delay followed by one of those; delayed counts enforced delays.  The
  * timeline is capped at FG_STATS_MAX_HOURS (the most recent hours).
  */
-#define FG_STATS_MAX_HOURS (24 * 400)
+#define FG_STATS_MAX_HOURS INT64_C(9600) /* 400 days */
 int fg_query_stats(fg_query *q, int64_t since_ms, int64_t now_ms,
                    struct fg_stats *out);
 void fg_query_stats_free(struct fg_stats *s);
