@@ -280,22 +280,32 @@ config_free(struct fg_config *cfg)
 	free(cfg);
 }
 
-static void
-rcptlist_diag(void *arg, const char *line)
-{
-	struct ctx *c = arg;
+/* The list's own messages ("LIST:3: reason"), filed under the setting
+ * that named the list, as every other error is. */
+struct list_diag {
+	struct ctx *c;
+	int line;
+};
 
-	c->errors++;
-	if (c->diag != NULL)
-		c->diag(c->arg, false, line);
+static void
+rcptlist_diag(void *arg, const char *msg)
+{
+	struct list_diag *d = arg;
+
+	CERR(d->c, d->line, "valid_recipients", "%s", msg);
 }
 
 static void
 cross_checks(struct ctx *c, struct fg_config *cfg, config_t *cf)
 {
 	if (cfg->valid_recipients[0] != '\0') {
+		config_setting_t *vr = config_lookup(cf, "valid_recipients");
+		struct list_diag d = {
+			.c = c,
+			.line = vr != NULL ? config_setting_source_line(vr) : 0,
+		};
 		int rc = fg_rcptlist_load(cfg->valid_recipients,
-		                          &cfg->valid_rcpts, rcptlist_diag, c);
+		                          &cfg->valid_rcpts, rcptlist_diag, &d);
 		if (rc == FG_ENOMEM)
 			c->nomem = true;
 	}

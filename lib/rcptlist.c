@@ -131,6 +131,16 @@ fg_rcptlist_load(const char *path, fg_rcptlist **out,
 			errors++;
 		}
 	}
+	if (ferror(fp)) {
+		/* A directory opens fine and fails at the first read: not an
+		 * empty list. */
+		int err = errno;
+		snprintf(msg, sizeof(msg), "%s: cannot read: %s", path,
+		         strerror(err));
+		if (diag != NULL)
+			diag(arg, msg);
+		errors++;
+	}
 	fclose(fp);
 	if (errors > 0) {
 		fg_rcptlist_free(l);

@@ -76,6 +76,12 @@ main(void)
 	       FG_ECONFIG, "a config naming a missing list is refused");
 	ok(strstr(diag_text, "cannot open") != NULL, "and says why");
 
+	diag_text[0] = '\0';
+	is_int(fg_rcptlist_load(dir, &l, diag, NULL), FG_ECONFIG,
+	       "a directory is refused, not read as an empty list");
+	ok(l == NULL && strstr(diag_text, "cannot read") != NULL,
+	   "and says why");
+
 	write_file(path, "@ok.test\nalice@ok.test\n");
 	snprintf(conf, sizeof(conf), "valid_recipients = \"%s\";", path);
 	is_int(fg_config_load_string(conf, "x.conf", &cfg, cfg_diag, NULL), 0,
