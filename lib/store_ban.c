@@ -15,6 +15,7 @@
  * replaces every clean entry and leaves dirty ones alone: a local change
  * not yet committed is newer than what the table says.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -243,8 +244,10 @@ fg_store_ban_get(fg_store *st, const char *key, int64_t now_ms,
 			out->until_ms = b->until_ms;
 			out->created_ms = b->created_ms;
 			/* Both fit: ban_new truncated them. */
-			strcpy(out->reason, b->reason);
-			strcpy(out->source, b->source);
+			snprintf(out->reason, sizeof(out->reason), "%s",
+			         b->reason);
+			snprintf(out->source, sizeof(out->source), "%s",
+			         b->source);
 		}
 	}
 	pthread_mutex_unlock(&st->ban_mu);

@@ -92,8 +92,10 @@ cell_get(const struct kent *e, int i)
 	struct cell c;
 	uint16_t v;
 
-	memcpy(&c.sec, e->data + i * CELL_SIZE, 4);
-	memcpy(&v, e->data + i * CELL_SIZE + 4, 2);
+	const uint8_t *p = e->data + (size_t)i * CELL_SIZE;
+
+	memcpy(&c.sec, p, 4);
+	memcpy(&v, p + 4, 2);
 	c.ctr = v >> 13;
 	c.n = v & CELL_NMAX;
 	return c;
@@ -104,8 +106,10 @@ cell_put(struct kent *e, int i, struct cell c)
 {
 	uint16_t v = (uint16_t)(c.ctr << 13 | c.n);
 
-	memcpy(e->data + i * CELL_SIZE, &c.sec, 4);
-	memcpy(e->data + i * CELL_SIZE + 4, &v, 2);
+	uint8_t *p = e->data + (size_t)i * CELL_SIZE;
+
+	memcpy(p, &c.sec, 4);
+	memcpy(p + 4, &v, 2);
 }
 
 static struct big *

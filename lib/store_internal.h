@@ -195,11 +195,11 @@ void fg_store_ban_expire(fg_store *st, int64_t now_ms);
 void fg_store_level_expire(fg_store *st, int64_t now_ms);
 /* The writer's side: copy the dirty entries out (clearing the marks),
  * then report the outcome of the commit. */
-int fg_store_ban_collect(fg_store *st, struct fg_ban_op **ops, size_t *n);
+int fg_store_ban_collect(fg_store *st, struct fg_ban_op **out, size_t *nout);
 void fg_store_ban_done(fg_store *st, struct fg_ban_op *ops, size_t n,
                        bool committed);
-int fg_store_level_collect(fg_store *st, struct fg_level_op **ops,
-                           size_t *n);
+int fg_store_level_collect(fg_store *st, struct fg_level_op **out,
+                           size_t *nout);
 void fg_store_level_done(fg_store *st, struct fg_level_op *ops, size_t n,
                          bool committed);
 /* Replaces the clean bans with the table's rows; dirty ones win. */
@@ -211,7 +211,7 @@ void fg_store_ban_rows_free(struct fg_ban_row *rows, size_t n);
  * whenever a handle was opened, even on failure, for the caller to
  * close.  path NULL: a private in-memory database. */
 int fg_store_schema_open(const char *path, unsigned mode,
-                         struct sqlite3 **db, char *err, size_t errlen);
+                         struct sqlite3 **out, char *err, size_t errlen);
 int fg_store_errf(int code, char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 

@@ -175,6 +175,7 @@ query_int(sqlite3 *db, const char *sql, int64_t *out)
 	sqlite3_stmt *s;
 	int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
 
+	*out = 0;
 	if (rc != SQLITE_OK)
 		return rc;
 	rc = sqlite3_step(s);
@@ -274,7 +275,7 @@ check_identity(sqlite3 *db, const char *name, int64_t *version, char *err,
 static int
 migrate(sqlite3 *db, const char *name, char *err, size_t errlen)
 {
-	int64_t version;
+	int64_t version = 0;
 	int rc;
 
 	if ((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)))
@@ -301,7 +302,7 @@ migrate(sqlite3 *db, const char *name, char *err, size_t errlen)
 			goto fail;
 		}
 	}
-	if ((rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL))) {
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		rc = fg_store_errf(FG_EIO, err, errlen, "%s: %s", name,
 		                   sqlite3_errmsg(db));
 		goto fail;
@@ -318,7 +319,7 @@ fg_store_schema_open(const char *path, unsigned mode, struct sqlite3 **out,
 {
 	const char *name = path != NULL ? path : ":memory:";
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW;
-	int64_t version;
+	int64_t version = 0;
 	sqlite3 *db = NULL;
 	int rc;
 

@@ -155,7 +155,7 @@ housekeeping(fg_store *st)
 	uint64_t suppressed = 0;
 
 	if (st->path != NULL &&
-	    (rc = fg_store_db_poll(st, err, sizeof(err))) != FG_DB_OK &&
+	    fg_store_db_poll(st, err, sizeof(err)) != FG_DB_OK &&
 	    fg_ratelimit(&st->rl_reload, fg_store_mono_ms(), LOG_EVERY_MS,
 	                 &suppressed))
 		fg_log(FG_LOG_WARNING, "store: %s: reading bans failed: %s "
@@ -202,7 +202,7 @@ writer_main(void *arg)
 	int64_t interval = st->opt.flush_interval_ms;
 	int64_t now = fg_store_mono_ms();
 	int64_t next_flush = now + interval, next_poll = now + FG_STORE_POLL_MS;
-	int64_t stop_since = 0;
+	int64_t stop_since = 0, lead = 0;
 	bool failing = false, busy = false;
 
 	pthread_mutex_lock(&st->qmu);
@@ -213,17 +213,17 @@ writer_main(void *arg)
 		 * it retries once per tick. */
 		while (!st->stop && !st->flush_req && !(st->kick && !failing)) {
 			struct timespec ts;
-			int64_t until = next_flush < next_poll ? next_flush
-			                                       : next_poll;
+			int64_t until = next_flush - lead < next_poll
+			                ? next_flush - lead : next_poll;
 
-			if ((now = fg_store_mono_ms()) >= until)
+			if (fg_store_mono_ms() >= until)
 				break;
 			deadline_ts(&ts, until);
 			pthread_cond_timedwait(&st->qcv, &st->qmu, &ts);
 		}
 		now = fg_store_mono_ms();
 		due = st->stop || st->flush_req || (st->kick && !failing) ||
-		      now >= next_flush;
+		      now >= next_flush - lead;
 		bool stopping = st->stop;
 		st->flush_req = false;
 		st->kick = false;
@@ -231,16 +231,19 @@ writer_main(void *arg)
 
 		if (due) {
 			enum fg_db_rc rc = drain(st, batch);
+			int64_t took = fg_store_mono_ms() - now;
 
 			failing = rc != FG_DB_OK;
 			busy = rc == FG_DB_BUSY;
-			/* Ticks at a fixed rate, not interval plus the time the
-			 * drain took, so a crash loses at most about one
-			 * interval; a drain that overran is followed soon. */
-			if (now >= next_flush)
+			/* Ticks at a fixed rate, and each starts as early as
+			 * the last drain took, so that it has committed by
+			 * the tick: a crash loses at most one interval of
+			 * rows.  A drain that overran is followed soon. */
+			if (now >= next_flush - lead)
 				next_flush += interval;
-			if ((now = fg_store_mono_ms()) >= next_flush)
-				next_flush = now + interval / 4;
+			lead = took < interval / 2 ? took : interval / 2;
+			if ((now = fg_store_mono_ms()) >= next_flush - lead)
+				next_flush = now + lead + interval / 4;
 		}
 		if (fg_store_mono_ms() >= next_poll) {
 			housekeeping(st);

@@ -464,15 +464,11 @@ echo "# figure: kill -9: $sent events sent in $load_ms ms ($rate/s), $rows rows,
 ok "kill -9: no row that was not sent (rows <= sent + 16 in flight)" [ "$rows" -le $((sent + 16)) ]
 ok "kill -9: some rows survived" [ "$rows" -gt 0 ]
 # The promise of floodgate.conf(5): a crash loses at most the last
-# flush interval.  Checked with 25 % slack for the batch being committed.
-if [ "$lost_ms" -le 1250 ]; then
-	ok "kill -9: at most ~1 flush interval of traffic lost ($lost_ms ms)" true
-else
-	# Known: the writer's next tick counts from the end of a commit, so
-	# under a load that keeps it busy the committed horizon lags by the
-	# interval plus the commit time (see the report of this test).
-	echo "not ok - kill -9: at most ~1 flush interval of traffic lost ($lost_ms ms) # TODO writer lag under saturation"
-fi
+# flush interval (the writer starts each tick early by the time its last
+# commit took).  25 % slack for the measurement: load_ms is read after
+# the kill, and 16 sessions are in flight.
+ok "kill -9: at most one flush interval of traffic lost ($lost_ms ms)" \
+	[ "$lost_ms" -le 1250 ]
 
 fg_start k2 "$T/k.conf" -d "$T/k.db" || exit 1
 K_PID=$FG_PID
