@@ -278,6 +278,24 @@ fg_store_db_close(fg_store *st)
 	st->db = NULL;
 }
 
+/* Fresh, empty arrays of cap slots; the old ones are the caller's. */
+static int
+agg_alloc(struct fg_db *d, size_t cap)
+{
+	struct agg *a = calloc(cap, sizeof(*a));
+	struct agg **o = calloc(cap / 2, sizeof(*o));
+
+	if (a == NULL || o == NULL) {
+		free(a);
+		free(o);
+		return FG_ENOMEM;
+	}
+	d->agg = a;
+	d->order = o;
+	d->aggcap = cap;
+	return 0;
+}
+
 /* Sizes the aggregation table for about what the last batch needed,
  * and empties it. */
 static int
@@ -288,19 +306,13 @@ agg_reset(struct fg_db *d)
 	while (cap < d->nagg * 4)
 		cap *= 2;
 	if (d->agg == NULL || cap < d->aggcap / 4) {
-		struct agg *a = calloc(cap, sizeof(*a));
-		struct agg **o = calloc(cap / 2, sizeof(*o));
+		struct agg *a = d->agg;
+		struct agg **o = d->order;
 
-		if (a == NULL || o == NULL) {
-			free(a);
-			free(o);
+		if (agg_alloc(d, cap) < 0)
 			return FG_ENOMEM;
-		}
-		free(d->agg);
-		free(d->order);
-		d->agg = a;
-		d->order = o;
-		d->aggcap = cap;
+		free(a);
+		free(o);
 	} else {
 		memset(d->agg, 0, d->aggcap * sizeof(*d->agg));
 	}
@@ -328,27 +340,20 @@ agg_slot(struct agg *tab, size_t cap, uint64_t h, const char *key,
 static int
 agg_grow(struct fg_db *d)
 {
-	size_t cap = d->aggcap * 2;
-	struct agg *a = calloc(cap, sizeof(*a));
-	struct agg **o = calloc(cap / 2, sizeof(*o));
+	struct agg *a = d->agg;
+	struct agg **o = d->order;
 
-	if (a == NULL || o == NULL) {
-		free(a);
-		free(o);
+	if (agg_alloc(d, d->aggcap * 2) < 0)
 		return FG_ENOMEM;
-	}
 	for (size_t i = 0; i < d->nagg; i++) {
-		const struct agg *from = d->order[i];
+		const struct agg *from = o[i];
 
-		o[i] = agg_slot(a, cap, from->hash, from->key, from->klen,
-		                from->sec);
-		*o[i] = *from;
+		d->order[i] = agg_slot(d->agg, d->aggcap, from->hash,
+		                       from->key, from->klen, from->sec);
+		*d->order[i] = *from;
 	}
-	free(d->agg);
-	free(d->order);
-	d->agg = a;
-	d->order = o;
-	d->aggcap = cap;
+	free(a);
+	free(o);
 	return 0;
 }
 
