@@ -42,6 +42,7 @@
 #include "net.h"
 #include "policy.h"
 #include "store.h"
+#include "traffic.h"
 
 #define DAY_MS INT64_C(86400000)
 
@@ -94,24 +95,7 @@ new_session(struct gen *g)
 	} else {
 		unsigned id = rnd_below(g, 1000000);
 
-		if (id % 5 == 0) {
-			g->addr.family = FG_AF_INET6;
-			g->addr.bytes[0] = 0x20;
-			g->addr.bytes[1] = 0x01;
-			g->addr.bytes[2] = 0x0d;
-			g->addr.bytes[3] = 0xb8;
-			g->addr.bytes[4] = 0x20;
-			g->addr.bytes[5] = (uint8_t)(id >> 16);
-			g->addr.bytes[6] = (uint8_t)(id >> 8);
-			g->addr.bytes[7] = (uint8_t)id;
-			g->addr.bytes[15] = 1;
-		} else {
-			g->addr.family = FG_AF_INET;
-			g->addr.bytes[0] = 10;
-			g->addr.bytes[1] = (uint8_t)(id >> 16);
-			g->addr.bytes[2] = (uint8_t)(id >> 8);
-			g->addr.bytes[3] = (uint8_t)id;
-		}
+		traffic_client(&g->addr, id, 0x20);
 		g->rcpts = 1 + rnd_below(g, 3);
 		snprintf(g->helo, sizeof(g->helo), "mail%u.example.net",
 		         id >> 8);
@@ -323,17 +307,7 @@ main(int argc, char **argv)
 		ev.nkeys = nk;
 		fg_store_record(st, &ev);
 		g.stage++;
-
-		if (i % 4096 == 4095) {
-			fg_store_get_stats(st, &stats);
-			while (stats.queued > so.queue_size * 3 / 4) {
-				struct timespec ts = {0, 200000};
-				nanosleep(&ts, NULL);
-				fg_store_get_stats(st, &stats);
-			}
-		}
-		if (i % 20000 == 19999)
-			fg_store_expire(st, ev.time_ms);
+		traffic_pace(st, i, so.queue_size, ev.time_ms);
 		if (i % 1000000 == 999999)
 			fprintf(stderr, "bench_prefill: %" PRIu64 " events, "
 			        "%.0f s\n", i + 1, mono_s() - t0);

@@ -42,6 +42,7 @@
 #include "log.h"
 #include "net.h"
 #include "store.h"
+#include "traffic.h"
 
 #define T_START INT64_C(1700000000000)
 #define HOUR INT64_C(3600000)
@@ -122,24 +123,7 @@ new_session(struct gen *g)
 	} else {
 		uint32_t id = rnd(g, (uint32_t)g->legit_pool);
 
-		if (id % 5 == 0) {
-			g->addr.family = FG_AF_INET6;
-			g->addr.bytes[0] = 0x20;
-			g->addr.bytes[1] = 0x01;
-			g->addr.bytes[2] = 0x0d;
-			g->addr.bytes[3] = 0xb8;
-			g->addr.bytes[4] = 0x10;
-			g->addr.bytes[5] = (uint8_t)(id >> 16);
-			g->addr.bytes[6] = (uint8_t)(id >> 8);
-			g->addr.bytes[7] = (uint8_t)id;
-			g->addr.bytes[15] = 1;
-		} else {
-			g->addr.family = FG_AF_INET;
-			g->addr.bytes[0] = 10;
-			g->addr.bytes[1] = (uint8_t)(id >> 16);
-			g->addr.bytes[2] = (uint8_t)(id >> 8);
-			g->addr.bytes[3] = (uint8_t)id;
-		}
+		traffic_client(&g->addr, id, 0x10);
 		g->rcpts = 1 + (int)rnd(g, 3);
 	}
 	fg_addr_format(&g->addr, g->client, sizeof(g->client));
@@ -355,15 +339,7 @@ run_size(uint64_t n)
 		rec_ns += mono_ns() - r0;
 		if (!g.attacker && g.stage == 1)
 			memcpy(cold, g.client, sizeof(cold));
-		if (i % 4096 == 4095) {
-			fg_store_get_stats(st, &s);
-			while (s.queued > QUEUE * 3 / 4) {
-				sleep_us(200);
-				fg_store_get_stats(st, &s);
-			}
-		}
-		if (i % 20000 == 19999)
-			fg_store_expire(st, g.t);
+		traffic_pace(st, i, QUEUE, g.t);
 	}
 	while (fg_store_flush(st, 60000) != 0)
 		;

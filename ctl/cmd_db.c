@@ -63,6 +63,55 @@ ctl_ban_effective(const struct fg_config *cfg, const char *key,
 	return false;
 }
 
+/* A query verb failed: its error on stderr, after "cmd: " unless cmd is
+ * NULL; closes q and returns the exit status. */
+static int
+query_fail(fg_query *q, const char *cmd)
+{
+	char err[600];
+	int rc;
+
+	fg_query_error(q, err, sizeof(err));
+	if (cmd != NULL)
+		rc = ctl_fail(CTL_RUNTIME, "%s: %s", cmd, err);
+	else
+		rc = ctl_fail(CTL_RUNTIME, "%s", err);
+	fg_query_close(q);
+	return rc;
+}
+
+/* With --json, the answer's document on stdout with its top object open
+ * (json_finish() ends it); NULL when the answer is text for people. */
+static struct json *
+json_answer(const struct ctl *c)
+{
+	struct json *j;
+
+	if (!c->json)
+		return NULL;
+	j = json_new(stdout);
+	json_obj(j);
+	return j;
+}
+
+/* For the commands without positional arguments: their options parsed
+ * (ctl_parse()), the database opened in mode; CTL_OK, or what to exit
+ * with. */
+static int
+parse_open(struct ctl *c, int argc, char **argv, const struct ctl_opt *opts,
+           ctl_opt_fn *fn, void *arg, const char *usage,
+           enum fg_query_mode mode, fg_query **q)
+{
+	const char *pos[1];
+	size_t npos;
+	int rc;
+
+	if ((rc = ctl_parse(c, argc, argv, opts, fn, arg, pos, 0, &npos,
+	                    usage)) != CTL_OK)
+		return rc;
+	return ctl_open_db(c, NULL, mode, q);
+}
+
 static void
 json_ban(struct json *j, const struct fg_ban *b, int64_t now)
 {
@@ -127,32 +176,22 @@ cmd_top(struct ctl *c, int argc, char **argv)
 	};
 	struct top_opts o = {HOUR_MS, FG_BY_NETWORK, FG_KIND_INVALID, 20};
 	struct fg_offender *rows;
-	const char *pos[1];
-	size_t npos, n;
+	size_t n;
+	struct json *j;
 	fg_query *q;
 	int rc;
 
-	if ((rc = ctl_parse(c, argc, argv, opts, top_opt, &o, pos, 0, &npos,
-	                    "top [--since 1h] [--by address|network|helo|"
-	                    "domain] [--kind invalid|connect|rcpt] "
-	                    "[--limit N]")) != CTL_OK)
-		return rc;
-	if ((rc = ctl_open_db(c, NULL, FG_QUERY_READ, &q)) != CTL_OK)
+	if ((rc = parse_open(c, argc, argv, opts, top_opt, &o,
+	                     "top [--since 1h] [--by address|network|helo|"
+	                     "domain] [--kind invalid|connect|rcpt] "
+	                     "[--limit N]", FG_QUERY_READ, &q)) != CTL_OK)
 		return rc;
 	if (fg_query_top(q, o.by, o.kind, c->now_ms - o.since, c->now_ms,
-	                 o.limit, &rows, &n) < 0) {
-		char err[600];
-		rc = ctl_fail(CTL_RUNTIME, "%s",
-		              fg_query_error(q, err, sizeof(err)));
-		fg_query_close(q);
-		return rc;
-	}
+	                 o.limit, &rows, &n) < 0)
+		return query_fail(q, NULL);
 	fg_query_close(q);
 
-	if (c->json) {
-		struct json *j = json_new(stdout);
-
-		json_obj(j);
+	if ((j = json_answer(c)) != NULL) {
 		json_ktime(j, "since", c->now_ms - o.since);
 		json_ktime(j, "now", c->now_ms);
 		json_kstr(j, "by", fg_query_by_name(o.by));
@@ -230,28 +269,18 @@ int
 cmd_bans(struct ctl *c, int argc, char **argv)
 {
 	struct fg_ban_entry *b;
-	const char *pos[1];
-	size_t npos, n;
+	size_t n;
+	struct json *j;
 	fg_query *q;
-	char err[600];
 	int rc;
 
-	if ((rc = ctl_parse(c, argc, argv, NULL, no_opt, NULL, pos, 0, &npos,
-	                    "bans")) != CTL_OK)
+	if ((rc = parse_open(c, argc, argv, NULL, no_opt, NULL, "bans",
+	                     FG_QUERY_READ, &q)) != CTL_OK)
 		return rc;
-	if ((rc = ctl_open_db(c, NULL, FG_QUERY_READ, &q)) != CTL_OK)
-		return rc;
-	if (fg_query_bans(q, c->now_ms, &b, &n) < 0) {
-		rc = ctl_fail(CTL_RUNTIME, "%s",
-		              fg_query_error(q, err, sizeof(err)));
-		fg_query_close(q);
-		return rc;
-	}
+	if (fg_query_bans(q, c->now_ms, &b, &n) < 0)
+		return query_fail(q, NULL);
 	fg_query_close(q);
-	if (c->json) {
-		struct json *j = json_new(stdout);
-
-		json_obj(j);
+	if ((j = json_answer(c)) != NULL) {
 		json_ktime(j, "now", c->now_ms);
 		json_key(j, "bans");
 		json_arr(j);
@@ -327,9 +356,10 @@ cmd_ban(struct ctl *c, int argc, char **argv)
 	static const char usage[] = "ban KEY --for DURATION [--reason TEXT]";
 	struct ban_opts o = {0, NULL};
 	struct fg_config *cfg = NULL;
-	char key[FG_KEY_MAX], err[600];
+	char key[FG_KEY_MAX];
 	const char *pos[1], *why = NULL;
 	size_t npos;
+	struct json *j;
 	fg_query *q;
 	int rc;
 
@@ -359,17 +389,10 @@ cmd_ban(struct ctl *c, int argc, char **argv)
 		return rc;
 	if (fg_query_ban_set(q, key, c->now_ms + o.for_ms,
 	                     o.reason ? o.reason : "", "floodgatectl",
-	                     c->now_ms) < 0) {
-		rc = ctl_fail(CTL_RUNTIME, "ban: %s",
-		              fg_query_error(q, err, sizeof(err)));
-		fg_query_close(q);
-		return rc;
-	}
+	                     c->now_ms) < 0)
+		return query_fail(q, "ban");
 	fg_query_close(q);
-	if (c->json) {
-		struct json *j = json_new(stdout);
-
-		json_obj(j);
+	if ((j = json_answer(c)) != NULL) {
 		json_kstr(j, "banned", key);
 		json_ktime(j, "until", c->now_ms + o.for_ms);
 		json_kstr(j, "reason", o.reason ? o.reason : "");
@@ -386,9 +409,10 @@ cmd_ban(struct ctl *c, int argc, char **argv)
 int
 cmd_unban(struct ctl *c, int argc, char **argv)
 {
-	char key[FG_KEY_MAX], err[600];
+	char key[FG_KEY_MAX];
 	const char *pos[1];
 	size_t npos;
+	struct json *j;
 	fg_query *q;
 	int rc, lifted;
 
@@ -402,17 +426,10 @@ cmd_unban(struct ctl *c, int argc, char **argv)
 		return rc;
 	if ((rc = ctl_open_db(c, NULL, FG_QUERY_WRITE, &q)) != CTL_OK)
 		return rc;
-	if ((lifted = fg_query_ban_lift(q, key, c->now_ms)) < 0) {
-		rc = ctl_fail(CTL_RUNTIME, "unban: %s",
-		              fg_query_error(q, err, sizeof(err)));
-		fg_query_close(q);
-		return rc;
-	}
+	if ((lifted = fg_query_ban_lift(q, key, c->now_ms)) < 0)
+		return query_fail(q, "unban");
 	fg_query_close(q);
-	if (c->json) {
-		struct json *j = json_new(stdout);
-
-		json_obj(j);
+	if ((j = json_answer(c)) != NULL) {
 		json_kstr(j, "key", key);
 		json_kbool(j, "lifted", lifted == 1);
 		json_finish(j);
@@ -513,12 +530,10 @@ stats_timeline(const struct ctl *c, const struct fg_stats *s)
 	table_free(t);
 }
 
+/* The statistics into the open object of j. */
 static void
-stats_json(const struct ctl *c, const struct fg_stats *s)
+stats_json(struct json *j, const struct ctl *c, const struct fg_stats *s)
 {
-	struct json *j = json_new(stdout);
-
-	json_obj(j);
 	json_ktime(j, "since", s->since_ms);
 	json_ktime(j, "now", c->now_ms);
 	json_key(j, "events");
@@ -561,7 +576,6 @@ stats_json(const struct ctl *c, const struct fg_stats *s)
 		json_kint(j, "refused", s->hours[i].refused);
 		json_end(j);
 	}
-	json_finish(j);
 }
 
 int
@@ -572,26 +586,20 @@ cmd_stats(struct ctl *c, int argc, char **argv)
 	};
 	struct since_opts o = {"stats", DAY_MS};
 	struct fg_stats s;
-	const char *pos[1];
-	size_t npos;
+	struct json *j;
 	fg_query *q;
-	char err[600];
 	int rc;
 
-	if ((rc = ctl_parse(c, argc, argv, opts, since_opt, &o, pos, 0, &npos,
-	                    "stats [--since 24h]")) != CTL_OK)
+	if ((rc = parse_open(c, argc, argv, opts, since_opt, &o,
+	                     "stats [--since 24h]", FG_QUERY_READ,
+	                     &q)) != CTL_OK)
 		return rc;
-	if ((rc = ctl_open_db(c, NULL, FG_QUERY_READ, &q)) != CTL_OK)
-		return rc;
-	if (fg_query_stats(q, c->now_ms - o.since, c->now_ms, &s) < 0) {
-		rc = ctl_fail(CTL_RUNTIME, "%s",
-		              fg_query_error(q, err, sizeof(err)));
-		fg_query_close(q);
-		return rc;
-	}
+	if (fg_query_stats(q, c->now_ms - o.since, c->now_ms, &s) < 0)
+		return query_fail(q, NULL);
 	fg_query_close(q);
-	if (c->json) {
-		stats_json(c, &s);
+	if ((j = json_answer(c)) != NULL) {
+		stats_json(j, c, &s);
+		json_finish(j);
 		fg_query_stats_free(&s);
 		return CTL_OK;
 	}
@@ -644,28 +652,18 @@ cmd_prune(struct ctl *c, int argc, char **argv)
 	};
 	struct since_opts o = {"prune", 7 * DAY_MS};
 	int64_t ne, nv;
-	const char *pos[1];
-	size_t npos;
+	struct json *j;
 	fg_query *q;
-	char err[600];
 	int rc;
 
-	if ((rc = ctl_parse(c, argc, argv, opts, since_opt, &o, pos, 0, &npos,
-	                    "prune [--older 7d]")) != CTL_OK)
+	if ((rc = parse_open(c, argc, argv, opts, since_opt, &o,
+	                     "prune [--older 7d]", FG_QUERY_WRITE,
+	                     &q)) != CTL_OK)
 		return rc;
-	if ((rc = ctl_open_db(c, NULL, FG_QUERY_WRITE, &q)) != CTL_OK)
-		return rc;
-	if (fg_query_prune(q, c->now_ms - o.since, &ne, &nv) < 0) {
-		rc = ctl_fail(CTL_RUNTIME, "prune: %s",
-		              fg_query_error(q, err, sizeof(err)));
-		fg_query_close(q);
-		return rc;
-	}
+	if (fg_query_prune(q, c->now_ms - o.since, &ne, &nv) < 0)
+		return query_fail(q, "prune");
 	fg_query_close(q);
-	if (c->json) {
-		struct json *j = json_new(stdout);
-
-		json_obj(j);
+	if ((j = json_answer(c)) != NULL) {
 		json_ktime(j, "before", c->now_ms - o.since);
 		json_kint(j, "events", ne);
 		json_kint(j, "verdicts", nv);
@@ -682,28 +680,17 @@ int
 cmd_vacuum(struct ctl *c, int argc, char **argv)
 {
 	int64_t before, after;
-	const char *pos[1];
-	size_t npos;
+	struct json *j;
 	fg_query *q;
-	char err[600];
 	int rc;
 
-	if ((rc = ctl_parse(c, argc, argv, NULL, no_opt, NULL, pos, 0, &npos,
-	                    "vacuum")) != CTL_OK)
+	if ((rc = parse_open(c, argc, argv, NULL, no_opt, NULL, "vacuum",
+	                     FG_QUERY_WRITE, &q)) != CTL_OK)
 		return rc;
-	if ((rc = ctl_open_db(c, NULL, FG_QUERY_WRITE, &q)) != CTL_OK)
-		return rc;
-	if (fg_query_vacuum(q, &before, &after) < 0) {
-		rc = ctl_fail(CTL_RUNTIME, "vacuum: %s",
-		              fg_query_error(q, err, sizeof(err)));
-		fg_query_close(q);
-		return rc;
-	}
+	if (fg_query_vacuum(q, &before, &after) < 0)
+		return query_fail(q, "vacuum");
 	fg_query_close(q);
-	if (c->json) {
-		struct json *j = json_new(stdout);
-
-		json_obj(j);
+	if ((j = json_answer(c)) != NULL) {
 		json_kint(j, "bytes_before", before);
 		json_kint(j, "bytes_after", after);
 		json_finish(j);
@@ -720,6 +707,14 @@ struct problems {
 };
 
 static void
+problems_free(struct problems *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->v[i]);
+	free(p->v);
+}
+
+static void
 note_problem(void *arg, const char *line)
 {
 	struct problems *p = arg;
@@ -733,29 +728,20 @@ cmd_check(struct ctl *c, int argc, char **argv)
 {
 	struct fg_query_info info;
 	struct problems p = {NULL, 0};
-	const char *pos[1];
-	size_t npos;
+	struct json *j;
 	fg_query *q;
-	char err[600];
 	int rc, sound;
 
-	if ((rc = ctl_parse(c, argc, argv, NULL, no_opt, NULL, pos, 0, &npos,
-	                    "check")) != CTL_OK)
-		return rc;
-	if ((rc = ctl_open_db(c, NULL, FG_QUERY_READ, &q)) != CTL_OK)
+	if ((rc = parse_open(c, argc, argv, NULL, no_opt, NULL, "check",
+	                     FG_QUERY_READ, &q)) != CTL_OK)
 		return rc;
 	if (fg_query_info(q, &info) < 0 ||
 	    (sound = fg_query_check(q, 20, note_problem, &p)) < 0) {
-		rc = ctl_fail(CTL_RUNTIME, "check: %s",
-		              fg_query_error(q, err, sizeof(err)));
-		fg_query_close(q);
-		return rc;
+		problems_free(&p);
+		return query_fail(q, "check");
 	}
 	fg_query_close(q);
-	if (c->json) {
-		struct json *j = json_new(stdout);
-
-		json_obj(j);
+	if ((j = json_answer(c)) != NULL) {
 		json_kbool(j, "ok", sound == 1);
 		json_kint(j, "application_id", info.application_id);
 		json_kint(j, "schema_version", info.schema_version);
@@ -794,8 +780,6 @@ cmd_check(struct ctl *c, int argc, char **argv)
 			printf("problem         %s\n", san(p.v[i]));
 		printf("integrity       %s\n", sound == 1 ? "ok" : "FAILED");
 	}
-	for (size_t i = 0; i < p.n; i++)
-		free(p.v[i]);
-	free(p.v);
+	problems_free(&p);
 	return sound == 1 ? CTL_OK : CTL_RUNTIME;
 }

@@ -113,6 +113,82 @@ fg_hmap_remove(struct fg_hmap *m, struct fg_hnode *n)
 	m->n--;
 }
 
+/*
+ * Unlinks and frees every node of m for which gone(node, arg) is true.
+ * Before it says yes, gone() takes a dirty node out of the store's count
+ * of dirty entries.  The caller holds the map's mutex or is alone with it.
+ */
+static void
+hmap_sweep(struct fg_hmap *m, bool (*gone)(struct fg_hnode *, void *),
+           void *arg)
+{
+	for (size_t i = 0; m->tab != NULL && i <= m->mask; i++) {
+		struct fg_hnode **pp = &m->tab[i];
+
+		while (*pp != NULL) {
+			struct fg_hnode *n = *pp;
+
+			if (!gone(n, arg)) {
+				pp = &n->next;
+				continue;
+			}
+			*pp = n->next;
+			m->n--;
+			free(n);
+		}
+	}
+}
+
+/* What the expiry predicates below compare with, and the store whose
+ * dirty counts they keep. */
+struct sweep {
+	fg_store *st;
+	int64_t cutoff_ms;   /* a ban ending, a level last used, by then goes */
+};
+
+static bool
+any_node(struct fg_hnode *n, void *arg)
+{
+	(void)n;
+	(void)arg;
+	return true;
+}
+
+/* Expired bans go; tombstones stay until their row is deleted. */
+static bool
+ban_expired(struct fg_hnode *n, void *arg)
+{
+	const struct sweep *sw = arg;
+	const struct ban *b = (const struct ban *)n;
+
+	if (b->lifted || b->until_ms > sw->cutoff_ms)
+		return false;
+	if (b->dirty)
+		sw->st->ban_dirty--;
+	return true;
+}
+
+/* Bans the table says all about: no local change waits to be written. */
+static bool
+ban_clean(struct fg_hnode *n, void *arg)
+{
+	(void)arg;
+	return !((const struct ban *)n)->dirty;
+}
+
+static bool
+level_expired(struct fg_hnode *n, void *arg)
+{
+	const struct sweep *sw = arg;
+	const struct level *l = (const struct level *)n;
+
+	if (l->last_ms > sw->cutoff_ms)
+		return false;
+	if (l->dirty)
+		sw->st->lvl_dirty--;
+	return true;
+}
+
 int
 fg_store_ban_init(fg_store *st)
 {
@@ -129,18 +205,9 @@ fg_store_ban_free(fg_store *st)
 	struct fg_hmap *maps[] = {&st->bans, &st->levels};
 
 	for (size_t i = 0; i < FG_NELEM(maps); i++) {
-		struct fg_hmap *m = maps[i];
-
-		for (size_t b = 0; m->tab != NULL && b <= m->mask; b++) {
-			struct fg_hnode *n, *next;
-
-			for (n = m->tab[b]; n != NULL; n = next) {
-				next = n->next;
-				free(n);
-			}
-		}
-		free(m->tab);
-		fg_hmap_init(m);
+		hmap_sweep(maps[i], any_node, NULL);
+		free(maps[i]->tab);
+		fg_hmap_init(maps[i]);
 	}
 	pthread_mutex_destroy(&st->ban_mu);
 	pthread_mutex_destroy(&st->lvl_mu);
@@ -181,6 +248,16 @@ ban_new(fg_store *st, const char *key, int64_t until_ms, int64_t created_ms,
 	b->until_ms = until_ms;
 	b->created_ms = created_ms;
 	return b;
+}
+
+/* The entry of key, or NULL; called with ban_mu held. */
+static struct ban *
+ban_find(fg_store *st, const char *key)
+{
+	size_t klen = strlen(key);
+
+	return (struct ban *)fg_hmap_find(&st->bans,
+	    fg_store_hash(st, key, klen), key, klen);
 }
 
 /* Puts b in place of any entry of its key; called with ban_mu held. */
@@ -229,15 +306,12 @@ fg_store_ban_get(fg_store *st, const char *key, int64_t now_ms,
                  struct fg_ban *out)
 {
 	struct ban *b;
-	size_t klen;
 	int found = 0;
 
 	if (st == NULL || !key_ok(key))
 		return FG_EINVAL;
-	klen = strlen(key);
 	pthread_mutex_lock(&st->ban_mu);
-	b = (struct ban *)fg_hmap_find(&st->bans,
-	    fg_store_hash(st, key, klen), key, klen);
+	b = ban_find(st, key);
 	if (b != NULL && !b->lifted && b->until_ms > now_ms) {
 		found = 1;
 		if (out != NULL) {
@@ -258,15 +332,12 @@ int
 fg_store_ban_lift(fg_store *st, const char *key)
 {
 	struct ban *b;
-	size_t klen;
 	int lifted = 0;
 
 	if (st == NULL || !key_ok(key))
 		return FG_EINVAL;
-	klen = strlen(key);
 	pthread_mutex_lock(&st->ban_mu);
-	b = (struct ban *)fg_hmap_find(&st->bans,
-	    fg_store_hash(st, key, klen), key, klen);
+	b = ban_find(st, key);
 	if (b != NULL && !b->lifted) {
 		b->lifted = true;
 		if (!b->dirty)
@@ -298,28 +369,13 @@ fg_store_ban_load(fg_store *st, const struct fg_ban_row *row)
 	return 0;
 }
 
-/* Expired bans go; tombstones stay until their row is deleted. */
 void
 fg_store_ban_expire(fg_store *st, int64_t now_ms)
 {
+	struct sweep sw = {st, now_ms};
+
 	pthread_mutex_lock(&st->ban_mu);
-	for (size_t i = 0; st->bans.tab != NULL && i <= st->bans.mask; i++) {
-		struct fg_hnode **pp = &st->bans.tab[i];
-
-		while (*pp != NULL) {
-			struct ban *b = (struct ban *)*pp;
-
-			if (b->lifted || b->until_ms > now_ms) {
-				pp = &b->h.next;
-				continue;
-			}
-			if (b->dirty)
-				st->ban_dirty--;
-			*pp = b->h.next;
-			st->bans.n--;
-			free(b);
-		}
-	}
+	hmap_sweep(&st->bans, ban_expired, &sw);
 	pthread_mutex_unlock(&st->ban_mu);
 }
 
@@ -393,9 +449,7 @@ fg_store_ban_done(fg_store *st, struct fg_ban_op *ops, size_t n,
 {
 	pthread_mutex_lock(&st->ban_mu);
 	for (size_t i = 0; i < n; i++) {
-		size_t klen = strlen(ops[i].key);
-		struct ban *b = (struct ban *)fg_hmap_find(&st->bans,
-		    fg_store_hash(st, ops[i].key, klen), ops[i].key, klen);
+		struct ban *b = ban_find(st, ops[i].key);
 
 		/* Changed since it was collected: the new change stands. */
 		if (b == NULL || b->seq != ops[i].seq)
@@ -436,21 +490,7 @@ fg_store_ban_reload(fg_store *st, struct fg_ban_row *rows, size_t n)
 		nfresh++;
 	}
 	pthread_mutex_lock(&st->ban_mu);
-	for (size_t i = 0; st->bans.tab != NULL && i <= st->bans.mask; i++) {
-		struct fg_hnode **pp = &st->bans.tab[i];
-
-		while (*pp != NULL) {
-			struct ban *b = (struct ban *)*pp;
-
-			if (b->dirty) {
-				pp = &b->h.next;
-				continue;
-			}
-			*pp = b->h.next;
-			st->bans.n--;
-			free(b);
-		}
-	}
+	hmap_sweep(&st->bans, ban_clean, NULL);
 	for (size_t i = 0; i < nfresh; i++) {
 		struct ban *b = fresh[i];
 
@@ -573,30 +613,14 @@ fg_store_level_get(fg_store *st, const char *rule, const char *key,
 	return found;
 }
 
+/* Levels not used within the horizon go. */
 void
 fg_store_level_expire(fg_store *st, int64_t now_ms)
 {
-	int64_t cutoff = now_ms - st->opt.horizon_ms;
+	struct sweep sw = {st, now_ms - st->opt.horizon_ms};
 
 	pthread_mutex_lock(&st->lvl_mu);
-	for (size_t i = 0; st->levels.tab != NULL && i <= st->levels.mask;
-	     i++) {
-		struct fg_hnode **pp = &st->levels.tab[i];
-
-		while (*pp != NULL) {
-			struct level *l = (struct level *)*pp;
-
-			if (l->last_ms > cutoff) {
-				pp = &l->h.next;
-				continue;
-			}
-			if (l->dirty)
-				st->lvl_dirty--;
-			*pp = l->h.next;
-			st->levels.n--;
-			free(l);
-		}
-	}
+	hmap_sweep(&st->levels, level_expired, &sw);
 	pthread_mutex_unlock(&st->lvl_mu);
 }
 

@@ -22,32 +22,12 @@
 #include "net.h"
 #include "query.h"
 #include "store.h"
+#include "store_fixture.h"
 #include "tap.h"
 
 #define T0 INT64_C(1700000000000)   /* 2023-11-14 22:13:20 UTC */
 #define MIN INT64_C(60000)
 #define HOUR INT64_C(3600000)
-
-static char dir[64];
-
-static const char *
-in_dir(const char *name)
-{
-	static char buf[8][256];
-	static int i;
-
-	i = (i + 1) % 8;
-	snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
-	return buf[i];
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
 
 static int
 sql(const char *path, const char *text)
@@ -664,20 +644,6 @@ test_prune(const char *db)
 	fg_query_close(w);
 }
 
-static void
-cleanup(void)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-
-	while (d != NULL && (e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			unlink(in_dir(e->d_name));
-	if (d != NULL)
-		closedir(d);
-	rmdir(dir);
-}
-
 int
 main(void)
 {
@@ -685,18 +651,15 @@ main(void)
 	fg_query *q = NULL;
 	char db[256];
 
-	snprintf(dir, sizeof(dir), "/tmp/fg-query.XXXXXX");
-	if (mkdtemp(dir) == NULL) {
-		perror("mkdtemp");
+	if (fixture_dir_make("fg-query") < 0)
 		return 1;
-	}
 	/* in_dir() reuses its buffers: keep our own copy. */
 	snprintf(db, sizeof(db), "%s", in_dir("fg.db"));
 	write_history(db);
 	test_open(db);
 	if (fg_query_open(db, FG_QUERY_READ, &q, err, sizeof(err)) != 0) {
 		ok(0, "open: %.200s", err);
-		cleanup();
+		fixture_dir_remove();
 		return tap_done();
 	}
 	test_info(q);
@@ -708,6 +671,6 @@ main(void)
 	test_bans(db);
 	test_live_bans();
 	test_prune(db);
-	cleanup();
+	fixture_dir_remove();
 	return tap_done();
 }

@@ -8,7 +8,6 @@
  * operator.  Time is injected, except where the views (which use the
  * wall clock by design) are checked.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -22,24 +21,12 @@
 #include "fg.h"
 #include "net.h"
 #include "store.h"
+#include "store_fixture.h"
 #include "tap.h"
 
 #define T0 INT64_C(1700000000000)
 #define HOUR INT64_C(3600000)
 #define DAY (24 * HOUR)
-
-static char dir[64];
-
-static const char *
-in_dir(const char *name)
-{
-	static char buf[8][256];
-	static int i;
-
-	i = (i + 1) % 8;
-	snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
-	return buf[i];
-}
 
 static int64_t
 mono_ms(void)
@@ -48,14 +35,6 @@ mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
 }
 
 /* Waits (up to 10 s) until the writer has tried and failed at least
@@ -113,22 +92,13 @@ q_plan(const char *path, const char *sql)
 	return buf;
 }
 
-/* The first column of the first row as an integer; -1 if no row. */
+/* db_int() on a connection of its own. */
 static int64_t
 q_int(const char *path, const char *sql)
 {
 	sqlite3 *db = db_open(path);
-	sqlite3_stmt *s;
-	int64_t v = -1;
+	int64_t v = db_int(db, sql);
 
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
-		printf("# %s: %s\n", sql, sqlite3_errmsg(db));
-		sqlite3_close(db);
-		return -2;
-	}
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
 	sqlite3_close(db);
 	return v;
 }
@@ -918,30 +888,12 @@ test_views(void)
 	fg_store_close(st);
 }
 
-static void
-cleanup(void)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-
-	if (d == NULL)
-		return;
-	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			unlink(in_dir(e->d_name));
-	closedir(d);
-	rmdir(dir);
-}
-
 int
 main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	snprintf(dir, sizeof(dir), "/tmp/fg-store-XXXXXX");
-	if (mkdtemp(dir) == NULL) {
-		perror("mkdtemp");
+	if (fixture_dir_make("fg-store") != 0)
 		return 1;
-	}
 	test_modes();
 	test_schema();
 	test_rows();
@@ -954,6 +906,6 @@ main(void)
 	test_unhealthy();
 	test_deleted();
 	test_views();
-	cleanup();
+	fixture_dir_remove();
 	return tap_done();
 }

@@ -11,7 +11,6 @@
  *
  * The crash test forks first, while this process has no threads.
  */
-#include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -28,23 +27,11 @@
 #include "log.h"
 #include "net.h"
 #include "store.h"
+#include "store_fixture.h"
 #include "tap.h"
 
 #define T0 INT64_C(1700000000000)
 #define HOUR INT64_C(3600000)
-
-static char dir[64];
-
-static const char *
-in_dir(const char *name)
-{
-	static char buf[4][256];
-	static int i;
-
-	i = (i + 1) % 4;
-	snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
-	return buf[i];
-}
 
 static int64_t
 mono_us(void)
@@ -53,30 +40,6 @@ mono_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
-static int64_t
-q_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *s;
-	int64_t v = -1;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
-		printf("# %s: %s\n", sql, sqlite3_errmsg(db));
-		return -2;
-	}
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
 }
 
 static fg_store *
@@ -160,7 +123,7 @@ test_crash(void)
 	sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
 	sqlite3_busy_timeout(db, 1000);
 	while (mono_us() - t0 < 10000000 &&
-	       (n = q_int(db, "SELECT count(*) FROM events")) < 2000)
+	       (n = db_int(db, "SELECT count(*) FROM events")) < 2000)
 		sleep_ms(20);
 	sqlite3_close(db);
 	ok(n >= 2000, "crash: child committed rows before the kill (%" PRId64
@@ -182,32 +145,33 @@ test_crash(void)
 		sqlite3_finalize(s);
 	}
 	is_str(ic, "ok", "crash: integrity_check");
-	n = q_int(db, "SELECT count(*) FROM events");
+	n = db_int(db, "SELECT count(*) FROM events");
 	ok(n >= 2000, "crash: %" PRId64 " events survived", n);
-	is_int(q_int(db, "SELECT min(session_id) FROM events"), 0,
+	is_int(db_int(db, "SELECT min(session_id) FROM events"), 0,
 	       "crash: prefix starts at 0");
-	is_int(q_int(db, "SELECT max(session_id) FROM events"), n - 1,
+	is_int(db_int(db, "SELECT max(session_id) FROM events"), n - 1,
 	       "crash: prefix has no gap (max = count - 1)");
-	is_int(q_int(db, "SELECT count(DISTINCT session_id) FROM events"), n,
+	is_int(db_int(db, "SELECT count(DISTINCT session_id) FROM events"), n,
 	       "crash: no duplicates");
 	/* The aggregates committed with the events agree with them. */
-	is_int(q_int(db, "SELECT sum(connect) FROM counts WHERE"
-	             " key IN ('192.0.2.0/24', '2001:db8::/64')"),
-	       q_int(db, "SELECT count(*) FROM events WHERE kind = 'connect'"),
+	is_int(db_int(db, "SELECT sum(connect) FROM counts WHERE"
+	              " key IN ('192.0.2.0/24', '2001:db8::/64')"),
+	       db_int(db, "SELECT count(*) FROM events WHERE kind = 'connect'"),
 	       "crash: connect aggregates match events");
-	is_int(q_int(db, "SELECT sum(invalid) FROM counts WHERE"
-	             " key IN ('192.0.2.0/24', '2001:db8::/64')"),
-	       q_int(db, "SELECT count(*) FROM events WHERE class = 'invalid'"),
+	is_int(db_int(db, "SELECT sum(invalid) FROM counts WHERE"
+	              " key IN ('192.0.2.0/24', '2001:db8::/64')"),
+	       db_int(db, "SELECT count(*) FROM events WHERE"
+	              " class = 'invalid'"),
 	       "crash: invalid aggregates match events");
-	is_int(q_int(db, "SELECT count(*) FROM (SELECT client, kind,"
-	             " count(*) AS c FROM events GROUP BY client, kind) e"
-	             " WHERE c != (SELECT sum(CASE e.kind WHEN 'rcpt' THEN"
-	             " rcpt ELSE connect END) FROM counts WHERE key ="
-	             " e.client)"), 0,
+	is_int(db_int(db, "SELECT count(*) FROM (SELECT client, kind,"
+	              " count(*) AS c FROM events GROUP BY client, kind) e"
+	              " WHERE c != (SELECT sum(CASE e.kind WHEN 'rcpt' THEN"
+	              " rcpt ELSE connect END) FROM counts WHERE key ="
+	              " e.client)"), 0,
 	       "crash: per-client aggregates match events");
-	is_int(q_int(db, "SELECT count(*) FROM events e WHERE NOT EXISTS"
-	             " (SELECT 1 FROM counts c WHERE c.key = e.client AND"
-	             " c.sec = e.ts_ms / 1000)"), 0,
+	is_int(db_int(db, "SELECT count(*) FROM events e WHERE NOT EXISTS"
+	              " (SELECT 1 FROM counts c WHERE c.key = e.client AND"
+	              " c.sec = e.ts_ms / 1000)"), 0,
 	       "crash: every event has its second in counts");
 	sqlite3_close(db);
 
@@ -220,8 +184,8 @@ test_crash(void)
 		            fg_store_count(st, "2001:db8::/64", FG_CNT_CONNECT,
 		                           HOUR, T0 + HOUR / 2);
 		sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
-		is_int(c, q_int(db, "SELECT count(*) FROM events WHERE kind ="
-		                " 'connect'"), "crash: counters rebuilt");
+		is_int(c, db_int(db, "SELECT count(*) FROM events WHERE kind ="
+		                 " 'connect'"), "crash: counters rebuilt");
 		sqlite3_close(db);
 		fg_store_close(st);
 	}
@@ -326,12 +290,12 @@ test_lock(void)
 	ok(max_us < 100000, "lock: no record/count call blocked (max %" PRId64
 	   " us)", max_us);
 	is_int(fg_store_flush(st, 30000), 0, "lock: flushed after release");
-	is_int(q_int(op, "SELECT count(*) FROM events"), 10000,
+	is_int(db_int(op, "SELECT count(*) FROM events"), 10000,
 	       "lock: all 10000 rows landed");
-	is_int(q_int(op, "SELECT sum(invalid) FROM counts WHERE key ="
-	             " '198.51.100.0/24'"), 10000,
+	is_int(db_int(op, "SELECT sum(invalid) FROM counts WHERE key ="
+	              " '198.51.100.0/24'"), 10000,
 	       "lock: all aggregates landed");
-	is_int(q_int(op, "SELECT count(DISTINCT session_id) FROM events"),
+	is_int(db_int(op, "SELECT count(DISTINCT session_id) FROM events"),
 	       10000, "lock: each row once");
 	fg_store_get_stats(st, &s);
 	is_int(s.dropped, 0, "lock: nothing dropped");
@@ -340,33 +304,15 @@ test_lock(void)
 	fg_store_close(st);
 }
 
-static void
-cleanup(void)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-
-	if (d == NULL)
-		return;
-	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			unlink(in_dir(e->d_name));
-	closedir(d);
-	rmdir(dir);
-}
-
 int
 main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	fg_log_open("test_store_stress", true, FG_LOG_ERR);
-	snprintf(dir, sizeof(dir), "/tmp/fg-stress-XXXXXX");
-	if (mkdtemp(dir) == NULL) {
-		perror("mkdtemp");
+	if (fixture_dir_make("fg-stress") != 0)
 		return 1;
-	}
 	test_crash();
 	test_lock();
-	cleanup();
+	fixture_dir_remove();
 	return tap_done();
 }
