@@ -30,9 +30,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* About the size of floodgate's struct session (glue.c), so the
- * allocator does comparable work. */
-#define PRIV_SIZE 6400
+/* About the size of floodgate's struct session (glue.c, which holds the
+ * callback's verdict and the client's keys), so the allocator does
+ * comparable work. */
+#define PRIV_SIZE 20200
 
 struct priv {
 	unsigned long rcpts;

@@ -173,6 +173,83 @@ netlens_for(const struct netlens *nl, const fg_addr *a, unsigned *out)
 }
 
 void
+fg_policy_client_keys(const struct fg_config *cfg, const fg_addr *a,
+                      struct fg_client_keys *out)
+{
+	struct netlens nl;
+	unsigned lens[129];
+	size_t n;
+
+	out->address[0] = '\0';
+	out->nnets = 0;
+	out->all_nets = false;
+	if (cfg == NULL || a == NULL ||
+	    (a->family != FG_AF_INET && a->family != FG_AF_INET6))
+		return;
+	fg_key_address(out->address, a);
+	netlens_collect(cfg, &nl);
+	n = netlens_for(&nl, a, lens);
+	for (size_t i = 0; i < n && i < FG_POLICY_MAX_NETS; i++) {
+		out->lens[i] = lens[i];
+		fg_key_network(out->nets[i], a, lens[i]);
+		out->nnets++;
+	}
+	out->all_nets = out->nnets == n;
+}
+
+/* netlens_for() the client a of f, from the session's keys if they have
+ * every length. */
+static size_t
+client_lens(const struct fg_config *cfg, const struct fg_facts *f,
+            const fg_addr *a, unsigned *out)
+{
+	const struct fg_client_keys *ck = f->client_keys;
+	struct netlens nl;
+
+	if (ck != NULL && ck->address[0] != '\0' && ck->all_nets) {
+		memcpy(out, ck->lens, ck->nnets * sizeof(*out));
+		return ck->nnets;
+	}
+	netlens_collect(cfg, &nl);
+	return netlens_for(&nl, a, out);
+}
+
+/* The key of the network of length len around the client a of f (the
+ * address key for a host prefix): the session's copy if f has one, else
+ * formatted into buf (FG_KEY_MAX bytes). */
+static const char *
+client_net_key(const struct fg_facts *f, const fg_addr *a, unsigned len,
+               char *buf)
+{
+	const struct fg_client_keys *ck = f->client_keys;
+
+	if (ck != NULL && ck->address[0] != '\0') {
+		if (len >= fg_addr_bits(a))
+			return ck->address;
+		for (size_t i = 0; i < ck->nnets; i++)
+			if (ck->lens[i] == len)
+				return ck->nets[i];
+	}
+	return fg_key_network(buf, a, len);
+}
+
+static const char *
+client_key(const struct fg_facts *f, const fg_addr *a, char *buf)
+{
+	return client_net_key(f, a, fg_addr_bits(a), buf);
+}
+
+/* Copies a key into a buffer of FG_KEY_MAX bytes, cut to fit. */
+static void
+copy_key(char *dst, const char *src)
+{
+	size_t len = strnlen(src, FG_KEY_MAX - 1);
+
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
+void
 fg_policy_network_key(const struct fg_config *cfg, const fg_addr *a,
                       char *buf)
 {
@@ -203,7 +280,7 @@ keys_add(char (*keys)[FG_KEY_MAX], size_t n, size_t max, const char *key)
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(keys[i], key) == 0)
 			return n;
-	snprintf(keys[n], FG_KEY_MAX, "%s", key);
+	copy_key(keys[n], key);
 	return n + 1;
 }
 
@@ -218,15 +295,14 @@ fg_policy_event_keys(const struct fg_config *cfg, const struct fg_facts *f,
 	if (cfg == NULL || keys == NULL)
 		return 0;
 	if (a != NULL) {
-		struct netlens nl;
 		unsigned lens[129];
 		size_t nlens;
 
-		n = keys_add(keys, n, max, fg_key_address(key, a));
-		netlens_collect(cfg, &nl);
-		nlens = netlens_for(&nl, a, lens);
+		n = keys_add(keys, n, max, client_key(f, a, key));
+		nlens = client_lens(cfg, f, a, lens);
 		for (size_t i = 0; i < nlens; i++)
-			n = keys_add(keys, n, max, fg_key_network(key, a, lens[i]));
+			n = keys_add(keys, n, max,
+			             client_net_key(f, a, lens[i], key));
 	}
 	if (f->helo != NULL && any_rule_per(cfg, FG_PER_HELO))
 		n = keys_add(keys, n, max, fg_key_helo(key, f->helo));
@@ -467,18 +543,20 @@ static bool
 rule_key(const struct fg_rule *r, const struct fg_facts *f, char *key)
 {
 	const fg_addr *a = client_of(f);
+	char tmp[FG_KEY_MAX];
+	unsigned len;
 
 	switch (r->per) {
 	case FG_PER_ADDRESS:
 		if (a == NULL)
 			return false;
-		fg_key_address(key, a);
+		copy_key(key, client_key(f, a, tmp));
 		return true;
 	case FG_PER_NETWORK:
 		if (a == NULL)
 			return false;
-		fg_key_network(key, a, a->family == FG_AF_INET ? r->prefix4
-		                                               : r->prefix6);
+		len = a->family == FG_AF_INET ? r->prefix4 : r->prefix6;
+		copy_key(key, client_net_key(f, a, len, tmp));
 		return true;
 	case FG_PER_HELO:
 		if (f->helo == NULL)
@@ -825,29 +903,33 @@ check_bans(const struct fg_config *cfg, const struct fg_facts *f,
 {
 	const fg_addr *a = client_of(f);
 	char key[FG_KEY_MAX];
+	const char *k = key;
 	bool hit = false;
 
 	if (vw == NULL || vw->ban == NULL)
 		return false;
 	if (a != NULL) {
-		struct netlens nl;
 		unsigned lens[129];
 		size_t n;
 
-		hit = view_banned(vw, fg_key_address(key, a), now);
-		netlens_collect(cfg, &nl);
-		n = netlens_for(&nl, a, lens);
-		for (size_t i = 0; i < n && !hit; i++)
-			hit = view_banned(vw, fg_key_network(key, a, lens[i]), now);
+		k = client_key(f, a, key);
+		hit = view_banned(vw, k, now);
+		n = client_lens(cfg, f, a, lens);
+		for (size_t i = 0; i < n && !hit; i++) {
+			k = client_net_key(f, a, lens[i], key);
+			hit = view_banned(vw, k, now);
+		}
 	}
-	if (!hit && f->stage >= FG_STAGE_HELO && f->helo != NULL)
-		hit = view_banned(vw, fg_key_helo(key, f->helo), now);
+	if (!hit && f->stage >= FG_STAGE_HELO && f->helo != NULL) {
+		k = fg_key_helo(key, f->helo);
+		hit = view_banned(vw, k, now);
+	}
 	if (!hit)
 		return false;
 
 	struct vars vs = {0, 0, 0, 0};
 	v->banned = true;
-	snprintf(v->key, sizeof(v->key), "%s", key);
+	snprintf(v->key, sizeof(v->key), "%s", k);
 	v->action = cfg->banned_action;
 	if (v->action != FG_ACT_TEMPFAIL && v->action != FG_ACT_REJECT)
 		v->action = FG_ACT_DISCONNECT;
@@ -859,7 +941,7 @@ check_bans(const struct fg_config *cfg, const struct fg_facts *f,
 
 void
 fg_policy_decide(const struct fg_config *cfg, const struct fg_facts *f,
-                 const struct fg_view *vw, int64_t now_ms,
+                 const struct fg_view *view, int64_t now_ms,
                  struct fg_verdict *v)
 {
 	struct cand best = {0}, watch = {0}, c;
@@ -872,14 +954,14 @@ fg_policy_decide(const struct fg_config *cfg, const struct fg_facts *f,
 		v->exempt = true;
 		return;
 	}
-	if (check_bans(cfg, f, vw, now_ms, v))
+	if (check_bans(cfg, f, view, now_ms, v))
 		return;
 
 	for (size_t i = 0; i < cfg->nrules; i++) {
 		const struct fg_rule *r = &cfg->rules[i];
 
 		memset(&c, 0, sizeof(c));
-		if (!eval_rule(cfg, r, f, vw, now_ms, &c))
+		if (!eval_rule(cfg, r, f, view, now_ms, &c))
 			continue;
 		if (c.monitor) {
 			if (cand_beats(&c, &watch))

@@ -60,10 +60,33 @@ struct fg_view {
 	             int *level, int64_t *last_ms);
 };
 
+/*
+ * A client's keys, formatted once per session: its address and its
+ * network at each prefix length the configuration counts by (the first
+ * FG_POLICY_MAX_NETS of them, longest first).  Facts may point at the
+ * ones fg_policy_client_keys() made for the same configuration and
+ * client, so that every event of a session does not format the same
+ * keys again; without them, keys are formatted on the spot.
+ */
+#define FG_POLICY_MAX_NETS 8
+
+struct fg_client_keys {
+	char address[FG_KEY_MAX];
+	size_t nnets;
+	bool all_nets;                /* no length used was left out */
+	unsigned lens[FG_POLICY_MAX_NETS];
+	char nets[FG_POLICY_MAX_NETS][FG_KEY_MAX];
+};
+
+/* Fills *out for client a (none for a NULL or unknown address). */
+void fg_policy_client_keys(const struct fg_config *cfg, const fg_addr *a,
+                           struct fg_client_keys *out);
+
 /* What the glue knows about the session at this point. */
 struct fg_facts {
 	enum fg_stage stage;
 	const fg_addr *client;        /* NULL: unknown (local, vanished) */
+	const struct fg_client_keys *client_keys; /* of client, or NULL */
 	const char *client_host;      /* hostname the MTA resolved, or NULL */
 	const char *helo;             /* NULL before HELO */
 	const char *sender;           /* NULL before MAIL */

@@ -40,6 +40,9 @@ struct session {
 	bool has_client;
 	fg_addr client;
 	char client_text[FG_ADDR_STRLEN];
+	/* the client's keys, formatted once for every event to use */
+	struct fg_client_keys client_keys;
+	char network[FG_KEY_MAX];     /* primary network key, "" if none */
 	char host[NAME_MAX_LEN];      /* sanitised */
 	char helo[NAME_MAX_LEN];      /* sanitised; "" before HELO */
 	bool helo_seen;
@@ -54,6 +57,10 @@ struct session {
 	bool in_message;
 	char queue_id[64];
 	int64_t message_rcpts;
+	/* the verdict of the current callback (~10 KB): here rather than
+	 * malloc'd per callback or on the stack, whose pages are new to the
+	 * thread libmilter starts for each connection */
+	struct fg_verdict verdict;
 };
 
 static fg_store *store;
@@ -142,6 +149,7 @@ facts_of(const struct session *s, enum fg_stage stage, struct fg_facts *f)
 	memset(f, 0, sizeof(*f));
 	f->stage = stage;
 	f->client = s->has_client ? &s->client : NULL;
+	f->client_keys = s->has_client ? &s->client_keys : NULL;
 	f->client_host = s->host[0] != '\0' ? s->host : NULL;
 	f->helo = s->helo_seen ? s->helo : NULL;
 	f->sender = s->in_message ? s->sender : NULL;
@@ -152,31 +160,35 @@ facts_of(const struct session *s, enum fg_stage stage, struct fg_facts *f)
 	f->delayed_sessions = atomic_load(&delayed_now);
 }
 
-static void
-record(struct session *s, const struct fg_facts *f, enum fg_event_kind kind,
-       const char *rcpt, const char *status, int64_t now)
+/* The keys the event counts under.  An exempt client is stored but
+ * counted under no key, so it can never push its neighbours over a
+ * network limit. */
+static size_t
+event_keys(const struct session *s, const struct fg_facts *f,
+           char (*keys)[FG_KEY_MAX])
 {
-	char keys[MAX_EVENT_KEYS][FG_KEY_MAX];
-	const char *kp[MAX_EVENT_KEYS];
-	char network[FG_KEY_MAX];
-	struct fg_event ev;
-	size_t n;
+	if (fg_policy_exemption(s->cfg, f) != NULL)
+		return 0;
+	return fg_policy_event_keys(s->cfg, f, keys, MAX_EVENT_KEYS);
+}
 
-	/* An exempt client is stored but counted under no key, so it can
-	 * never push its neighbours over a network limit. */
-	n = fg_policy_exemption(s->cfg, f) != NULL
-	        ? 0 : fg_policy_event_keys(s->cfg, f, keys, MAX_EVENT_KEYS);
+/* Records the event under the n keys event_keys() gave. */
+static void
+record_keys(struct session *s, const struct fg_facts *f,
+            enum fg_event_kind kind, char (*keys)[FG_KEY_MAX],
+            size_t n, const char *rcpt, const char *status, int64_t now)
+{
+	const char *kp[MAX_EVENT_KEYS];
+	struct fg_event ev;
+
 	for (size_t i = 0; i < n; i++)
 		kp[i] = keys[i];
-	network[0] = '\0';
-	if (s->has_client)
-		fg_policy_network_key(s->cfg, &s->client, network);
 	memset(&ev, 0, sizeof(ev));
 	ev.time_ms = now;
 	ev.kind = kind;
 	ev.rcpt_class = kind == FG_EV_RCPT ? f->rcpt_class : FG_RCPT_NONE;
 	ev.client = f->client;
-	ev.network = network[0] != '\0' ? network : NULL;
+	ev.network = s->network[0] != '\0' ? s->network : NULL;
 	ev.helo = f->helo;
 	ev.sender = f->sender;
 	ev.rcpt = rcpt;
@@ -192,6 +204,16 @@ record(struct session *s, const struct fg_facts *f, enum fg_event_kind kind,
 			       "being dropped (counts stay exact; %" PRIu64
 			       " drops not logged)", skipped);
 	}
+}
+
+static void
+record(struct session *s, const struct fg_facts *f, enum fg_event_kind kind,
+       const char *rcpt, const char *status, int64_t now)
+{
+	char keys[MAX_EVENT_KEYS][FG_KEY_MAX];
+	size_t n = event_keys(s, f, keys);
+
+	record_keys(s, f, kind, keys, n, rcpt, status, now);
 }
 
 /* ---- turning a verdict into an answer ----------------------------- */
@@ -282,12 +304,29 @@ sleep_delay(int64_t ms)
 	atomic_fetch_sub(&delayed_now, 1);
 }
 
+/* The verdict's log line; described only when it will be written. */
+static void
+log_verdict(const struct session *s, enum fg_stage stage,
+            const struct fg_verdict *v)
+{
+	char why[1024];
+
+	if (!fg_log_enabled(FG_LOG_INFO))
+		return;
+	fg_verdict_describe(v, why, sizeof(why));
+	fg_log(FG_LOG_INFO, "%s%s: id=%" PRIu64 " client=%s host=%s helo=%s "
+	       "stage=%s %s", v->monitor ? "monitor: would " : "",
+	       s->queue_id[0] != '\0' ? s->queue_id : "NOQUEUE", s->id,
+	       s->has_client ? s->client_text : "unknown",
+	       s->host[0] != '\0' ? s->host : "-",
+	       s->helo_seen ? s->helo : "-", fg_stage_name(stage), why);
+}
+
 static sfsistat
 apply(SMFICTX *ctx, struct session *s, enum fg_stage stage,
       const struct fg_verdict *v, int64_t now)
 {
 	enum fg_action act = v->action;
-	char why[1024], client[FG_ADDR_STRLEN];
 	struct fg_verdict_rec rec;
 
 	if (act == FG_ACT_CONTINUE && !v->monitor && v->delay_ms == 0)
@@ -304,14 +343,7 @@ apply(SMFICTX *ctx, struct session *s, enum fg_stage stage,
 			                   v->levels[i].key, v->levels[i].level,
 			                   v->levels[i].last_ms);
 
-	fg_verdict_describe(v, why, sizeof(why));
-	snprintf(client, sizeof(client), "%s",
-	         s->has_client ? s->client_text : "unknown");
-	fg_log(FG_LOG_INFO, "%s%s: id=%" PRIu64 " client=%s host=%s helo=%s "
-	       "stage=%s %s", v->monitor ? "monitor: would " : "",
-	       s->queue_id[0] != '\0' ? s->queue_id : "NOQUEUE", s->id, client,
-	       s->host[0] != '\0' ? s->host : "-",
-	       s->helo_seen ? s->helo : "-", fg_stage_name(stage), why);
+	log_verdict(s, stage, v);
 
 	memset(&rec, 0, sizeof(rec));
 	rec.time_ms = now;
@@ -360,15 +392,9 @@ decide(SMFICTX *ctx, struct session *s, struct fg_facts *f, int64_t now)
 		.ban = view_ban,
 		.level = view_level,
 	};
-	struct fg_verdict *v = malloc(sizeof(*v));
-	sfsistat rc;
 
-	if (v == NULL)
-		return fail(s, fg_stage_name(f->stage), "out of memory");
-	fg_policy_decide(s->cfg, f, &view, now, v);
-	rc = apply(ctx, s, f->stage, v, now);
-	free(v);
-	return rc;
+	fg_policy_decide(s->cfg, f, &view, now, &s->verdict);
+	return apply(ctx, s, f->stage, &s->verdict, now);
 }
 
 static void
@@ -419,7 +445,6 @@ do_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 	struct session *s;
 	struct fg_facts f;
 	int64_t now = now_ms();
-	char keys[MAX_EVENT_KEYS][FG_KEY_MAX];
 	const char *d;
 
 	s = calloc(1, sizeof(*s));
@@ -436,20 +461,20 @@ do_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 		s->has_client = true;
 		fg_addr_format(&s->client, s->client_text,
 		               sizeof(s->client_text));
+		fg_policy_client_keys(s->cfg, &s->client, &s->client_keys);
+		fg_policy_network_key(s->cfg, &s->client, s->network);
 	}
 	copy_sanitized(s->host, sizeof(s->host), hostname);
 	if ((d = macro(ctx, "{daemon_name}")) != NULL)
 		copy_sanitized(s->daemon, sizeof(s->daemon), d);
 
 	facts_of(s, FG_STAGE_CONNECT, &f);
-	record(s, &f, FG_EV_CONNECT, NULL, NULL, now);
 	/* Concurrency: one slot under every key the connection counts. */
-	s->nconc = fg_policy_exemption(s->cfg, &f) != NULL
-	               ? 0 : fg_policy_event_keys(s->cfg, &f, keys, MAX_EVENT_KEYS);
-	for (size_t i = 0; i < s->nconc; i++) {
-		memcpy(s->conc_keys[i], keys[i], FG_KEY_MAX);
+	s->nconc = event_keys(s, &f, s->conc_keys);
+	record_keys(s, &f, FG_EV_CONNECT, s->conc_keys, s->nconc, NULL, NULL,
+	            now);
+	for (size_t i = 0; i < s->nconc; i++)
 		fg_store_conn_acquire(store, s->conc_keys[i]);
-	}
 	fg_log(FG_LOG_DEBUG, "id=%" PRIu64 " connect from %s [%s]", s->id,
 	       s->host, s->has_client ? s->client_text : "unknown");
 	return decide(ctx, s, &f, now);
@@ -712,7 +737,7 @@ fg_glue_init(fg_store *st)
 void
 fg_glue_shutdown(void)
 {
-	struct timespec tick = {0, 10 * 1000000};
+	struct timespec tick = {0, 10 * 1000000L};
 
 	atomic_store(&shutting_down, true);
 	pthread_mutex_lock(&delay_lock);
