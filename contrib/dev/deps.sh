@@ -26,6 +26,7 @@ PKGS=(
   postfix        # package only; private instances in tests
   procps         # ps, pgrep (t/mta/selftest.sh)
   dpkg-dev file  # cpack -G DEB: dpkg-shlibdeps finds the Depends (t/integration/test_package.sh)
+  clang-tidy cppcheck  # static analysis (contrib/dev/lint.sh)
 )
 
 missing=()
