@@ -47,7 +47,9 @@
  * threshold (default 500 ms).  Slower replies (a tarpit) are counted as
  * "delayed", with their total time, and left out of the latency figures;
  * "undelayed sessions/s" divides by the wall time minus the average time
- * a connection spent waiting for them.  Errors (timeouts, a closed
+ * a connection spent waiting for them; "legitimate sessions/s" counts
+ * the legitimate sessions over the time connections spent on them (what
+ * a legitimate client gets while the filter holds attackers).  Errors (timeouts, a closed
  * connection, garbage) are counted and never fatal.  The same figures go
  * out as one JSON object on a line starting with "JSON ".
  *
@@ -176,6 +178,8 @@ struct stats {
 	uint64_t hung_up;     /* the filter had closed before ABORT/QUIT */
 	uint64_t errors[E__N];
 	uint64_t wait_us;     /* delayed replies and waits cut at the deadline */
+	uint64_t legit;       /* legitimate sessions completed by the deadline */
+	uint64_t legit_us;    /* and the time they took, open to QUIT */
 	struct cmdstat cmd[C__N];
 	char first_error[256];
 };
@@ -437,11 +441,19 @@ account(struct worker *w, mp_conn *m, enum cmd c, int rc, int64_t t0)
 }
 
 static void
-done(struct worker *w, bool refused)
+done(struct worker *w, const struct session *s, int64_t started_us,
+     bool refused)
 {
+	int64_t now = mp_now_us();
+
 	w->st.completed++;
-	if (mp_now_us() <= deadline_us)
+	if (now <= deadline_us) {
 		w->st.in_time++;
+		if (s->kind == K_LEGIT) {
+			w->st.legit++;
+			w->st.legit_us += (uint64_t)(now - started_us);
+		}
+	}
 	if (refused)
 		w->st.refused++;
 }
@@ -471,7 +483,7 @@ run_session(struct worker *w, uint64_t index)
 	mp_conn *m = NULL;
 	char err[256], rcpt[100], bare[96];
 	const char *argv[1], *vals[5];
-	int64_t now, left_ms, t0;
+	int64_t now, left_ms, t0, started_us;
 	enum next nx;
 	bool refused = false, in_mail = false;
 	int rc;
@@ -479,7 +491,7 @@ run_session(struct worker *w, uint64_t index)
 	make_session(&s, index, &w->rng);
 	w->st.started++;
 
-	now = mp_now_us();
+	now = started_us = mp_now_us();
 	left_ms = (deadline_us - now) / 1000 + 200;
 	memset(&mo, 0, sizeof(mo));
 	mo.timeout_ms = (int)(left_ms < opt.timeout_ms ? left_ms
@@ -595,12 +607,12 @@ abort:
 		w->st.hung_up++;
 	else if (mp_quit(m, &w->r) < 0)
 		w->st.hung_up++;
-	done(w, refused);
+	done(w, &s, started_us, refused);
 	goto out;
 quit:
 	if (mp_quit(m, &w->r) < 0)
 		w->st.hung_up++;
-	done(w, refused);
+	done(w, &s, started_us, refused);
 out:
 	mp_close(m);
 }
@@ -634,6 +646,8 @@ merge(struct stats *to, const struct stats *from)
 	to->abandoned += from->abandoned;
 	to->hung_up += from->hung_up;
 	to->wait_us += from->wait_us;
+	to->legit += from->legit;
+	to->legit_us += from->legit_us;
 	for (int e = 0; e < E__N; e++)
 		to->errors[e] += from->errors[e];
 	for (int c = 0; c < C__N; c++) {
@@ -731,13 +745,20 @@ report(const struct stats *st, double wall)
 	double rate = span > 0 ? (double)st->in_time / span : 0;
 	double busy = span - (double)st->wait_us / 1e6 / opt.threads;
 	double urate = busy > 0.001 ? (double)st->in_time / busy : 0;
+	/* Legitimate sessions per second of the time connections spent on
+	 * them: what a legitimate client gets, whatever else the filter is
+	 * busy with (under attack, connections also sit in its tarpit). */
+	double lrate = st->legit_us > 0
+	               ? (double)st->legit * opt.threads /
+	                 ((double)st->legit_us / 1e6) : 0;
 	char rep[2048];
 
 	if (!opt.quiet) {
 		printf("fgload: %s mix=%s c=%u: %.1f sessions/s (%" PRIu64
-		       " by the deadline, %.2f s; undelayed %.1f/s)\n",
+		       " by the deadline, %.2f s; undelayed %.1f/s; "
+		       "legitimate %.1f/s)\n",
 		       opt.socket, mix_name[opt.mix], opt.threads, rate,
-		       st->in_time, span, urate);
+		       st->in_time, span, urate, lrate);
 		printf("  started %" PRIu64 ", completed %" PRIu64
 		       " (refused early by the filter %" PRIu64 "), failed %"
 		       PRIu64 ", abandoned at the deadline %" PRIu64
@@ -775,11 +796,12 @@ report(const struct stats *st, double wall)
 	       PRIu64 ",\"completed\":%" PRIu64 ",\"refused\":%" PRIu64
 	       ",\"in_time\":%" PRIu64 ",\"failed\":%" PRIu64
 	       ",\"abandoned\":%" PRIu64 ",\"hung_up\":%" PRIu64 ",\"sessions_per_s\":%.1f,\"undelayed_sessions_per_s\":%.1f"
+	       ",\"legit_sessions\":%" PRIu64 ",\"legit_sessions_per_s\":%.1f"
 	       ",\"errors\":{",
 	       mix_name[opt.mix], opt.threads, opt.distinct,
 	       opt.threshold_us / 1000, wall, st->started, st->completed,
 	       st->refused, st->in_time, st->failed, st->abandoned,
-	       st->hung_up, rate, urate);
+	       st->hung_up, rate, urate, st->legit, lrate);
 	for (int e = 0; e < E__N; e++)
 		printf("%s\"%s\":%" PRIu64, e > 0 ? "," : "", err_name[e],
 		       st->errors[e]);

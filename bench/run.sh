@@ -11,7 +11,9 @@
 #      flood, mix), alternating noop_milter and floodgate (noop, floodgate,
 #      noop, floodgate ... 3 rounds each), each run a fresh filter process
 #      and, for floodgate, a fresh database, under the same fgload load;
-#      per case the medians, the ratio floodgate / noop of sessions/s and of
+#      per case the medians, the ratio floodgate / noop of sessions/s (and
+#      of legitimate sessions per second of the time spent on them: under
+#      attack a closed-loop client's connections sit in the delays), and of
 #      the filter's CPU per milter command, what floodgate answered (its
 #      tarpit and refusals under attack), and at c = 1 the p99 latency
 #      floodgate adds per command;
@@ -452,10 +454,12 @@ if mil:
           "medians)%s" % (seconds, rounds, "; floodgate on a copy of the big database" if big else ""))
     print("  sess/s: completed sessions per second; us/cmd: the filter's CPU time (user+system)")
     print("  per milter command answered; floodgate's answers: its replies other than continue,")
-    print("  summed over commands (delayed = slower than 500 ms: its tarpit); all medians of rounds")
-    hdr = ("mix", "c", "noop sess/s", "fg sess/s", "ratio", "noop us/cmd", "fg us/cmd",
-           "ratio", "errors", "floodgate's answers")
-    print("  %-6s %3s %11s %10s %6s %11s %10s %6s %6s  %s" % hdr)
+    print("  summed over commands (delayed = slower than 500 ms: its tarpit); all medians of rounds;")
+    print("  legit: the ratio of legitimate sessions per second of the time connections spent on")
+    print("  them (attack sessions, and floodgate's tarpit, left out)")
+    hdr = ("mix", "c", "noop sess/s", "fg sess/s", "ratio", "legit", "noop us/cmd",
+           "fg us/cmd", "ratio", "errors", "floodgate's answers")
+    print("  %-6s %3s %11s %10s %6s %9s %11s %10s %6s %6s  %s" % hdr)
     cases = []
     for r in mil:
         k = (r["c"], r["mix"])
@@ -466,8 +470,8 @@ if mil:
         sel = {f: [r for r in mil if r["c"] == c and r["mix"] == mix and r["filter"] == f
                    and r.get("r")]
                for f in ("noop", "floodgate")}
-        def rate(rs):
-            return med([r["r"]["sessions_per_s"] for r in rs])
+        def rate(rs, field="sessions_per_s"):
+            return med([r["r"][field] for r in rs])
         def answered(r):
             return sum(v["n"] for k, v in r["r"]["commands"].items() if k != "open")
         def cpu(rs):
@@ -493,9 +497,12 @@ if mil:
         errs = sum(r["r"]["failed"] for r in allr if r.get("r")) + \
             sum(1 for r in allr if not r.get("r") or not r.get("alive", True))
         nr, fr = rate(sel["noop"]), rate(sel["floodgate"])
+        nu = rate(sel["noop"], "legit_sessions_per_s")
+        fu = rate(sel["floodgate"], "legit_sessions_per_s")
         nc, fc = cpu(sel["noop"]), cpu(sel["floodgate"])
-        print("  %-6s %3d %11s %10s %6s %11s %10s %6s %6d  %s" % (
-            mix, c, fmt(nr), fmt(fr), fmt(ratio(fr, nr), "%.2f"), fmt(nc), fmt(fc),
+        print("  %-6s %3d %11s %10s %6s %9s %11s %10s %6s %6d  %s" % (
+            mix, c, fmt(nr), fmt(fr), fmt(ratio(fr, nr), "%.2f"),
+            fmt(ratio(fu, nu), "%.2f"), fmt(nc), fmt(fc),
             fmt(ratio(fc, nc), "%.2f"), errs, answers(sel["floodgate"])))
         if c == 1:
             lat[mix] = {}
