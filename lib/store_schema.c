@@ -359,11 +359,11 @@ fg_store_schema_open(const char *path, unsigned mode, struct sqlite3 **out,
 			                     "%s: cannot use WAL: %s", name,
 			                     sqlite3_errmsg(db));
 	}
-	/* A 16 MiB page cache at most: with time-first aggregates and one
+	/* An 8 MiB page cache at most: with time-first aggregates and one
 	 * events index the writer touches only the tails of its trees. */
 	if (sqlite3_exec(db, "PRAGMA synchronous = NORMAL;"
 	                     "PRAGMA journal_size_limit = 67108864;"
-	                     "PRAGMA cache_size = -16384;"
+	                     "PRAGMA cache_size = -8192;"
 	                     "PRAGMA temp_store = MEMORY",
 	                 NULL, NULL, NULL) != SQLITE_OK)
 		return fg_store_errf(FG_EIO, err, errlen, "%s: %s", name,
