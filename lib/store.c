@@ -447,6 +447,12 @@ fg_store_expire(fg_store *st, int64_t now_ms)
 	fg_store_ban_expire(st, now_ms);
 }
 
+bool
+fg_store_healthy(fg_store *st)
+{
+	return st == NULL || atomic_load(&st->healthy);
+}
+
 void
 fg_store_get_stats(fg_store *st, struct fg_store_stats *out)
 {

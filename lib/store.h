@@ -195,4 +195,8 @@ void fg_store_expire(fg_store *st, int64_t now_ms);
 
 void fg_store_get_stats(fg_store *st, struct fg_store_stats *out);
 
+/* Whether the last commit succeeded (stats.healthy), without the locks
+ * fg_store_get_stats takes: for a check on every message. */
+bool fg_store_healthy(fg_store *st);
+
 #endif

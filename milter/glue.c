@@ -517,20 +517,20 @@ do_envfrom(SMFICTX *ctx, char **argv)
 	facts_of(s, FG_STAGE_MAIL, &f);
 	record(s, &f, FG_EV_MAIL, NULL, NULL, now);
 
-	if (s->cfg->on_error == FG_ON_ERROR_TEMPFAIL) {
+	if (s->cfg->on_error == FG_ON_ERROR_TEMPFAIL &&
+	    !fg_store_healthy(store)) {
 		struct fg_store_stats stats;
+		uint64_t skipped = 0;
+
 		fg_store_get_stats(store, &stats);
-		if (!stats.healthy) {
-			uint64_t skipped = 0;
-			if (fg_ratelimit(&rl_unhealthy, now, 60000, &skipped))
-				fg_log(FG_LOG_ERR, "database unwritable (%s): "
-				       "on_error = tempfail refuses mail until "
-				       "it recovers (%" PRIu64 " not logged)",
-				       stats.last_error, skipped);
-			smfi_setreply(ctx, "451", "4.3.0",
-			              "Temporary local problem, try again later");
-			return SMFIS_TEMPFAIL;
-		}
+		if (fg_ratelimit(&rl_unhealthy, now, 60000, &skipped))
+			fg_log(FG_LOG_ERR, "database unwritable (%s): "
+			       "on_error = tempfail refuses mail until it "
+			       "recovers (%" PRIu64 " not logged)",
+			       stats.last_error, skipped);
+		smfi_setreply(ctx, "451", "4.3.0",
+		              "Temporary local problem, try again later");
+		return SMFIS_TEMPFAIL;
 	}
 	return decide(ctx, s, &f, now);
 }
