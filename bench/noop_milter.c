@@ -30,6 +30,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "negotiate.h"
+
 /* About the size of floodgate's struct session (glue.c, which holds the
  * callback's verdict and the client's keys), so the allocator does
  * comparable work. */
@@ -45,23 +47,10 @@ nf_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
              unsigned long f2, unsigned long f3, unsigned long *pf0,
              unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
 {
-	unsigned long want = SMFIP_NOBODY | SMFIP_NOHDRS | SMFIP_NOEOH |
-	                     SMFIP_NOUNKNOWN | SMFIP_NODATA;
-
 	(void)f0;
 	(void)f2;
 	(void)f3;
-	*pf0 = 0;
-	*pf1 = (f1 & SMFIP_RCPT_REJ) | (f1 & want);
-	*pf2 = 0;
-	*pf3 = 0;
-	smfi_setsymlist(ctx, SMFIM_CONNECT,
-	                "j {daemon_name} {daemon_port} {client_connections}");
-	smfi_setsymlist(ctx, SMFIM_HELO, "{client_connections}");
-	smfi_setsymlist(ctx, SMFIM_ENVFROM,
-	                "i {auth_authen} {auth_type} {mail_addr}");
-	smfi_setsymlist(ctx, SMFIM_ENVRCPT,
-	                "i {rcpt_mailer} {rcpt_host} {rcpt_addr}");
+	fg_negotiate_ask(ctx, f1, pf0, pf1, pf2, pf3);
 	return SMFIS_CONTINUE;
 }
 

@@ -27,6 +27,7 @@
 #include "fg.h"
 #include "keys.h"
 #include "log.h"
+#include "negotiate.h"
 #include "net.h"
 #include "policy.h"
 #include "rcptlist.h"
@@ -413,29 +414,14 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
              unsigned long f2, unsigned long f3, unsigned long *pf0,
              unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
 {
-	unsigned long want = SMFIP_NOBODY | SMFIP_NOHDRS | SMFIP_NOEOH |
-	                     SMFIP_NOUNKNOWN | SMFIP_NODATA;
-
 	(void)f0;
 	(void)f2;
 	(void)f3;
-	*pf0 = 0; /* we never modify a message */
-	*pf1 = (f1 & SMFIP_RCPT_REJ) | (f1 & want);
-	*pf2 = 0;
-	*pf3 = 0;
 	if ((f1 & SMFIP_RCPT_REJ) == 0)
 		fg_log(FG_LOG_WARNING, "the MTA does not offer rejected "
 		       "recipients (SMFIP_RCPT_REJ): invalid recipients "
 		       "cannot be counted");
-	/* Ask for the macros we read; MTAs that cannot honour this send
-	 * their defaults. */
-	smfi_setsymlist(ctx, SMFIM_CONNECT,
-	                "j {daemon_name} {daemon_port} {client_connections}");
-	smfi_setsymlist(ctx, SMFIM_HELO, "{client_connections}");
-	smfi_setsymlist(ctx, SMFIM_ENVFROM,
-	                "i {auth_authen} {auth_type} {mail_addr}");
-	smfi_setsymlist(ctx, SMFIM_ENVRCPT,
-	                "i {rcpt_mailer} {rcpt_host} {rcpt_addr}");
+	fg_negotiate_ask(ctx, f1, pf0, pf1, pf2, pf3);
 	return SMFIS_CONTINUE;
 }
 
