@@ -332,7 +332,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_check_verdict(cfg, &f, now, &v1);
 
 	fg_policy_decide(cfg, &f, &view, now, &v2);
-	FZ_CHECK(memcmp(&v1, &v2, sizeof(v1)) == 0, "the same facts gave "
+	FZ_CHECK(fg_verdict_equal(&v1, &v2), "the same facts gave "
 	         "another verdict");
 
 	/* Without a view: nothing counted, nothing banned. */

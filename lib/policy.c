@@ -55,6 +55,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -946,7 +947,11 @@ fg_policy_decide(const struct fg_config *cfg, const struct fg_facts *f,
 {
 	struct cand best = {0}, watch = {0}, c;
 
-	memset(v, 0, sizeof(*v));
+	/* Everything up to the reply lines; the arrays after them are
+	 * written as they fill (see policy.h). */
+	memset(v, 0, offsetof(struct fg_verdict, lines));
+	v->ban.set = false;
+	v->nlevels = 0;
 	v->action = FG_ACT_CONTINUE;
 	if (cfg == NULL || f == NULL)
 		return;
@@ -987,6 +992,33 @@ fg_policy_decide(const struct fg_config *cfg, const struct fg_facts *f,
 		verdict_from(v, &watch);
 		monitor_only(v);
 	}
+}
+
+bool
+fg_verdict_equal(const struct fg_verdict *a, const struct fg_verdict *b)
+{
+	/* The head holds no uninitialised padding: decide clears it whole. */
+	if (memcmp(a, b, offsetof(struct fg_verdict, lines)) != 0 ||
+	    a->ban.set != b->ban.set || a->nlevels != b->nlevels)
+		return false;
+	for (size_t i = 0; i < a->nlines && i < FG_REPLY_MAX_LINES; i++)
+		if (strcmp(a->lines[i], b->lines[i]) != 0)
+			return false;
+	if (a->ban.set &&
+	    (strcmp(a->ban.key, b->ban.key) != 0 ||
+	     a->ban.until_ms != b->ban.until_ms ||
+	     strcmp(a->ban.reason, b->ban.reason) != 0 ||
+	     strcmp(a->ban.source, b->ban.source) != 0))
+		return false;
+	for (size_t i = 0; i < a->nlevels && i < FG_POLICY_MAX_LEVELS; i++) {
+		const struct fg_effect_level *x = &a->levels[i], *y = &b->levels[i];
+
+		if (x->set != y->set || x->rule != y->rule ||
+		    x->level != y->level || x->last_ms != y->last_ms ||
+		    strcmp(x->key, y->key) != 0)
+			return false;
+	}
+	return true;
 }
 
 /* ---- describing a verdict ----------------------------------------- */

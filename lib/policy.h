@@ -180,10 +180,16 @@ int fg_policy_decayed_level(const struct fg_rule *r, int level,
 const char *fg_verdict_action(const struct fg_config *cfg,
                               const struct fg_verdict *v);
 
-/* Decide.  Always fills *v; never fails. */
+/* Decide.  Always fills *v; never fails.  Only the used part of the
+ * arrays is written (lines[] up to nlines, levels[] up to nlevels, ban
+ * only if ban.set): clearing all 10 KB on every command cost more than
+ * the decision.  Compare verdicts with fg_verdict_equal, not memcmp. */
 void fg_policy_decide(const struct fg_config *cfg, const struct fg_facts *f,
                       const struct fg_view *view, int64_t now_ms,
                       struct fg_verdict *v);
+
+/* Whether a and b say the same (their used parts are equal). */
+bool fg_verdict_equal(const struct fg_verdict *a, const struct fg_verdict *b);
 
 /* One line describing the verdict for logs: "rule=dictionary
  * key=192.0.2.0/24 count=25 limit=20 window=1h level=1 action=tempfail

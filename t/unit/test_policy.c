@@ -286,6 +286,23 @@ sess_open(struct sess *s, const char *ip)
 	}
 }
 
+/* The milter decides over the session's previous verdict: deciding over
+ * a verdict full of leftovers must say the same as deciding afresh. */
+static unsigned reuse_checked, reuse_differ;
+
+static void
+check_reuse(const struct fg_config *cfg, const struct fg_facts *f,
+            const struct fg_view *vw, int64_t now, const struct fg_verdict *v)
+{
+	static struct fg_verdict stale;
+
+	memset(&stale, 0xa5, sizeof(stale));
+	fg_policy_decide(cfg, f, vw, now, &stale);
+	reuse_checked++;
+	if (!fg_verdict_equal(v, &stale))
+		reuse_differ++;
+}
+
 /* One SMTP step: update the facts, record, decide, apply. */
 static void
 sess_do(struct fake *fk, const struct fg_config *cfg, struct sess *s,
@@ -324,6 +341,7 @@ sess_do(struct fake *fk, const struct fg_config *cfg, struct sess *s,
 	}
 	fake_record(fk, cfg, &s->f, now);
 	fg_policy_decide(cfg, &s->f, &vw, now, v);
+	check_reuse(cfg, &s->f, &vw, now, v);
 	fake_apply(fk, v);
 }
 
@@ -1584,5 +1602,24 @@ main(void)
 	printf("# again, with the keys of each session formatted once\n");
 	use_client_keys = true;
 	run_all();
+	ok(reuse_checked > 400 && reuse_differ == 0, "deciding over a used "
+	   "verdict says the same as deciding afresh (%u of %u differ)",
+	   reuse_differ, reuse_checked);
+	{
+		static struct fg_verdict a, b;
+
+		memset(&a, 0, sizeof(a));
+		a.nlines = 1;
+		snprintf(a.lines[0], sizeof(a.lines[0]), "one");
+		b = a;
+		ok(fg_verdict_equal(&a, &b), "fg_verdict_equal: a copy is equal");
+		b.lines[0][0] = 'O';
+		ok(!fg_verdict_equal(&a, &b), "... a reply line differs");
+		b = a;
+		b.lines[1][0] = 'x';
+		ok(fg_verdict_equal(&a, &b), "... past nlines is not compared");
+		b.nlevels = 1;
+		ok(!fg_verdict_equal(&a, &b), "... nlevels differs");
+	}
 	return tap_done();
 }
