@@ -7,6 +7,7 @@
  * store_internal.h describes how they fit.
  */
 #include <errno.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,6 +206,14 @@ fg_store_open(const struct fg_store_options *opt, int64_t now_ms,
 }
 
 void
+fg_store_init_process(void)
+{
+	/* SQLITE_MISUSE once SQLite is initialised: then it is too late,
+	 * which costs speed, not correctness. */
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+void
 fg_store_close(fg_store *st)
 {
 	if (st != NULL)
@@ -231,6 +240,15 @@ text_copy(char **p, const char *s)
 	d[n] = '\0';
 	*p = d + n + 1;
 	return d;
+}
+
+/* The client's text for a row: the caller's, or formatted into buf. */
+static const char *
+client_text(const fg_addr *a, const char *text, char *buf, size_t size)
+{
+	if (a == NULL)
+		return NULL;
+	return text != NULL ? text : fg_addr_format(a, buf, size);
 }
 
 static void
@@ -261,7 +279,8 @@ int
 fg_store_record(fg_store *st, const struct fg_event *ev)
 {
 	const char *keys[FG_STORE_MAX_KEYS];
-	const char *texts[6];
+	const char *texts[7];
+	char cbuf[FG_ADDR_STRLEN];
 	enum fg_counter ctrs[2];
 	size_t nkeys = 0, nctr = 1, len = 0;
 	struct fg_row *row;
@@ -319,6 +338,7 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	texts[3] = ev->rcpt;
 	texts[4] = ev->queue_id;
 	texts[5] = ev->status;
+	texts[6] = client_text(ev->client, ev->client_text, cbuf, sizeof(cbuf));
 	for (size_t i = 0; i < FG_NELEM(texts); i++)
 		len += text_len(texts[i]);
 	for (size_t i = 0; i < nkeys; i++)
@@ -332,10 +352,7 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	row->type = FG_ROW_EVENT;
 	row->time_ms = ev->time_ms;
 	row->session_id = ev->session_id;
-	if (ev->client != NULL) {
-		row->has_client = true;
-		row->client = *ev->client;
-	}
+	row->client = text_copy(&p, texts[6]);
 	row->u.ev.kind = ev->kind;
 	row->u.ev.cls = ev->rcpt_class;
 	row->u.ev.network = text_copy(&p, ev->network);
@@ -358,7 +375,8 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 int
 fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v)
 {
-	const char *texts[6];
+	const char *texts[7];
+	char cbuf[FG_ADDR_STRLEN];
 	size_t len = 0;
 	struct fg_row *row;
 	char *p;
@@ -371,6 +389,7 @@ fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v)
 	texts[3] = v->key;
 	texts[4] = v->action;
 	texts[5] = v->reply;
+	texts[6] = client_text(v->client, v->client_text, cbuf, sizeof(cbuf));
 	for (size_t i = 0; i < FG_NELEM(texts); i++)
 		len += text_len(texts[i]);
 	if ((row = malloc(sizeof(*row) + len)) == NULL) {
@@ -382,10 +401,7 @@ fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v)
 	row->type = FG_ROW_VERDICT;
 	row->time_ms = v->time_ms;
 	row->session_id = v->session_id;
-	if (v->client != NULL) {
-		row->has_client = true;
-		row->client = *v->client;
-	}
+	row->client = text_copy(&p, texts[6]);
 	row->queue_id = text_copy(&p, v->queue_id);
 	row->u.vd.stage = text_copy(&p, v->stage);
 	row->u.vd.rule = text_copy(&p, v->rule);

@@ -85,6 +85,8 @@ struct fg_event {
 	enum fg_event_kind kind;
 	enum fg_rcpt_class rcpt_class; /* FG_RCPT_NONE unless kind is RCPT */
 	const fg_addr *client;         /* NULL: no client address known */
+	const char *client_text;       /* client as fg_addr_format() gives it,
+	                                  if the caller has it; else made here */
 	const char *network;           /* the client's primary network key */
 	const char *helo;              /* any of these may be NULL */
 	const char *sender;
@@ -102,6 +104,7 @@ struct fg_verdict_rec {
 	uint64_t session_id;
 	const char *queue_id;
 	const fg_addr *client;
+	const char *client_text; /* as in struct fg_event */
 	const char *stage;   /* "connect", "helo", "mail", "rcpt" */
 	const char *rule;    /* rule name */
 	const char *key;     /* key that went over the limit */
@@ -140,6 +143,13 @@ struct fg_store_stats {
 	bool healthy;           /* last commit attempt succeeded */
 	char last_error[256];   /* text of the last write error, "" if none */
 };
+
+/*
+ * Process-wide SQLite settings for a daemon: no memory statistics (they
+ * take a global lock on every SQLite allocation).  Call once, first
+ * thing, before any thread uses SQLite; later calls do nothing.
+ */
+void fg_store_init_process(void);
 
 /*
  * Opens (creating or migrating) the database, rebuilds counters from the

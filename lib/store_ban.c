@@ -310,6 +310,8 @@ fg_store_ban_get(fg_store *st, const char *key, int64_t now_ms,
 
 	if (st == NULL || !key_ok(key))
 		return FG_EINVAL;
+	if (atomic_load_explicit(&st->bans.n, memory_order_relaxed) == 0)
+		return 0;
 	pthread_mutex_lock(&st->ban_mu);
 	b = ban_find(st, key);
 	if (b != NULL && !b->lifted && b->until_ms > now_ms) {
@@ -599,6 +601,8 @@ fg_store_level_get(fg_store *st, const char *rule, const char *key,
 	if (st == NULL || rule == NULL || rule[0] == '\0' || !key_ok(key) ||
 	    (klen = level_key(lk, sizeof(lk), rule, key)) == 0)
 		return FG_EINVAL;
+	if (atomic_load_explicit(&st->levels.n, memory_order_relaxed) == 0)
+		return 0;
 	pthread_mutex_lock(&st->lvl_mu);
 	l = (struct level *)fg_hmap_find(&st->levels,
 	    fg_store_hash(st, lk, klen), lk, klen);

@@ -36,6 +36,7 @@ struct agg {
 
 struct fg_db {
 	sqlite3 *db;
+	sqlite3_stmt *ins_events;  /* EVENT_GROUP rows at once */
 	sqlite3_stmt *ins_event, *ins_verdict, *up_count, *up_ban, *del_ban,
 	    *up_level, *prune_events, *prune_verdicts, *prune_counts,
 	    *prune_levels, *prune_bans, *sel_counts, *sel_levels, *sel_bans,
@@ -46,15 +47,25 @@ struct fg_db {
 	size_t aggcap, nagg;
 };
 
+/* Events per multi-row insert: past 16 the gain is small and the
+ * statement long (EVENT_GROUP x EVENT_COLUMNS parameters). */
+#define EVENT_GROUP 16
+#define EVENT_COLUMNS 11
+#define EVENT_INSERT "INSERT INTO events (ts_ms, kind, class, client, network," \
+	" helo, sender, rcpt, queue_id, session_id, status) VALUES "
+#define EVENT_VALUES "(?,?,?,?,?,?,?,?,?,?,?)"
+#define EVENT_VALUES2 EVENT_VALUES "," EVENT_VALUES
+#define EVENT_VALUES4 EVENT_VALUES2 "," EVENT_VALUES2
+#define EVENT_VALUES8 EVENT_VALUES4 "," EVENT_VALUES4
+#define EVENT_VALUES16 EVENT_VALUES8 "," EVENT_VALUES8
+
 #define STMT(f, sql) {offsetof(struct fg_db, f), sql}
 static const struct {
 	size_t off;
 	const char *sql;
 } statements[] = {
-	STMT(ins_event,
-	     "INSERT INTO events (ts_ms, kind, class, client, network, helo,"
-	     " sender, rcpt, queue_id, session_id, status)"
-	     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+	STMT(ins_event, EVENT_INSERT EVENT_VALUES),
+	STMT(ins_events, EVENT_INSERT EVENT_VALUES16),  /* EVENT_GROUP */
 	STMT(ins_verdict,
 	     "INSERT INTO verdicts (ts_ms, session_id, queue_id, client, stage,"
 	     " rule, key, action, count, lim, window_ms, delay_ms, reply,"
@@ -398,31 +409,31 @@ agg_cmp(const void *pa, const void *pb)
 	return a->klen < b->klen ? -1 : a->klen > b->klen;
 }
 
-static int
-insert_event(fg_store *st, struct fg_db *d, const struct fg_row *r)
+/* Binds event r to parameters base+1 .. base+EVENT_COLUMNS of s. */
+static void
+bind_event(sqlite3_stmt *s, int base, const struct fg_row *r)
 {
-	sqlite3_stmt *s = d->ins_event;
-	char client[FG_ADDR_STRLEN];
+	sqlite3_bind_int64(s, base + 1, r->time_ms);
+	bind_text(s, base + 2, fg_event_kind_name(r->u.ev.kind));
+	bind_text(s, base + 3, r->u.ev.cls == FG_RCPT_NONE ? NULL
+	                       : fg_rcpt_class_name(r->u.ev.cls));
+	bind_text(s, base + 4, r->client);
+	bind_text(s, base + 5, r->u.ev.network);
+	bind_text(s, base + 6, r->u.ev.helo);
+	bind_text(s, base + 7, r->u.ev.sender);
+	bind_text(s, base + 8, r->u.ev.rcpt);
+	bind_text(s, base + 9, r->queue_id);
+	sqlite3_bind_int64(s, base + 10, (sqlite3_int64)r->session_id);
+	bind_text(s, base + 11, r->u.ev.status);
+}
+
+/* Adds event r to the batch's aggregates, under each of its keys. */
+static int
+count_event(fg_store *st, struct fg_db *d, const struct fg_row *r)
+{
 	enum fg_counter ctrs[2];
 	size_t nctr = 1;
 	uint32_t sec = (uint32_t)(r->time_ms / 1000);
-	int rc;
-
-	sqlite3_bind_int64(s, 1, r->time_ms);
-	bind_text(s, 2, fg_event_kind_name(r->u.ev.kind));
-	bind_text(s, 3, r->u.ev.cls == FG_RCPT_NONE ? NULL
-	                : fg_rcpt_class_name(r->u.ev.cls));
-	bind_text(s, 4, r->has_client ? fg_addr_format(&r->client, client,
-	                                               sizeof(client)) : NULL);
-	bind_text(s, 5, r->u.ev.network);
-	bind_text(s, 6, r->u.ev.helo);
-	bind_text(s, 7, r->u.ev.sender);
-	bind_text(s, 8, r->u.ev.rcpt);
-	bind_text(s, 9, r->queue_id);
-	sqlite3_bind_int64(s, 10, (sqlite3_int64)r->session_id);
-	bind_text(s, 11, r->u.ev.status);
-	if ((rc = run(s)) != SQLITE_OK)
-		return rc;
 
 	switch (r->u.ev.kind) {
 	case FG_EV_CONNECT: ctrs[0] = FG_CNT_CONNECT; break;
@@ -441,17 +452,27 @@ insert_event(fg_store *st, struct fg_db *d, const struct fg_row *r)
 	return SQLITE_OK;
 }
 
+/* Inserts n events (1 or EVENT_GROUP) with one statement: a step per
+ * group rather than per row is most of what an insert costs. */
+static int
+insert_events(struct fg_db *d, const struct fg_row *const *rows, size_t n)
+{
+	sqlite3_stmt *s = n == EVENT_GROUP ? d->ins_events : d->ins_event;
+
+	for (size_t i = 0; i < n; i++)
+		bind_event(s, (int)i * EVENT_COLUMNS, rows[i]);
+	return run(s);
+}
+
 static int
 insert_verdict(struct fg_db *d, const struct fg_row *r)
 {
 	sqlite3_stmt *s = d->ins_verdict;
-	char client[FG_ADDR_STRLEN];
 
 	sqlite3_bind_int64(s, 1, r->time_ms);
 	sqlite3_bind_int64(s, 2, (sqlite3_int64)r->session_id);
 	bind_text(s, 3, r->queue_id);
-	bind_text(s, 4, r->has_client ? fg_addr_format(&r->client, client,
-	                                               sizeof(client)) : NULL);
+	bind_text(s, 4, r->client);
 	bind_text(s, 5, r->u.vd.stage);
 	bind_text(s, 6, r->u.vd.rule);
 	bind_text(s, 7, r->u.vd.key);
@@ -472,6 +493,8 @@ fg_store_db_commit(fg_store *st, struct fg_row *const *rows, size_t n,
                    size_t errlen)
 {
 	struct fg_db *d = st->db;
+	const struct fg_row *group[EVENT_GROUP];
+	size_t ngroup = 0;
 	int rc, moved = 0;
 
 	/* Unlinked or replaced, the file would swallow every commit. */
@@ -489,12 +512,21 @@ fg_store_db_commit(fg_store *st, struct fg_row *const *rows, size_t n,
 	if ((rc = run(d->begin)) != SQLITE_OK)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
-		rc = rows[i]->type == FG_ROW_EVENT
-		     ? insert_event(st, d, rows[i])
-		     : insert_verdict(d, rows[i]);
+		if (rows[i]->type != FG_ROW_EVENT) {
+			rc = insert_verdict(d, rows[i]);
+		} else if ((rc = count_event(st, d, rows[i])) == SQLITE_OK) {
+			group[ngroup++] = rows[i];
+			if (ngroup == EVENT_GROUP) {
+				rc = insert_events(d, group, ngroup);
+				ngroup = 0;
+			}
+		}
 		if (rc != SQLITE_OK)
 			goto fail;
 	}
+	for (size_t i = 0; i < ngroup; i++)
+		if ((rc = insert_events(d, &group[i], 1)) != SQLITE_OK)
+			goto fail;
 	/* In the table's order: neighbouring rows share B-tree pages. */
 	qsort(d->order, d->nagg, sizeof(*d->order), agg_cmp);
 	for (size_t i = 0; i < d->nagg; i++) {

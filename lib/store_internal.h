@@ -53,7 +53,10 @@ struct fg_hnode {
 struct fg_hmap {
 	struct fg_hnode **tab;
 	size_t mask;
-	size_t n;
+	/* Changed under the map's lock; atomic so that a reader may skip
+	 * the lock and the hash when the map is empty (no bans: the usual
+	 * case, asked several times a command). */
+	_Atomic size_t n;
 };
 
 /* A row on its way to the database: one allocation, strings inside. */
@@ -63,8 +66,7 @@ struct fg_row {
 	enum fg_row_type type;
 	int64_t time_ms;
 	uint64_t session_id;
-	bool has_client;
-	fg_addr client;
+	const char *client;     /* text, formatted before the queue */
 	const char *queue_id;
 	union {
 		struct {

@@ -189,6 +189,7 @@ record_keys(struct session *s, const struct fg_facts *f,
 	ev.kind = kind;
 	ev.rcpt_class = kind == FG_EV_RCPT ? f->rcpt_class : FG_RCPT_NONE;
 	ev.client = f->client;
+	ev.client_text = f->client != NULL ? s->client_text : NULL;
 	ev.network = s->network[0] != '\0' ? s->network : NULL;
 	ev.helo = f->helo;
 	ev.sender = f->sender;
@@ -351,6 +352,7 @@ apply(SMFICTX *ctx, struct session *s, enum fg_stage stage,
 	rec.session_id = s->id;
 	rec.queue_id = s->queue_id[0] != '\0' ? s->queue_id : NULL;
 	rec.client = s->has_client ? &s->client : NULL;
+	rec.client_text = s->has_client ? s->client_text : NULL;
 	rec.stage = fg_stage_name(stage);
 	rec.rule = v->rule != NULL ? v->rule->name : (v->banned ? "ban" : NULL);
 	rec.key = v->key;

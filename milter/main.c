@@ -330,6 +330,7 @@ main(int argc, char **argv)
 	 * its own free memory: under a flood of distinct clients that is
 	 * megabytes of RSS for nothing.  The callbacks allocate little. */
 	mallopt(M_ARENA_MAX, 4);
+	fg_store_init_process();
 
 	while ((ch = getopt(argc, argv, "c:fnp:d:u:P:vVh")) != -1) {
 		switch (ch) {
