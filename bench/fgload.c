@@ -4,7 +4,7 @@
  *
  *   fgload -s SOCKET [-c C] [-n SESSIONS] [-t SECONDS] [-m MIX]
  *          [--distinct N] [--delay-threshold-ms MS] [--timeout-ms MS]
- *          [--seed N] [--label TEXT] [-q]
+ *          [--park N] [--park-after-ms MS] [--seed N] [--label TEXT] [-q]
  *
  * Every SMTP session is a new milter connection, as in Postfix: OPTNEG,
  * the connect macros (j {daemon_name} {daemon_addr} v _) and CONNECT,
@@ -39,6 +39,17 @@
  * time that was left when its session began plus 0.2 s, so a run ends
  * within about twice SECONDS even against a filter that never answers
  * (a wait cut after the deadline is "abandoned", not an error).
+ *
+ * --park N: a session whose reply takes longer than --park-after-ms
+ * (default 20; the filter's tarpit holds a reply for seconds) gives up
+ * its place among the C and another session starts, for up to N such
+ * sessions at once, as an MTA with processes to spare goes on serving
+ * other clients while the filter holds one.  Without it, C sessions in
+ * a tarpit stop the load.  (A no-op filter's replies come well within
+ * 20 ms up to c = 64 here; a session parked needlessly only puts one
+ * more in flight.)  "held" counts the sessions still in a delay at the
+ * deadline: the filter served them up to the point where it chose to
+ * hold them, and "served sessions/s" counts them with the completed.
  *
  * Report: sessions/s (those finished by the deadline, over the time up
  * to it); per command the replies by kind (continue, reject,
@@ -180,6 +191,8 @@ struct stats {
 	uint64_t wait_us;     /* delayed replies and waits cut at the deadline */
 	uint64_t legit;       /* legitimate sessions completed by the deadline */
 	uint64_t legit_us;    /* and the time they took, open to QUIT */
+	uint64_t parked;      /* sessions that gave up their place (--park) */
+	uint64_t held;        /* of those, cut in a delay at the deadline */
 	struct cmdstat cmd[C__N];
 	char first_error[256];
 };
@@ -200,6 +213,8 @@ struct opts {
 	int timeout_ms;
 	uint64_t seed;
 	const char *label;
+	unsigned park;
+	int64_t park_after_us;
 	bool quiet;
 };
 
@@ -210,12 +225,18 @@ static struct opts opt = {
 	.mix = MIX_LEGIT,
 	.threshold_us = 500000,
 	.timeout_ms = 30000,
+	.park_after_us = 20000,
 	.seed = 1,
 	.label = "",
 };
 
 static atomic_uint_fast64_t next_session;
 static int64_t deadline_us;
+
+/* Places for sessions not in a delay: C of them (see --park). */
+static pthread_mutex_t place_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t place_cv = PTHREAD_COND_INITIALIZER;
+static unsigned places_free;
 
 /* ---- traffic ------------------------------------------------------ */
 
@@ -328,7 +349,57 @@ struct worker {
 	uint64_t rng;
 	struct stats st;
 	struct mp_reply r;
+	/* for --park: when the reply now awaited was asked for (0: none),
+	 * and whether the session holds one of the C places */
+	_Atomic int64_t wait_since;
+	atomic_bool placed;
+	atomic_bool parked;   /* this session gave its place up */
 };
+
+static void
+place_give(void)
+{
+	pthread_mutex_lock(&place_mu);
+	places_free++;
+	pthread_cond_signal(&place_cv);
+	pthread_mutex_unlock(&place_mu);
+}
+
+/* Waits for a place; false at the deadline. */
+static bool
+place_take(void)
+{
+	bool got = false;
+
+	pthread_mutex_lock(&place_mu);
+	while (places_free == 0 && mp_now_us() < deadline_us) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&place_cv, &place_mu, &ts);
+	}
+	if (places_free > 0 && mp_now_us() < deadline_us) {
+		places_free--;
+		got = true;
+	}
+	pthread_mutex_unlock(&place_mu);
+	return got;
+}
+
+/* The reply to a command is now awaited. */
+static int64_t
+wait_begin(struct worker *w)
+{
+	int64_t now = mp_now_us();
+
+	atomic_store(&w->wait_since, now);
+	return now;
+}
 
 /* What the session does after a reply: go on, stop (the filter
  * accepted the rest), stop because the filter refused, give up. */
@@ -341,6 +412,8 @@ note_error(struct worker *w, enum cmd c, int rc, const char *msg)
 
 	if (rc == MP_E_TIMEOUT && mp_now_us() >= deadline_us) {
 		w->st.abandoned++;
+		if (atomic_load(&w->parked))
+			w->st.held++;
 		return;
 	}
 	switch (rc) {
@@ -387,6 +460,7 @@ account(struct worker *w, mp_conn *m, enum cmd c, int rc, int64_t t0)
 	const struct mp_reply *r = &w->r;
 	enum rkind k;
 
+	atomic_store(&w->wait_since, 0);
 	if (rc < 0) {
 		/* A wait the deadline cut short still held the connection. */
 		int64_t waited = mp_now_us() - t0;
@@ -528,7 +602,7 @@ run_session(struct worker *w, uint64_t index)
 		account(w, m, C_CONNECT, rc, mp_now_us());
 		goto out;
 	}
-	t0 = mp_now_us();
+	t0 = wait_begin(w);
 	rc = mp_connect(m, s.host, s.family,
 	                (uint16_t)(1024 + rnd_below(&w->rng, 60000)), s.addr,
 	                &w->r);
@@ -541,7 +615,7 @@ run_session(struct worker *w, uint64_t index)
 
 	if (past_deadline(w, m))
 		goto out;
-	t0 = mp_now_us();
+	t0 = wait_begin(w);
 	rc = mp_helo(m, s.helo, &w->r);
 	if ((nx = account(w, m, C_HELO, rc, t0)) == N_ERROR)
 		goto out;
@@ -558,7 +632,7 @@ run_session(struct worker *w, uint64_t index)
 		goto out;
 	}
 	argv[0] = s.sender;
-	t0 = mp_now_us();
+	t0 = wait_begin(w);
 	rc = mp_mail(m, argv, 1, &w->r);
 	if ((nx = account(w, m, C_MAIL, rc, t0)) == N_ERROR)
 		goto out;
@@ -591,7 +665,7 @@ run_session(struct worker *w, uint64_t index)
 			goto out;
 		}
 		argv[0] = rcpt;
-		t0 = mp_now_us();
+		t0 = wait_begin(w);
 		rc = mp_rcpt(m, argv, 1, &w->r);
 		if ((nx = account(w, m, C_RCPT, rc, t0)) == N_ERROR)
 			goto out;
@@ -623,13 +697,50 @@ worker_main(void *arg)
 	struct worker *w = arg;
 
 	for (;;) {
-		uint64_t i = atomic_fetch_add(&next_session, 1);
+		uint64_t i;
 
-		if (i >= opt.sessions || mp_now_us() >= deadline_us)
+		if (!place_take())
 			break;
+		i = atomic_fetch_add(&next_session, 1);
+		if (i >= opt.sessions || mp_now_us() >= deadline_us) {
+			place_give();
+			break;
+		}
+		atomic_store(&w->parked, false);
+		atomic_store(&w->placed, true);
 		run_session(w, i);
+		if (atomic_exchange(&w->placed, false))
+			place_give();
+		if (atomic_load(&w->parked))
+			w->st.parked++;
 	}
 	mp_reply_free(&w->r);
+	return NULL;
+}
+
+/* --park: a session waiting longer than the delay threshold gives its
+ * place to a new one (the session itself learns it at its next reply). */
+static void *
+parker_main(void *arg)
+{
+	struct worker *w = arg;
+	unsigned n = opt.threads + opt.park;
+
+	while (mp_now_us() < deadline_us + 500000) {
+		struct timespec ts = {0, 5 * 1000000L};
+		int64_t now = mp_now_us();
+
+		for (unsigned i = 0; i < n; i++) {
+			int64_t since = atomic_load(&w[i].wait_since);
+
+			if (since != 0 && now - since > opt.park_after_us &&
+			    atomic_exchange(&w[i].placed, false)) {
+				atomic_store(&w[i].parked, true);
+				place_give();
+			}
+		}
+		nanosleep(&ts, NULL);
+	}
 	return NULL;
 }
 
@@ -648,6 +759,8 @@ merge(struct stats *to, const struct stats *from)
 	to->wait_us += from->wait_us;
 	to->legit += from->legit;
 	to->legit_us += from->legit_us;
+	to->parked += from->parked;
+	to->held += from->held;
 	for (int e = 0; e < E__N; e++)
 		to->errors[e] += from->errors[e];
 	for (int c = 0; c < C__N; c++) {
@@ -751,6 +864,9 @@ report(const struct stats *st, double wall)
 	double lrate = st->legit_us > 0
 	               ? (double)st->legit * opt.threads /
 	                 ((double)st->legit_us / 1e6) : 0;
+	/* With --park: the sessions served, whether they finished or the
+	 * filter was holding them in a delay at the deadline. */
+	double srate = span > 0 ? (double)(st->in_time + st->held) / span : 0;
 	char rep[2048];
 
 	if (!opt.quiet) {
@@ -759,6 +875,10 @@ report(const struct stats *st, double wall)
 		       "legitimate %.1f/s)\n",
 		       opt.socket, mix_name[opt.mix], opt.threads, rate,
 		       st->in_time, span, urate, lrate);
+		if (opt.park > 0)
+			printf("  parked in a delay %" PRIu64 ", held there at "
+			       "the deadline %" PRIu64 "; served %.1f/s\n",
+			       st->parked, st->held, srate);
 		printf("  started %" PRIu64 ", completed %" PRIu64
 		       " (refused early by the filter %" PRIu64 "), failed %"
 		       PRIu64 ", abandoned at the deadline %" PRIu64
@@ -797,11 +917,13 @@ report(const struct stats *st, double wall)
 	       ",\"in_time\":%" PRIu64 ",\"failed\":%" PRIu64
 	       ",\"abandoned\":%" PRIu64 ",\"hung_up\":%" PRIu64 ",\"sessions_per_s\":%.1f,\"undelayed_sessions_per_s\":%.1f"
 	       ",\"legit_sessions\":%" PRIu64 ",\"legit_sessions_per_s\":%.1f"
-	       ",\"errors\":{",
+	       ",\"park\":%u,\"parked\":%" PRIu64 ",\"held\":%" PRIu64
+	       ",\"served_sessions_per_s\":%.1f,\"errors\":{",
 	       mix_name[opt.mix], opt.threads, opt.distinct,
 	       opt.threshold_us / 1000, wall, st->started, st->completed,
 	       st->refused, st->in_time, st->failed, st->abandoned,
-	       st->hung_up, rate, urate, st->legit, lrate);
+	       st->hung_up, rate, urate, st->legit, lrate, opt.park,
+	       st->parked, st->held, srate);
 	for (int e = 0; e < E__N; e++)
 		printf("%s\"%s\":%" PRIu64, e > 0 ? "," : "", err_name[e],
 		       st->errors[e]);
@@ -833,7 +955,8 @@ usage(FILE *fp)
 	    "usage: fgload -s SOCKET [-c C] [-n SESSIONS] [-t SECONDS] "
 	    "[-m MIX] [--distinct N]\n"
 	    "              [--delay-threshold-ms MS] [--timeout-ms MS] "
-	    "[--seed N] [--label TEXT] [-q]\n"
+	    "[--park N] [--park-after-ms MS]\n"
+	    "              [--seed N] [--label TEXT] [-q]\n"
 	    "  -s SOCKET   the milter: unix:/path, inet:PORT@HOST, "
 	    "inet6:PORT@HOST\n"
 	    "  -c C        concurrent connections (threads), default 1\n"
@@ -846,6 +969,9 @@ usage(FILE *fp)
 	    "leave the latency figures (500)\n"
 	    "  --timeout-ms MS       give up on a reply after MS (30000, "
 	    "Postfix's milter_command_timeout)\n"
+	    "  --park N              up to N sessions in a delay give their "
+	    "place to new ones (0)\n"
+	    "  --park-after-ms MS    ... once a reply is this late (20)\n"
 	    "  --seed N              traffic random seed (1)\n"
 	    "  --label TEXT          copied into the JSON line\n"
 	    "  -q                    only the JSON line\n");
@@ -869,18 +995,23 @@ parse_u64(const char *s, uint64_t *out, uint64_t min, uint64_t max)
 int
 main(int argc, char **argv)
 {
-	enum { O_DISTINCT = 256, O_THRESHOLD, O_TIMEOUT, O_SEED, O_LABEL };
+	enum { O_DISTINCT = 256, O_THRESHOLD, O_TIMEOUT, O_SEED, O_LABEL,
+	       O_PARK, O_PARK_AFTER };
 	static const struct option longopts[] = {
 		{"distinct", required_argument, NULL, O_DISTINCT},
 		{"delay-threshold-ms", required_argument, NULL, O_THRESHOLD},
 		{"timeout-ms", required_argument, NULL, O_TIMEOUT},
 		{"seed", required_argument, NULL, O_SEED},
 		{"label", required_argument, NULL, O_LABEL},
+		{"park", required_argument, NULL, O_PARK},
+		{"park-after-ms", required_argument, NULL, O_PARK_AFTER},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct worker *w;
 	struct stats *total;
+	pthread_t parker;
+	unsigned nworkers;
 	uint64_t v;
 	int64_t t0;
 	double wall;
@@ -942,6 +1073,16 @@ main(int argc, char **argv)
 		case O_LABEL:
 			opt.label = optarg;
 			break;
+		case O_PARK:
+			if (!parse_u64(optarg, &v, 0, 4096))
+				goto bad;
+			opt.park = (unsigned)v;
+			break;
+		case O_PARK_AFTER:
+			if (!parse_u64(optarg, &v, 1, 3600000))
+				goto bad;
+			opt.park_after_us = (int64_t)v * 1000;
+			break;
 		case 'q':
 			opt.quiet = true;
 			break;
@@ -959,7 +1100,9 @@ main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
-	w = calloc(opt.threads, sizeof(*w));
+	nworkers = opt.threads + opt.park;
+	places_free = opt.threads;
+	w = calloc(nworkers, sizeof(*w));
 	total = calloc(1, sizeof(*total));
 	if (w == NULL || total == NULL) {
 		fprintf(stderr, "fgload: out of memory\n");
@@ -969,7 +1112,7 @@ main(int argc, char **argv)
 	t0 = mp_now_us();
 	deadline_us = t0 + (int64_t)(opt.seconds * 1e6);
 	unsigned started = 0;
-	for (unsigned i = 0; i < opt.threads; i++) {
+	for (unsigned i = 0; i < nworkers; i++) {
 		w[i].id = i;
 		w[i].rng = opt.seed * UINT64_C(0x100000001b3) + i;
 		if (pthread_create(&w[i].thread, NULL, worker_main, &w[i]) != 0) {
@@ -979,13 +1122,23 @@ main(int argc, char **argv)
 		}
 		started++;
 	}
-	if (started == 0)
+	if (started < opt.threads) {
+		/* (the rest stop at the deadline) */
+		fprintf(stderr, "fgload: only %u of %u threads\n", started,
+		        nworkers);
 		return 1;
-	opt.threads = started;
+	}
+	if (opt.park > 0 && (started < nworkers ||
+	    pthread_create(&parker, NULL, parker_main, w) != 0)) {
+		fprintf(stderr, "fgload: cannot start the parking threads\n");
+		return 1;
+	}
 	for (unsigned i = 0; i < started; i++) {
 		pthread_join(w[i].thread, NULL);
 		merge(total, &w[i].st);
 	}
+	if (opt.park > 0)
+		pthread_join(parker, NULL);
 	wall = (double)(mp_now_us() - t0) / 1e6;
 	report(total, wall);
 	free(w);
@@ -996,6 +1149,8 @@ bad:
 	        ch < 256 ? ch : '-',
 	        ch == O_DISTINCT ? "-distinct" : ch == O_THRESHOLD
 	            ? "-delay-threshold-ms" : ch == O_TIMEOUT ? "-timeout-ms"
-	            : ch == O_SEED ? "-seed" : "", optarg);
+	            : ch == O_SEED ? "-seed" : ch == O_PARK ? "-park"
+	            : ch == O_PARK_AFTER ? "-park-after-ms" : "",
+	        optarg);
 	return 2;
 }
