@@ -4,7 +4,8 @@
  *
  *   fgload -s SOCKET [-c C] [-n SESSIONS] [-t SECONDS] [-m MIX]
  *          [--distinct N] [--delay-threshold-ms MS] [--timeout-ms MS]
- *          [--park N] [--park-after-ms MS] [--seed N] [--label TEXT] [-q]
+ *          [--park N] [--park-after-ms MS] [--rate R] [--seed N]
+ *          [--label TEXT] [-q]
  *
  * Every SMTP session is a new milter connection, as in Postfix: OPTNEG,
  * the connect macros (j {daemon_name} {daemon_addr} v _) and CONNECT,
@@ -39,6 +40,9 @@
  * time that was left when its session began plus 0.2 s, so a run ends
  * within about twice SECONDS even against a filter that never answers
  * (a wait cut after the deadline is "abandoned", not an error).
+ *
+ * --rate R: session i starts no earlier than i / R seconds into the run
+ * (an open loop of R sessions/s at most, for long runs at a set pace).
  *
  * --park N: a session whose reply takes longer than --park-after-ms
  * (default 20; the filter's tarpit holds a reply for seconds) gives up
@@ -215,6 +219,7 @@ struct opts {
 	const char *label;
 	unsigned park;
 	int64_t park_after_us;
+	double rate;          /* sessions/s at most; 0: as fast as it goes */
 	bool quiet;
 };
 
@@ -231,7 +236,7 @@ static struct opts opt = {
 };
 
 static atomic_uint_fast64_t next_session;
-static int64_t deadline_us;
+static int64_t start_us, deadline_us;
 
 /* Places for sessions not in a delay: C of them (see --park). */
 static pthread_mutex_t place_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -706,6 +711,23 @@ worker_main(void *arg)
 			place_give();
 			break;
 		}
+		if (opt.rate > 0) {
+			int64_t at = start_us + (int64_t)((double)i * 1e6 /
+			                                  opt.rate);
+			int64_t now = mp_now_us();
+
+			if (at >= deadline_us) {
+				place_give();
+				break;
+			}
+			if (at > now) {
+				struct timespec ts = {
+					(time_t)((at - now) / 1000000),
+					(long)((at - now) % 1000000) * 1000,
+				};
+				nanosleep(&ts, NULL);
+			}
+		}
 		atomic_store(&w->parked, false);
 		atomic_store(&w->placed, true);
 		run_session(w, i);
@@ -955,7 +977,7 @@ usage(FILE *fp)
 	    "usage: fgload -s SOCKET [-c C] [-n SESSIONS] [-t SECONDS] "
 	    "[-m MIX] [--distinct N]\n"
 	    "              [--delay-threshold-ms MS] [--timeout-ms MS] "
-	    "[--park N] [--park-after-ms MS]\n"
+	    "[--park N] [--park-after-ms MS] [--rate R]\n"
 	    "              [--seed N] [--label TEXT] [-q]\n"
 	    "  -s SOCKET   the milter: unix:/path, inet:PORT@HOST, "
 	    "inet6:PORT@HOST\n"
@@ -972,6 +994,7 @@ usage(FILE *fp)
 	    "  --park N              up to N sessions in a delay give their "
 	    "place to new ones (0)\n"
 	    "  --park-after-ms MS    ... once a reply is this late (20)\n"
+	    "  --rate R              start at most R sessions a second\n"
 	    "  --seed N              traffic random seed (1)\n"
 	    "  --label TEXT          copied into the JSON line\n"
 	    "  -q                    only the JSON line\n");
@@ -996,7 +1019,7 @@ int
 main(int argc, char **argv)
 {
 	enum { O_DISTINCT = 256, O_THRESHOLD, O_TIMEOUT, O_SEED, O_LABEL,
-	       O_PARK, O_PARK_AFTER };
+	       O_PARK, O_PARK_AFTER, O_RATE };
 	static const struct option longopts[] = {
 		{"distinct", required_argument, NULL, O_DISTINCT},
 		{"delay-threshold-ms", required_argument, NULL, O_THRESHOLD},
@@ -1005,6 +1028,7 @@ main(int argc, char **argv)
 		{"label", required_argument, NULL, O_LABEL},
 		{"park", required_argument, NULL, O_PARK},
 		{"park-after-ms", required_argument, NULL, O_PARK_AFTER},
+		{"rate", required_argument, NULL, O_RATE},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1078,6 +1102,13 @@ main(int argc, char **argv)
 				goto bad;
 			opt.park = (unsigned)v;
 			break;
+		case O_RATE:
+			errno = 0;
+			opt.rate = strtod(optarg, &end);
+			if (errno != 0 || end == optarg || *end != '\0' ||
+			    !(opt.rate > 0) || opt.rate > 1e7)
+				goto bad;
+			break;
 		case O_PARK_AFTER:
 			if (!parse_u64(optarg, &v, 1, 3600000))
 				goto bad;
@@ -1109,7 +1140,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	t0 = mp_now_us();
+	t0 = start_us = mp_now_us();
 	deadline_us = t0 + (int64_t)(opt.seconds * 1e6);
 	unsigned started = 0;
 	for (unsigned i = 0; i < nworkers; i++) {
@@ -1150,7 +1181,8 @@ bad:
 	        ch == O_DISTINCT ? "-distinct" : ch == O_THRESHOLD
 	            ? "-delay-threshold-ms" : ch == O_TIMEOUT ? "-timeout-ms"
 	            : ch == O_SEED ? "-seed" : ch == O_PARK ? "-park"
-	            : ch == O_PARK_AFTER ? "-park-after-ms" : "",
+	            : ch == O_PARK_AFTER ? "-park-after-ms"
+	            : ch == O_RATE ? "-rate" : "",
 	        optarg);
 	return 2;
 }

@@ -42,6 +42,12 @@
 #                        distinct addresses (default 1000000) against
 #                        floodgate, its RSS sampled every second (a few
 #                        minutes)
+#   --flood-rate R       with --flood-rss: at R sessions a second, RSS
+#                        sampled every 10 s, until --flood-addresses
+#                        have come; for a run past the 1 h horizon, where
+#                        counters of old addresses expire (e.g. 300 and
+#                        1350000: 75 minutes, 1.08M addresses within
+#                        the hour at the end)
 #   --json FILE          also write every run's raw figures (JSON lines)
 #   --keep               keep the work directory (logs, databases)
 #
@@ -59,6 +65,7 @@ src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$src/build/release
 quick=0 do_milter=1 do_postfix=1 rounds=3 seconds='' keep=0 json_out=''
 big_db=0 prefill_events=10000000 big_db_file='' flood_rss=0 flood_n=1000000
+flood_rate=
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 usage() { sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
@@ -76,6 +83,7 @@ while [ $# -gt 0 ]; do
 	--big-db-file) big_db_file=${2:?--big-db-file PATH}; shift ;;
 	--flood-rss) flood_rss=1 ;;
 	--flood-addresses) flood_n=${2:?--flood-addresses N}; shift ;;
+	--flood-rate) flood_rate=${2:?--flood-rate R}; shift ;;
 	--json) json_out=${2:?--json FILE}; shift ;;
 	--keep) keep=1 ;;
 	-h | --help) usage; exit 0 ;;
@@ -320,19 +328,24 @@ postfix_run() {
 # ---- the flood RSS curve ------------------------------------------------------
 
 flood_rss_run() {
-	local db=$work/flood.db rss0 max=0 t=0 out rss
-	echo "== connect flood from $flood_n distinct addresses (fgload -m flood --distinct $flood_n -c 8)"
+	local db=$work/flood.db rss0 max=0 t=0 out rss every=1 secs=900 pace=()
+	if [ -n "$flood_rate" ]; then
+		every=10
+		secs=$(awk -v n="$flood_n" -v r="$flood_rate" 'BEGIN { printf "%d", n / r + 60 }')
+		pace=(--rate "$flood_rate")
+	fi
+	echo "== connect flood from $flood_n distinct addresses (fgload -m flood --distinct $flood_n -c 8 ${pace[*]})"
 	start_filter floodgate flood "$db" || die "floodgate did not start"
 	rss0=$(awk '/^VmRSS/ { print $2 }' "/proc/$filter_pid/status")
 	echo "floodgate started in ${start_secs}s, VmRSS ${rss0} kB"
 	"$LOAD" -q -s "unix:$filter_sock" -c 8 -m flood --distinct "$flood_n" -n "$flood_n" \
-		-t 900 --label flood-rss >"$work/flood.out" 2>&1 &
+		-t "$secs" "${pace[@]}" --label flood-rss >"$work/flood.out" 2>&1 &
 	local load_pid=$!
 	sampler_pid=$load_pid
 	printf '%6s %10s\n' seconds 'VmRSS kB'
 	while kill -0 "$load_pid" 2>/dev/null; do
-		sleep 1
-		t=$((t + 1))
+		sleep "$every"
+		t=$((t + every))
 		rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$filter_pid/status" 2>/dev/null) || rss=0
 		[ -n "$rss" ] || rss=0
 		[ "$rss" -gt "$max" ] && max=$rss
