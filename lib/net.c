@@ -515,7 +515,7 @@ fg_prefix_format(const fg_prefix *p, char *buf, size_t size)
 		size_t n = strlen(addr);
 		char *e;
 
-		memcpy(tmp, addr, n);
+		memcpy(tmp, addr, n + 1);
 		tmp[n] = '/';
 		e = put_u(tmp + n + 1, p->len);
 		*e = '\0';
