@@ -1,0 +1,76 @@
+#!/bin/bash
+# The benchmark's load generator, bench/fgload, against the no-op filter
+# and the real daemon: it completes sessions without errors, --rate
+# paces them, and --park lets sessions held in floodgate's tarpit give
+# their place to new ones, which is what bench/run.sh reports for mixed
+# traffic.  (Speed is not asserted here: bench/run.sh measures it.)
+. "$(dirname "$0")/lib.sh"
+
+LOAD=$FG_BUILD_DIR/bench/fgload
+NOOP=$FG_BUILD_DIR/bench/noop_milter
+if [ "${FG_BENCH:-ON}" != ON ]; then
+	echo "# bench/ is not built (FG_BENCH=OFF): nothing to test"
+	done_testing
+fi
+
+# field JSON NAME: a number from fgload's JSON line.
+field() {
+	python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' \
+		"$1" "$2"
+}
+load() {	# load SOCKET-NAME fgload-options...: the JSON line
+	local name=$1; shift
+	"$LOAD" -q -s "unix:$T/$name.sock" "$@" 2>>"$T/load.err" |
+		sed -n 's/^JSON //p'
+}
+
+# ---- the no-op filter ----
+"$NOOP" -f -m 0600 -p "unix:$T/noop.sock" 2>"$T/noop.log" &
+fg_pids+=("$!")
+wait_for "[ -S '$T/noop.sock' ]" 15 || { echo "not ok - noop_milter did not start"; exit 1; }
+
+j=$(load noop -c 4 -n 300 -t 60 -m mix)
+is "$(field "$j" completed)" 300 "fgload completes 300 mixed sessions against the no-op filter"
+is "$(field "$j" failed)" 0 "... without an error"
+is "$(field "$j" parked)" 0 "... and parks none without --park"
+
+# Session i starts no earlier than i / R s: 1 s at 50/s starts 50.
+j=$(load noop -c 4 -n 1000 -t 1 -m legit --rate 50)
+started=$(field "$j" started)
+ok "--rate 50 for 1 s starts 45 to 50 sessions (started $started)" \
+	test "$started" -ge 45 -a "$started" -le 50
+
+# ---- floodgate's tarpit ----
+fg_conf "$T/b.conf" <<'EOF2'
+exempt = { networks = [ ]; };
+rules = (
+	{ name = "dictionary"; type = "invalid_recipients"; per = "network";
+	  prefix4 = 24; limit = 2; window = "1h";
+	  action = "delay"; delay = "1s"; }
+);
+EOF2
+fg_start b "$T/b.conf" || exit 1
+
+# Two connections, mixed traffic: both soon sit in the tarpit, 1 s a
+# reply, unless they may give their place to the next session.
+j=$(load b -c 2 -t 2 -m mix)
+stuck=$(field "$j" completed)
+j=$(load b -c 2 -t 2 -m mix --park 32)
+parked=$(field "$j" parked) completed=$(field "$j" completed)
+held=$(field "$j" held)
+ok "with --park, sessions in the tarpit give their place (parked $parked)" \
+	[ "$parked" -ge 2 ]
+ok "... and more sessions complete than without ($completed > $stuck)" \
+	[ "$completed" -gt "$stuck" ]
+is "$(field "$j" failed)" 0 "... without an error"
+served=$(python3 -c 'import sys; print(int(float(sys.argv[1]) * 2 + 0.5))' \
+	"$(field "$j" served_sessions_per_s)")
+is "$served" "$(( $(field "$j" in_time) + held ))" \
+	"served sessions/s counts the completed and the held ones"
+ok "the tarpit shows as delayed replies" \
+	[ "$(python3 -c 'import json, sys; print(sum(c["delayed"] for c in json.loads(sys.argv[1])["commands"].values()))' "$j")" -ge 1 ]
+
+ok "floodgate is still running" kill -0 "$FG_PID"
+ok "no sanitizer report from fgload, noop_milter or floodgate" \
+	bash -c "! grep -l 'Sanitizer' '$T/load.err' '$T/noop.log' '$T/b.log'"
+done_testing
