@@ -396,6 +396,14 @@ place_take(void)
 	return got;
 }
 
+static void
+sleep_us(int64_t us)
+{
+	struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
+
+	nanosleep(&ts, NULL);
+}
+
 /* The reply to a command is now awaited. */
 static int64_t
 wait_begin(struct worker *w)
@@ -580,8 +588,7 @@ run_session(struct worker *w, uint64_t index)
 	if (rc < 0) {
 		note_error(w, C_OPEN, rc, err);
 		/* Do not spin on a socket that is gone. */
-		struct timespec ts = {0, 1000000};
-		nanosleep(&ts, NULL);
+		sleep_us(1000);
 		return;
 	}
 	time_reply(w, C_OPEN, mp_now_us() - t0);
@@ -696,6 +703,23 @@ out:
 	mp_close(m);
 }
 
+/* --rate: waits until session i is due; false if that is past the
+ * deadline. */
+static bool
+pace(uint64_t i)
+{
+	int64_t at, now;
+
+	if (opt.rate <= 0)
+		return true;
+	at = start_us + (int64_t)((double)i * 1e6 / opt.rate);
+	if (at >= deadline_us)
+		return false;
+	if (at > (now = mp_now_us()))
+		sleep_us(at - now);
+	return true;
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -707,26 +731,10 @@ worker_main(void *arg)
 		if (!place_take())
 			break;
 		i = atomic_fetch_add(&next_session, 1);
-		if (i >= opt.sessions || mp_now_us() >= deadline_us) {
+		if (i >= opt.sessions || mp_now_us() >= deadline_us ||
+		    !pace(i)) {
 			place_give();
 			break;
-		}
-		if (opt.rate > 0) {
-			int64_t at = start_us + (int64_t)((double)i * 1e6 /
-			                                  opt.rate);
-			int64_t now = mp_now_us();
-
-			if (at >= deadline_us) {
-				place_give();
-				break;
-			}
-			if (at > now) {
-				struct timespec ts = {
-					(time_t)((at - now) / 1000000),
-					(long)((at - now) % 1000000) * 1000,
-				};
-				nanosleep(&ts, NULL);
-			}
 		}
 		atomic_store(&w->parked, false);
 		atomic_store(&w->placed, true);
@@ -740,8 +748,8 @@ worker_main(void *arg)
 	return NULL;
 }
 
-/* --park: a session waiting longer than the delay threshold gives its
- * place to a new one (the session itself learns it at its next reply). */
+/* --park: a session waiting longer than --park-after-ms gives its place
+ * to a new one (the session itself learns it at its next reply). */
 static void *
 parker_main(void *arg)
 {
@@ -749,7 +757,6 @@ parker_main(void *arg)
 	unsigned n = opt.threads + opt.park;
 
 	while (mp_now_us() < deadline_us + 500000) {
-		struct timespec ts = {0, 5 * 1000000L};
 		int64_t now = mp_now_us();
 
 		for (unsigned i = 0; i < n; i++) {
@@ -761,7 +768,7 @@ parker_main(void *arg)
 				place_give();
 			}
 		}
-		nanosleep(&ts, NULL);
+		sleep_us(5000);
 	}
 	return NULL;
 }
@@ -1015,6 +1022,30 @@ parse_u64(const char *s, uint64_t *out, uint64_t min, uint64_t max)
 	return true;
 }
 
+static bool
+parse_double(const char *s, double *out, double max)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !(v > 0) || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* The name of option ch for messages: "-c", "--rate". */
+static void
+option_name(int ch, const struct option *longopts, char *buf, size_t size)
+{
+	snprintf(buf, size, "-%c", ch);
+	for (; longopts->name != NULL; longopts++)
+		if (longopts->val == ch)
+			snprintf(buf, size, "--%s", longopts->name);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1035,11 +1066,11 @@ main(int argc, char **argv)
 	struct worker *w;
 	struct stats *total;
 	pthread_t parker;
+	char name[32];
 	unsigned nworkers;
 	uint64_t v;
 	int64_t t0;
 	double wall;
-	char *end;
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "s:c:n:t:m:qh", longopts,
@@ -1058,10 +1089,7 @@ main(int argc, char **argv)
 				goto bad;
 			break;
 		case 't':
-			errno = 0;
-			opt.seconds = strtod(optarg, &end);
-			if (errno != 0 || end == optarg || *end != '\0' ||
-			    !(opt.seconds > 0) || opt.seconds > 86400)
+			if (!parse_double(optarg, &opt.seconds, 86400))
 				goto bad;
 			break;
 		case 'm':
@@ -1103,10 +1131,7 @@ main(int argc, char **argv)
 			opt.park = (unsigned)v;
 			break;
 		case O_RATE:
-			errno = 0;
-			opt.rate = strtod(optarg, &end);
-			if (errno != 0 || end == optarg || *end != '\0' ||
-			    !(opt.rate > 0) || opt.rate > 1e7)
+			if (!parse_double(optarg, &opt.rate, 1e7))
 				goto bad;
 			break;
 		case O_PARK_AFTER:
@@ -1176,13 +1201,7 @@ main(int argc, char **argv)
 	free(total);
 	return 0;
 bad:
-	fprintf(stderr, "fgload: bad value for -%c%s: %s\n",
-	        ch < 256 ? ch : '-',
-	        ch == O_DISTINCT ? "-distinct" : ch == O_THRESHOLD
-	            ? "-delay-threshold-ms" : ch == O_TIMEOUT ? "-timeout-ms"
-	            : ch == O_SEED ? "-seed" : ch == O_PARK ? "-park"
-	            : ch == O_PARK_AFTER ? "-park-after-ms"
-	            : ch == O_RATE ? "-rate" : "",
-	        optarg);
+	option_name(ch, longopts, name, sizeof(name));
+	fprintf(stderr, "fgload: bad value for %s: %s\n", name, optarg);
 	return 2;
 }
