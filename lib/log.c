@@ -135,17 +135,16 @@ fg_sanitize(char *dst, size_t size, const char *src)
 	if (src == NULL)
 		src = "-";
 	/* The usual case, printable ASCII that fits, in one pass. */
-	for (o = 0; o < size; o++) {
-		unsigned char ch = (unsigned char)src[o];
+	for (size_t i = 0; i < size; i++) {
+		unsigned char ch = (unsigned char)src[i];
 
 		if (ch == '\0') {
-			memcpy(dst, src, o + 1);
+			memcpy(dst, src, i + 1);
 			return dst;
 		}
 		if (ch < 0x20 || ch >= 0x7f || ch == '\\')
 			break;
 	}
-	o = 0;
 	/* Everything fits: copy it all. */
 	for (p = (const unsigned char *)src; *p != '\0' && need < size; p++)
 		need += escape_byte(*p, enc);

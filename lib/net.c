@@ -498,11 +498,13 @@ fg_prefix_contains(const fg_prefix *p, const fg_addr *a)
 	return ((p->addr.bytes[full] ^ a->bytes[full]) & (0xff00u >> rem)) == 0;
 }
 
+_Static_assert(FG_PREFIX_STRLEN >= FG_ADDR_STRLEN + 4,
+               "a prefix is its address, '/' and up to 3 digits");
+
 char *
 fg_prefix_format(const fg_prefix *p, char *buf, size_t size)
 {
-	char tmp[FG_PREFIX_STRLEN];
-	char addr[FG_ADDR_STRLEN];
+	char tmp[FG_PREFIX_STRLEN], *e;
 
 	if (buf == NULL)
 		return NULL;
@@ -510,16 +512,10 @@ fg_prefix_format(const fg_prefix *p, char *buf, size_t size)
 		copy_out(buf, size, "?");
 		return buf;
 	}
-	fg_addr_format(&p->addr, addr, sizeof(addr));
-	{
-		size_t n = strlen(addr);
-		char *e;
-
-		memcpy(tmp, addr, n + 1);
-		tmp[n] = '/';
-		e = put_u(tmp + n + 1, p->len);
-		*e = '\0';
-	}
+	fg_addr_format(&p->addr, tmp, sizeof(tmp));
+	e = tmp + strlen(tmp);
+	*e++ = '/';
+	*put_u(e, p->len) = '\0';
 	copy_out(buf, size, tmp);
 	return buf;
 }
