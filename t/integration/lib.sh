@@ -100,6 +100,9 @@ fg_conf() {		# fg_conf FILE [extra lines on stdin]
 	} >"$1"
 }
 
+# jq-like: py EXPR reads one JSON document on stdin as d, prints EXPR.
+py() { python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
+
 # miltc with a script on stdin against socket NAME.
 miltc() {		# miltc NAME [miltc options...] < script
 	local name=$1; shift

@@ -14,10 +14,7 @@ if [ "${FG_BENCH:-ON}" != ON ]; then
 fi
 
 # field JSON NAME: a number from fgload's JSON line.
-field() {
-	python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' \
-		"$1" "$2"
-}
+field() { py "d['$2']" <<<"$1"; }
 load() {	# load SOCKET-NAME fgload-options...: the JSON line
 	local name=$1; shift
 	"$LOAD" -q -s "unix:$T/$name.sock" "$@" 2>>"$T/load.err" |
@@ -63,12 +60,11 @@ ok "with --park, sessions in the tarpit give their place (parked $parked)" \
 ok "... and more sessions complete than without ($completed > $stuck)" \
 	[ "$completed" -gt "$stuck" ]
 is "$(field "$j" failed)" 0 "... without an error"
-served=$(python3 -c 'import sys; print(int(float(sys.argv[1]) * 2 + 0.5))' \
-	"$(field "$j" served_sessions_per_s)")
+served=$(py 'int(d["served_sessions_per_s"] * 2 + 0.5)' <<<"$j")
 is "$served" "$(( $(field "$j" in_time) + held ))" \
 	"served sessions/s counts the completed and the held ones"
 ok "the tarpit shows as delayed replies" \
-	[ "$(python3 -c 'import json, sys; print(sum(c["delayed"] for c in json.loads(sys.argv[1])["commands"].values()))' "$j")" -ge 1 ]
+	[ "$(py 'sum(c["delayed"] for c in d["commands"].values())' <<<"$j")" -ge 1 ]
 
 ok "floodgate is still running" kill -0 "$FG_PID"
 ok "no sanitizer report from fgload, noop_milter or floodgate" \

@@ -28,8 +28,6 @@ fg_start c "$T/c.conf" || exit 1
 db=$T/c.db
 
 ctl() { "$CTL" -c "$T/c.conf" -d "$db" "$@"; }
-# jq-like: py EXPR reads one JSON document on stdin as d, prints EXPR.
-py() { python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
 unknown() {	# unknown USER: an RCPT the MTA refused as an unknown user
 	printf 'macro stage=R {rcpt_mailer}=error {rcpt_host}=5.1.1 "{rcpt_addr}=User unknown"\nrcpt <%s@example.org>\n' "$1"
 }
