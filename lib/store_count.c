@@ -19,19 +19,46 @@
  * Most keys of a flood see one or two events and are never asked about
  * again, so a key starts with three packed inline cells (second, counter,
  * n) and moves to per-counter series only when it outgrows them.  Such a
- * key costs one allocation of 40 bytes plus its name (an IPv4 address
- * fits a 64-byte malloc chunk) and a bucket pointer.  Dropping what fell
+ * key costs 40 bytes plus its name and a bucket pointer.  Dropping what fell
  * out of the horizon only moves a series' start; the dead prefix is
  * reclaimed when the series next has to grow, so expiry stays cheap for
  * keys with a day of buckets.
+ *
+ * Entries of keys up to 47 bytes (every address and network) live in
+ * fixed-size slots carved from per-shard slabs, 56 bytes for an IPv4
+ * address: an expired entry's slot goes on its shard's free list, and the
+ * next key of that size on the shard takes it.  Under a flood the keys
+ * are created by whichever callback thread, in whichever malloc arena,
+ * and freed by the expiry sweep; with plain malloc each arena's free
+ * memory drifts and the heap keeps growing long after the number of live
+ * keys has settled.  With the slabs, memory follows the peak number of
+ * live keys and stays there.  Slabs go back only when the store is freed.
  *
  * Time: an event is filed at max(its second, the key's newest second), so
  * every series only ever grows at its end; a count treats seconds later
  * than now as now (both as store.h documents for a clock stepped back).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FG_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define FG_ASAN 1
+#endif
+#ifdef FG_ASAN
+#include <sanitizer/asan_interface.h>
+#define SLOT_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define SLOT_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define SLOT_POISON(p, n) ((void)(p), (void)(n))
+#define SLOT_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 #include "fg.h"
 #include "store_internal.h"
@@ -42,6 +69,8 @@
 #define CELL_NMAX 0x1fff
 #define SHARD_MIN 64
 #define EXPIRE_SLICE 1024 /* buckets examined per shard lock hold */
+#define SLAB_BYTES 8192
+#define SLOT_CLASSES 2
 
 struct bk {
 	uint32_t sec;
@@ -73,11 +102,27 @@ _Static_assert(sizeof(((struct kent *)0)->data) >= sizeof(struct big *),
                "a struct big pointer fits the cells");
 _Static_assert(sizeof(struct kent) == 40, "a key entry is 40 bytes");
 
+/* Slot sizes: an entry with a key of up to 15 bytes (an IPv4 address,
+ * "255.255.255.255"), and up to 47 (IPv6 addresses, networks). */
+static const uint32_t slot_size[SLOT_CLASSES] = {
+	sizeof(struct kent) + 16, sizeof(struct kent) + 48,
+};
+
+struct slab {
+	struct slab *next;
+	unsigned char slot[]; /* pointer-aligned, as slot sizes are */
+};
+
 struct fg_shard {
 	_Alignas(64) pthread_mutex_t mu;
 	struct kent **tab;
 	uint32_t mask;
 	uint32_t n;
+	/* Under mu, like the table. */
+	struct kent *freel[SLOT_CLASSES]; /* free slots, chained by next */
+	unsigned char *fresh[SLOT_CLASSES]; /* never used slots of a slab */
+	uint32_t nfresh[SLOT_CLASSES];
+	struct slab *slabs;
 };
 
 struct cell {
@@ -187,8 +232,51 @@ fg_store_count_init(fg_store *st)
 	return 0;
 }
 
+/* The slot class of an entry with a key of klen bytes; -1: malloc. */
+static int
+slot_class(size_t klen)
+{
+	for (int c = 0; c < SLOT_CLASSES; c++)
+		if (sizeof(struct kent) + klen + 1 <= slot_size[c])
+			return c;
+	return -1;
+}
+
+/* Memory for an entry with a key of klen bytes; NULL if out of memory. */
+static struct kent *
+kent_alloc(struct fg_shard *sh, size_t klen)
+{
+	int c = slot_class(klen);
+	struct kent *e;
+
+	if (c < 0)
+		return malloc(sizeof(*e) + klen + 1);
+	if ((e = sh->freel[c]) != NULL) {
+		SLOT_UNPOISON(e, slot_size[c]);
+		sh->freel[c] = e->next;
+		return e;
+	}
+	if (sh->nfresh[c] == 0) {
+		struct slab *s = malloc(SLAB_BYTES);
+
+		if (s == NULL)
+			return NULL;
+		s->next = sh->slabs;
+		sh->slabs = s;
+		sh->fresh[c] = s->slot;
+		sh->nfresh[c] =
+		    (SLAB_BYTES - offsetof(struct slab, slot)) / slot_size[c];
+		SLOT_POISON(s->slot, SLAB_BYTES - offsetof(struct slab, slot));
+	}
+	e = (struct kent *)(void *)sh->fresh[c];
+	SLOT_UNPOISON(e, slot_size[c]);
+	sh->fresh[c] += slot_size[c];
+	sh->nfresh[c]--;
+	return e;
+}
+
 static void
-kent_free(struct kent *e)
+kent_free_big(struct kent *e)
 {
 	if (e->ncell == KENT_BIG) {
 		struct big *big = big_of(e);
@@ -197,7 +285,21 @@ kent_free(struct kent *e)
 			free(big->s[c]);
 		free(big);
 	}
-	free(e);
+}
+
+static void
+kent_free(struct fg_shard *sh, struct kent *e)
+{
+	int c = slot_class(e->klen);
+
+	kent_free_big(e);
+	if (c < 0) {
+		free(e);
+		return;
+	}
+	e->next = sh->freel[c];
+	sh->freel[c] = e;
+	SLOT_POISON(e, slot_size[c]);
 }
 
 void
@@ -213,8 +315,17 @@ fg_store_count_free(fg_store *st)
 
 			for (e = sh->tab[b]; e != NULL; e = next) {
 				next = e->next;
-				kent_free(e);
+				kent_free_big(e);
+				if (slot_class(e->klen) < 0)
+					free(e);
 			}
+		}
+		while (sh->slabs != NULL) {
+			struct slab *s = sh->slabs;
+
+			sh->slabs = s->next;
+			SLOT_UNPOISON(s, SLAB_BYTES);
+			free(s);
 		}
 		free(sh->tab);
 		pthread_mutex_destroy(&sh->mu);
@@ -276,7 +387,7 @@ shard_get(fg_store *st, struct fg_shard *sh, uint64_t h, const char *key,
 
 	if (e != NULL)
 		return e;
-	if (klen > UINT16_MAX || (e = malloc(sizeof(*e) + klen + 1)) == NULL)
+	if (klen > UINT16_MAX || (e = kent_alloc(sh, klen)) == NULL)
 		return NULL;
 	memset(e, 0, sizeof(*e));
 	e->klen = (uint16_t)klen;
@@ -303,7 +414,7 @@ shard_unlink(fg_store *st, struct fg_shard *sh, uint64_t h, struct kent *e)
 	*pp = e->next;
 	sh->n--;
 	atomic_fetch_sub(&st->nkeys, 1);
-	kent_free(e);
+	kent_free(sh, e);
 }
 
 /* First live bucket with sec > cutoff (len if none). */
@@ -646,7 +757,7 @@ fg_store_count_expire(fg_store *st, int64_t cutoff)
 					*pp = e->next;
 					sh->n--;
 					atomic_fetch_sub(&st->nkeys, 1);
-					kent_free(e);
+					kent_free(sh, e);
 				}
 			}
 			more = b <= sh->mask;

@@ -604,6 +604,59 @@ test_many_keys(void)
 	fg_store_close(st);
 }
 
+/*
+ * Keys come and go by the thousand, of every length around the slot
+ * sizes (15/16 and 47/48 bytes): an entry that takes an expired key's
+ * place starts empty, and keys of each length count on their own.
+ */
+static void
+slot_key(char *key, size_t size, int gen, int i)
+{
+	static const int lens[] = {7, 15, 16, 30, 47, 48, 100};
+	int len = lens[i % (int)FG_NELEM(lens)];
+	int n = snprintf(key, size, "%d.%d.", gen, i);
+
+	while (n < len)
+		key[n++] = 'k';
+	key[n] = '\0';
+}
+
+static void
+test_slot_reuse(void)
+{
+	fg_store *st = open_mem(HOUR, T0);
+	struct fg_store_stats s;
+	char key[128];
+	int bad = 0;
+
+	for (int gen = 0; gen < 3; gen++) {
+		int64_t t = T0 + gen * 2 * HOUR;
+
+		for (int i = 0; i < 5000; i++) {
+			slot_key(key, sizeof(key), gen, i);
+			for (int k = 0; k <= (i + gen) % 3; k++)
+				rec1(st, t, FG_EV_CONNECT, FG_RCPT_NONE, key);
+			if (i % 5 == gen)
+				fg_store_conn_acquire(st, key);
+		}
+		for (int i = 0; i < 5000; i++) {
+			slot_key(key, sizeof(key), gen, i);
+			if (fg_store_count(st, key, FG_CNT_CONNECT, HOUR, t) !=
+			        (i + gen) % 3 + 1 ||
+			    fg_store_conn_count(st, key) != (i % 5 == gen))
+				bad++;
+			if (i % 5 == gen)
+				fg_store_conn_release(st, key);
+		}
+		fg_store_expire(st, t + HOUR);
+		fg_store_get_stats(st, &s);
+		if (s.keys != 0)
+			bad++;
+	}
+	is_int(bad, 0, "slot reuse: three generations of keys, each exact");
+	fg_store_close(st);
+}
+
 static void
 test_verdict(void)
 {
@@ -651,6 +704,7 @@ main(void)
 	test_levels();
 	test_bans();
 	test_many_keys();
+	test_slot_reuse();
 	test_verdict();
 	return tap_done();
 }
