@@ -31,6 +31,9 @@
 #                        1 s runs; Postfix at c = 16 only, short runs
 #   --milter-only        only part 1;  --postfix-only: only part 2
 #   --rounds N           rounds per filter and case (default 3, at least 3)
+#   --pf-rounds N        rounds of the Postfix part (default 5, quick 3)
+#   --pf-sessions N      smtp-source sessions per Postfix run (default
+#                        3000, quick 1000)
 #   --seconds S          length of one milter-protocol run (default 3, quick 1)
 #   --big-db             floodgate's database is, at every run, a fresh
 #                        copy of one pre-filled with --prefill-events
@@ -64,6 +67,7 @@ set -uo pipefail
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$src/build/release
 quick=0 do_milter=1 do_postfix=1 rounds=3 seconds='' keep=0 json_out=''
+pf_rounds='' pf_sessions=''
 big_db=0 prefill_events=10000000 big_db_file='' flood_rss=0 flood_n=1000000
 flood_rate=
 
@@ -77,6 +81,8 @@ while [ $# -gt 0 ]; do
 	--milter-only) do_postfix=0 ;;
 	--postfix-only) do_milter=0 ;;
 	--rounds) rounds=${2:?--rounds N}; shift ;;
+	--pf-rounds) pf_rounds=${2:?--pf-rounds N}; shift ;;
+	--pf-sessions) pf_sessions=${2:?--pf-sessions N}; shift ;;
 	--seconds) seconds=${2:?--seconds S}; shift ;;
 	--big-db) big_db=1 ;;
 	--prefill-events) prefill_events=${2:?--prefill-events N}; shift ;;
@@ -93,6 +99,9 @@ while [ $# -gt 0 ]; do
 done
 [ "$do_milter$do_postfix" != 00 ] || die "--milter-only and --postfix-only exclude each other"
 if ! [[ $rounds =~ ^[0-9]+$ ]] || [ "$rounds" -lt 3 ]; then die "--rounds: at least 3"; fi
+if [ -n "$pf_sessions" ] && ! [[ $pf_sessions =~ ^[1-9][0-9]{0,5}$ ]]; then
+	die "--pf-sessions: 1 .. 999999"
+fi
 if ! [[ $prefill_events =~ ^[1-9][0-9]*$ ]]; then die "--prefill-events: a number"; fi
 if ! [[ $flood_n =~ ^[1-9][0-9]*$ ]] || [ "$flood_n" -gt 16000000 ]; then
 	die "--flood-addresses: 1 .. 16000000"
@@ -106,11 +115,12 @@ case $build in /*) ;; *) build=$PWD/$build ;; esac
 
 if [ $quick = 1 ]; then
 	concurrency=(1 8 64) mixes=(legit mix)
-	pf_conc=(16) pf_sessions=1000
+	pf_conc=(16) pf_sessions=${pf_sessions:-1000} pf_rounds=${pf_rounds:-3}
 else
 	concurrency=(1 8 64) mixes=(legit dha flood mix)
-	pf_conc=(1 16) pf_sessions=2000
+	pf_conc=(1 16) pf_sessions=${pf_sessions:-3000} pf_rounds=${pf_rounds:-5}
 fi
+if ! [[ $pf_rounds =~ ^[0-9]+$ ]] || [ "$pf_rounds" -lt 3 ]; then die "--pf-rounds: at least 3"; fi
 
 # ---- build ---------------------------------------------------------------
 
@@ -437,8 +447,12 @@ if [ $do_postfix = 1 ]; then
 	done
 	for c in "${pf_conc[@]}"; do
 		printf '  c=%-3s        ' "$c"
-		for ((r = 1; r <= rounds; r++)); do
-			for kind in none noop floodgate; do
+		# The filters take turns at going first, so that a drift of the
+		# machine during a round falls on both alike.
+		for ((r = 1; r <= pf_rounds; r++)); do
+			order=(none noop floodgate)
+			[ $((r % 2)) = 0 ] && order=(none floodgate noop)
+			for kind in "${order[@]}"; do
 				postfix_run "$kind" "$c" "$r"
 			done
 		done
@@ -449,10 +463,11 @@ fi
 # ---- summary ---------------------------------------------------------------
 
 echo
-python3 - "$results" "$seconds" "$rounds" "$big_db" <<'EOF'
+python3 - "$results" "$seconds" "$rounds" "$big_db" "$pf_rounds" <<'EOF'
 import json, statistics, sys
 
 path, seconds, rounds, big = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+pf_rounds = sys.argv[5]
 runs = [json.loads(l) for l in open(path) if l.strip()]
 
 def med(xs):
@@ -573,11 +588,13 @@ pf = [r for r in runs if r["part"] == "postfix"]
 if pf:
     print()
     print("through Postfix on 127.0.0.1 (smtp-source; %d sessions per run, one message "
-          "to 3 recipients each; %s rounds, medians)" % (pf[0]["sessions"], rounds))
-    print("  sessions/s with no milter, noop_milter, floodgate; the filters' CPU microseconds per session")
-    print("  %-4s %8s %8s %10s %15s %10s %9s %8s %8s" % (
-        "c", "none", "noop", "floodgate", "floodgate/noop", "noop/none", "noop cpu", "fg cpu",
-        "rejects"))
+          "to 3 recipients each; %s rounds, medians)" % (pf[0]["sessions"], pf_rounds))
+    print("  sessions/s with no milter, noop_milter, floodgate; floodgate/noop of the medians,")
+    print("  and the median (lowest-highest) of each round's floodgate/noop; the filters' CPU")
+    print("  microseconds per session")
+    print("  %-4s %8s %8s %10s %15s %18s %10s %9s %8s %8s" % (
+        "c", "none", "noop", "floodgate", "floodgate/noop", "per round", "noop/none",
+        "noop cpu", "fg cpu", "rejects"))
     for c in sorted({r["c"] for r in pf}):
         def rate(f):
             return med([r["sessions"] / r["secs"] for r in pf
@@ -585,10 +602,18 @@ if pf:
         def cpu(f):
             return med([r["cpu_s"] * 1e6 / r["sessions"] for r in pf
                         if r["c"] == c and r["filter"] == f])
+        def round_rate(f, rnd):
+            xs = [r["sessions"] / r["secs"] for r in pf if r["c"] == c and r["filter"] == f
+                  and r["round"] == rnd and r["secs"] > 0 and r["rc"] == 0]
+            return xs[0] if xs else None
+        paired = [ratio(round_rate("floodgate", k), round_rate("noop", k))
+                  for k in sorted({r["round"] for r in pf if r["c"] == c})]
+        paired = [x for x in paired if x is not None]
+        spread = "%.2f (%.2f-%.2f)" % (med(paired), min(paired), max(paired)) if paired else "-"
         rej = sum(r["rejects"] for r in pf if r["c"] == c)
         n0, n1, n2 = rate("none"), rate("noop"), rate("floodgate")
-        print("  %-4d %8s %8s %10s %15s %10s %9s %8s %8d" % (
-            c, fmt(n0), fmt(n1), fmt(n2), fmt(ratio(n2, n1), "%.2f"),
+        print("  %-4d %8s %8s %10s %15s %18s %10s %9s %8s %8d" % (
+            c, fmt(n0), fmt(n1), fmt(n2), fmt(ratio(n2, n1), "%.2f"), spread,
             fmt(ratio(n1, n0), "%.2f"), fmt(cpu("noop")), fmt(cpu("floodgate")), rej))
     for r in pf:
         if r["rc"] != 0 or not r.get("alive", True):
