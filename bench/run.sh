@@ -22,7 +22,7 @@
 #      floodgate (t/mta/mta.sh), loaded in turn by smtp-source from many
 #      127.x addresses (bench/fg_srcaddr.so); sessions/s, the ratio
 #      floodgate / noop, and the filters' CPU per session.
-# Takes about 8 minutes; --quick about 2 (fewer cases, shorter runs).
+# Takes about 14 minutes; --quick about 2 (fewer cases, shorter runs).
 #
 # Options:
 #   --build DIR          build tree (default build/release; configured
@@ -48,9 +48,9 @@
 #   --flood-rate R       with --flood-rss: at R sessions a second, RSS
 #                        sampled every 10 s, until --flood-addresses
 #                        have come; for a run past the 1 h horizon, where
-#                        counters of old addresses expire (e.g. 300 and
-#                        1350000: 75 minutes, 1.08M addresses within
-#                        the hour at the end)
+#                        counters of old addresses expire (e.g. 278 and
+#                        1250000: 76 minutes, 1M addresses within the
+#                        hour at the end)
 #   --json FILE          also write every run's raw figures (JSON lines)
 #   --keep               keep the work directory (logs, databases)
 #
@@ -388,7 +388,7 @@ EOF
 # ---- header ----------------------------------------------------------------
 
 echo "floodgate benchmark: $(date '+%F %T'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "  $("$FG" -V), build $build ($btype); rounds $rounds; work dir $work"
+echo "  $("$FG" -V), build $build ($btype); rounds $rounds, Postfix $pf_rounds; work dir $work"
 
 if [ $flood_rss = 1 ]; then
 	flood_rss_run
