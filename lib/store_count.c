@@ -275,24 +275,19 @@ kent_alloc(struct fg_shard *sh, size_t klen)
 	return e;
 }
 
-static void
-kent_free_big(struct kent *e)
-{
-	if (e->ncell == KENT_BIG) {
-		struct big *big = big_of(e);
-
-		for (int c = 0; c < FG_CNT__COUNT; c++)
-			free(big->s[c]);
-		free(big);
-	}
-}
-
+/* Frees e's series, and e itself or its slot (onto sh's free list). */
 static void
 kent_free(struct fg_shard *sh, struct kent *e)
 {
 	int c = slot_class(e->klen);
 
-	kent_free_big(e);
+	if (e->ncell == KENT_BIG) {
+		struct big *big = big_of(e);
+
+		for (int k = 0; k < FG_CNT__COUNT; k++)
+			free(big->s[k]);
+		free(big);
+	}
 	if (c < 0) {
 		free(e);
 		return;
@@ -315,9 +310,7 @@ fg_store_count_free(fg_store *st)
 
 			for (e = sh->tab[b]; e != NULL; e = next) {
 				next = e->next;
-				kent_free_big(e);
-				if (slot_class(e->klen) < 0)
-					free(e);
+				kent_free(sh, e);
 			}
 		}
 		while (sh->slabs != NULL) {
