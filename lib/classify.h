@@ -13,7 +13,7 @@
 #ifndef FG_CLASSIFY_H
 #define FG_CLASSIFY_H
 
-#include "store.h"
+#include "event.h"
 
 enum fg_rcpt_class fg_rcpt_classify(const char *rcpt_mailer,
                                     const char *rcpt_host,

@@ -25,73 +25,10 @@
 #include <strings.h>
 
 #include "config_internal.h"
+#include "duration.h"
 #include "rcptlist.h"
 #include "fg.h"
 #include "log.h"
-/* ---- durations ---------------------------------------------------- */
-
-int
-fg_duration_parse(const char *s, int64_t *ms)
-{
-	static const struct {
-		const char *unit;
-		int64_t ms;
-	} units[] = {
-		{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
-		{"d", 86400000}, {"w", 604800000},
-	};
-	const char *p = s;
-	int64_t v = 0;
-
-	if (s == NULL || !isdigit((unsigned char)*p))
-		return FG_EINVAL;
-	while (isdigit((unsigned char)*p)) {
-		if (v > (INT64_MAX / 10) - 10)
-			return FG_ERANGE;
-		v = v * 10 + (*p++ - '0');
-	}
-	if (*p == '\0') {
-		if (v > INT64_MAX / 1000)
-			return FG_ERANGE;
-		*ms = v * 1000;
-		return 0;
-	}
-	for (size_t i = 0; i < FG_NELEM(units); i++) {
-		if (strcmp(p, units[i].unit) == 0) {
-			if (v > INT64_MAX / units[i].ms)
-				return FG_ERANGE;
-			*ms = v * units[i].ms;
-			return 0;
-		}
-	}
-	return FG_EINVAL;
-}
-
-char *
-fg_duration_format(int64_t ms, char *buf, size_t size)
-{
-	static const struct {
-		const char *unit;
-		int64_t ms;
-	} units[] = {
-		{"w", 604800000}, {"d", 86400000}, {"h", 3600000},
-		{"m", 60000}, {"s", 1000},
-	};
-
-	if (ms != 0) {
-		for (size_t i = 0; i < FG_NELEM(units); i++) {
-			if (ms % units[i].ms == 0) {
-				snprintf(buf, size, "%" PRId64 "%s",
-				         ms / units[i].ms, units[i].unit);
-				return buf;
-			}
-		}
-		snprintf(buf, size, "%" PRId64 "ms", ms);
-	} else {
-		snprintf(buf, size, "0s");
-	}
-	return buf;
-}
 static const char *const on_error_names[] = {"tempfail", "accept", NULL};
 static const char *const log_level_names[] = {
 	"error", "warning", "info", "debug", NULL,

@@ -23,9 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "duration.h"
+#include "event.h"
 #include "net.h"
 #include "rcptlist.h"
-#include "store.h"
 
 /* What a verdict does.  Ordered by severity. */
 enum fg_action {
@@ -194,11 +195,5 @@ struct fg_config *fg_config_acquire(void);
 const char *fg_action_name(enum fg_action a);
 const char *fg_rule_type_name(enum fg_rule_type t);
 const char *fg_per_name(enum fg_per p);
-
-/* "30s", "10m", "1h", "7d", "250ms", a bare number = seconds; 0 or
- * FG_EINVAL / FG_ERANGE. */
-int fg_duration_parse(const char *s, int64_t *ms);
-/* The same back, shortest exact unit: "1h", "90s", "250ms". */
-char *fg_duration_format(int64_t ms, char *buf, size_t size);
 
 #endif

@@ -483,35 +483,17 @@ fg_query_stats_free(struct fg_stats *s)
 static bool
 kind_of(const char *s, enum fg_event_kind *out)
 {
-	static const enum fg_event_kind kinds[] = {
-		FG_EV_CONNECT, FG_EV_HELO, FG_EV_MAIL, FG_EV_RCPT,
-	};
-
-	for (size_t i = 0; s != NULL && i < FG_NELEM(kinds); i++)
-		if (strcmp(s, fg_event_kind_name(kinds[i])) == 0) {
-			*out = kinds[i];
-			return true;
-		}
-	return false;
+	return fg_event_kind_parse(s, out) == 0;
 }
 
 static bool
 class_of(const char *s, enum fg_rcpt_class *out)
 {
-	static const enum fg_rcpt_class classes[] = {
-		FG_RCPT_VALID, FG_RCPT_INVALID, FG_RCPT_REJECTED,
-	};
-
 	if (s == NULL) {
 		*out = FG_RCPT_NONE;
 		return true;
 	}
-	for (size_t i = 0; i < FG_NELEM(classes); i++)
-		if (strcmp(s, fg_rcpt_class_name(classes[i])) == 0) {
-			*out = classes[i];
-			return true;
-		}
-	return false;
+	return fg_rcpt_class_parse(s, out) == 0 && *out != FG_RCPT_NONE;
 }
 
 int
@@ -524,7 +506,8 @@ fg_query_events(fg_query *q, int64_t since_ms, int64_t until_ms,
 	/* The last event of each session, by the same order as the walk. */
 	if ((rc = fg_query_prepare(q, "SELECT id, ts_ms, kind, class,"
 	                           " session_id, client, network, helo, sender,"
-	                           " rcpt, queue_id, status, row_number() OVER"
+	                           " rcpt, queue_id, status, host, daemon, auth,"
+	                           " row_number() OVER"
 	                           " (PARTITION BY session_id ORDER BY ts_ms DESC,"
 	                           " id DESC) = 1 FROM events"
 	                           " WHERE ts_ms > ?1 AND ts_ms <= ?2"
@@ -551,7 +534,10 @@ fg_query_events(fg_query *q, int64_t since_ms, int64_t until_ms,
 		ev.rcpt = fg_query_col_text(s, 9);
 		ev.queue_id = fg_query_col_text(s, 10);
 		ev.status = fg_query_col_text(s, 11);
-		ev.session_ends = sqlite3_column_int(s, 12) != 0;
+		ev.host = fg_query_col_text(s, 12);
+		ev.daemon = fg_query_col_text(s, 13);
+		ev.authenticated = sqlite3_column_int(s, 14) != 0;
+		ev.session_ends = sqlite3_column_int(s, 15) != 0;
 		if ((stop = fn(arg, &ev)) != 0)
 			break;
 	}

@@ -1,0 +1,569 @@
+/*
+ * session.c - one SMTP session: facts in, verdicts and rows out (see
+ * session.h).
+ *
+ * The session keeps what the policy needs as facts (struct fg_facts),
+ * filled as the commands come; each command records its event and asks
+ * fg_policy_decide_traced() with the store as the view, then applies the
+ * verdict's effects.  Work done once per session, not per event: the
+ * client's text and keys, the exemption (again only when SMTP AUTH
+ * changes it), and the list of keys events count under (HELO, sender and
+ * recipient domain keys are added per event only when a rule uses them).
+ */
+#include "session.h"
+
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fg.h"
+#include "keys.h"
+#include "log.h"
+#include "rcptlist.h"
+
+#define NAME_LEN 256
+#define MAX_KEYS FG_STORE_MAX_KEYS
+
+struct fg_session {
+	const struct fg_session_env *env;
+	const struct fg_config *cfg;
+	uint64_t id;
+	bool connected, closed;
+	bool delay_held;           /* a tarpit place is ours */
+	bool tracing;
+
+	bool has_client;
+	fg_addr client;
+	char client_text[FG_ADDR_STRLEN];
+	char network[FG_KEY_MAX];  /* primary network key, "" if none */
+	char host[NAME_LEN];       /* sanitised; "" if none */
+	char helo[NAME_LEN];       /* sanitised */
+	bool helo_seen;
+	char daemon[64];
+	bool authenticated;
+	const char *exempt;        /* why exempt, or NULL */
+	int64_t session_invalid;
+
+	/* message */
+	bool in_message;
+	char sender[NAME_LEN];
+	char queue_id[64];
+	int64_t message_rcpts;
+
+	/* The client's keys, formatted once for every event to use. */
+	struct fg_client_keys client_keys;
+	/* Keys this session holds a concurrency slot under. */
+	size_t nconc;
+	char conc_keys[MAX_KEYS][FG_KEY_MAX];
+
+	struct fg_verdict verdict;
+	struct fg_trace trace;     /* rules: cfg->nrules entries, if tracing */
+};
+
+static struct fg_ratelimit rl_full = FG_RATELIMIT_INIT;
+
+/* ---- the tarpit --------------------------------------------------- */
+
+int64_t
+fg_tarpit_count(struct fg_tarpit *tp)
+{
+	return tp != NULL ? atomic_load(&tp->asleep) : 0;
+}
+
+/* Takes a place if fewer than max are taken. */
+static bool
+tarpit_reserve(struct fg_tarpit *tp, int64_t max)
+{
+	int64_t n;
+
+	if (tp == NULL)
+		return false;
+	n = atomic_load(&tp->asleep);
+	while (n < max)
+		if (atomic_compare_exchange_weak(&tp->asleep, &n, n + 1))
+			return true;
+	return false;
+}
+
+static void
+tarpit_release(struct fg_tarpit *tp)
+{
+	if (tp != NULL)
+		atomic_fetch_sub(&tp->asleep, 1);
+}
+
+/* ---- the store, as the policy sees it ----------------------------- */
+
+static int64_t
+view_count(void *ctx, const char *key, enum fg_counter c, int64_t window_ms,
+           int64_t now)
+{
+	return fg_store_count(ctx, key, c, window_ms, now);
+}
+
+static int64_t
+view_concurrent(void *ctx, const char *key)
+{
+	return fg_store_conn_count(ctx, key);
+}
+
+static int
+view_ban(void *ctx, const char *key, int64_t now, struct fg_ban *out)
+{
+	return fg_store_ban_get(ctx, key, now, out);
+}
+
+static int
+view_level(void *ctx, const char *rule, const char *key, int *level,
+           int64_t *last_ms)
+{
+	return fg_store_level_get(ctx, rule, key, level, last_ms);
+}
+
+/* ---- life --------------------------------------------------------- */
+
+fg_session *
+fg_session_new(const struct fg_session_env *env, const struct fg_config *cfg,
+               uint64_t id)
+{
+	fg_session *s;
+
+	if (env == NULL || cfg == NULL)
+		return NULL;
+	/* Not cleared whole: the key arrays and the verdict (~15 KB) are
+	 * each written before they are read. */
+	if ((s = malloc(sizeof(*s))) == NULL)
+		return NULL;
+	memset(s, 0, offsetof(struct fg_session, client_keys));
+	s->env = env;
+	s->cfg = cfg;
+	s->id = id;
+	s->nconc = 0;
+	s->trace.rules = NULL;
+	s->trace.cap = s->trace.n = 0;
+	s->verdict.action = FG_ACT_CONTINUE;
+	return s;
+}
+
+static void
+release_slots(fg_session *s)
+{
+	for (size_t i = 0; i < s->nconc; i++)
+		fg_store_conn_release(s->env->store, s->conc_keys[i]);
+	s->nconc = 0;
+}
+
+void
+fg_session_delay_done(fg_session *s)
+{
+	if (s != NULL && s->delay_held) {
+		tarpit_release(s->env->tarpit);
+		s->delay_held = false;
+	}
+}
+
+void
+fg_session_free(fg_session *s)
+{
+	if (s == NULL)
+		return;
+	fg_session_delay_done(s);
+	release_slots(s);
+	free(s->trace.rules);
+	free(s);
+}
+
+void
+fg_session_discard(fg_session *s)
+{
+	if (s == NULL)
+		return;
+	free(s->trace.rules);
+	free(s);
+}
+
+void
+fg_session_trace(fg_session *s, bool on)
+{
+	s->tracing = on;
+	if (on && s->trace.rules == NULL && s->cfg->nrules > 0) {
+		s->trace.rules = calloc(s->cfg->nrules, sizeof(*s->trace.rules));
+		s->trace.cap = s->trace.rules != NULL ? s->cfg->nrules : 0;
+	}
+	s->trace.n = 0;
+}
+
+const struct fg_trace *
+fg_session_last_trace(const fg_session *s)
+{
+	return &s->trace;
+}
+
+uint64_t
+fg_session_id(const fg_session *s)
+{
+	return s->id;
+}
+
+const char *
+fg_session_client_text(const fg_session *s)
+{
+	return s->has_client ? s->client_text : "unknown";
+}
+
+/* ---- facts and events --------------------------------------------- */
+
+static void
+facts_of(const fg_session *s, enum fg_stage stage, struct fg_facts *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->stage = stage;
+	f->client = s->has_client ? &s->client : NULL;
+	f->client_keys = s->has_client ? &s->client_keys : NULL;
+	f->client_host = s->host[0] != '\0' ? s->host : NULL;
+	f->helo = s->helo_seen ? s->helo : NULL;
+	f->sender = s->in_message ? s->sender : NULL;
+	f->authenticated = s->authenticated;
+	f->daemon_name = s->daemon[0] != '\0' ? s->daemon : NULL;
+	f->session_invalid = s->session_invalid;
+	f->message_rcpts = s->message_rcpts;
+	f->delayed_sessions = fg_tarpit_count(s->env->tarpit);
+	f->exemption_known = true;
+	f->exemption = s->exempt;
+}
+
+static void
+copy_text(char *dst, size_t size, const char *src)
+{
+	fg_sanitize(dst, size, src != NULL ? src : "");
+}
+
+/* Records the event under keys[0..n) (distinct already). */
+static void
+record_keys(fg_session *s, const struct fg_facts *f, enum fg_event_kind kind,
+            char (*keys)[FG_KEY_MAX], size_t n, int64_t now)
+{
+	const char *kp[MAX_KEYS];
+	struct fg_event ev;
+
+	for (size_t i = 0; i < n; i++)
+		kp[i] = keys[i];
+	memset(&ev, 0, sizeof(ev));
+	ev.time_ms = now;
+	ev.kind = kind;
+	ev.rcpt_class = kind == FG_EV_RCPT ? f->rcpt_class : FG_RCPT_NONE;
+	ev.client = f->client;
+	ev.client_text = f->client != NULL ? s->client_text : NULL;
+	ev.network = s->network[0] != '\0' ? s->network : NULL;
+	ev.helo = f->helo;
+	ev.sender = f->sender;
+	ev.rcpt = kind == FG_EV_RCPT ? f->rcpt : NULL;
+	ev.queue_id = s->queue_id[0] != '\0' ? s->queue_id : NULL;
+	ev.status = f->rcpt_status;
+	ev.session_id = s->id;
+	if (kind == FG_EV_CONNECT) {
+		ev.host = f->client_host;
+		ev.daemon = f->daemon_name;
+	}
+	ev.authenticated = kind == FG_EV_MAIL && s->authenticated;
+	ev.keys = kp;
+	ev.nkeys = n;
+	ev.keys_distinct = true;
+	if (fg_store_record(s->env->store, &ev) == FG_EFULL && s->env->log) {
+		uint64_t skipped = 0;
+
+		if (fg_ratelimit(&rl_full, now, 60000, &skipped))
+			fg_log(FG_LOG_WARNING, "event queue full: rows are "
+			       "being dropped (counts stay exact; %" PRIu64
+			       " drops not logged)", skipped);
+	}
+}
+
+/* The keys the event counts under: none for an exempt session. */
+static size_t
+event_keys(const fg_session *s, const struct fg_facts *f,
+           char (*keys)[FG_KEY_MAX])
+{
+	if (s->exempt != NULL)
+		return 0;
+	return fg_policy_event_keys(s->cfg, f, keys, MAX_KEYS);
+}
+
+static void
+record(fg_session *s, const struct fg_facts *f, enum fg_event_kind kind,
+       int64_t now)
+{
+	char keys[MAX_KEYS][FG_KEY_MAX];
+
+	record_keys(s, f, kind, keys, event_keys(s, f, keys), now);
+}
+
+/* ---- verdicts ----------------------------------------------------- */
+
+static void
+log_verdict(const fg_session *s, enum fg_stage stage,
+            const struct fg_verdict *v)
+{
+	char why[1024];
+
+	if (!fg_log_enabled(FG_LOG_INFO))
+		return;
+	fg_verdict_describe(v, why, sizeof(why));
+	fg_log(FG_LOG_INFO, "%s%s: id=%" PRIu64 " client=%s host=%s helo=%s "
+	       "stage=%s %s", v->monitor ? "monitor: would " : "",
+	       s->queue_id[0] != '\0' ? s->queue_id : "NOQUEUE", s->id,
+	       s->has_client ? s->client_text : "unknown",
+	       s->host[0] != '\0' ? s->host : "-",
+	       s->helo_seen ? s->helo : "-", fg_stage_name(stage), why);
+}
+
+static void
+log_trace(const fg_session *s, enum fg_stage stage)
+{
+	char line[1024];
+
+	for (size_t i = 0; i < s->trace.n; i++)
+		fg_log(FG_LOG_DEBUG, "trace: id=%" PRIu64 " client=%s stage=%s %s",
+		       s->id, s->has_client ? s->client_text : "unknown",
+		       fg_stage_name(stage),
+		       fg_trace_describe(&s->trace.rules[i], line, sizeof(line)));
+}
+
+/* The verdict's effects and its row; nothing for a plain continue. */
+static void
+apply(fg_session *s, enum fg_stage stage, const struct fg_verdict *v,
+      int64_t now)
+{
+	fg_store *st = s->env->store;
+	struct fg_verdict_rec rec;
+	char reply[FG_REPLY_LINE_MAX + 32];
+
+	if (v->action == FG_ACT_CONTINUE && !v->monitor && v->delay_ms == 0)
+		return;
+	if (v->ban.set && fg_store_ban_set(st, v->ban.key, v->ban.until_ms,
+	                                   v->ban.reason, v->ban.source,
+	                                   now) != 0 && s->env->log)
+		fg_log(FG_LOG_WARNING, "id=%" PRIu64 " cannot ban %s", s->id,
+		       v->ban.key);
+	for (size_t i = 0; i < v->nlevels; i++)
+		if (v->levels[i].set && v->levels[i].rule != NULL)
+			fg_store_level_set(st, v->levels[i].rule->name,
+			                   v->levels[i].key, v->levels[i].level,
+			                   v->levels[i].last_ms);
+	if (s->env->log)
+		log_verdict(s, stage, v);
+
+	memset(&rec, 0, sizeof(rec));
+	rec.time_ms = now;
+	rec.session_id = s->id;
+	rec.queue_id = s->queue_id[0] != '\0' ? s->queue_id : NULL;
+	rec.client = s->has_client ? &s->client : NULL;
+	rec.client_text = s->has_client ? s->client_text : NULL;
+	rec.stage = fg_stage_name(stage);
+	rec.rule = v->rule != NULL ? v->rule->name : (v->banned ? "ban" : NULL);
+	rec.key = v->key;
+	rec.action = fg_verdict_action(s->cfg, v);
+	rec.count = v->count;
+	rec.limit = v->limit;
+	rec.window_ms = v->window_ms;
+	rec.delay_ms = v->delay_ms;
+	rec.monitor = v->monitor;
+	if (v->code != 0) {
+		snprintf(reply, sizeof(reply), "%d %s %s", v->code, v->status,
+		         v->nlines > 0 ? v->lines[0] : "");
+		rec.reply = reply;
+	}
+	fg_store_record_verdict(st, &rec);
+}
+
+static const struct fg_verdict *
+decide(fg_session *s, struct fg_facts *f, int64_t now)
+{
+	struct fg_view view = {
+		.ctx = s->env->store,
+		.count = view_count,
+		.concurrent = view_concurrent,
+		.ban = view_ban,
+		.level = view_level,
+	};
+	struct fg_verdict *v = &s->verdict;
+	struct fg_trace *tr = s->tracing ? &s->trace : NULL;
+
+	fg_session_delay_done(s);
+	fg_policy_decide_traced(s->cfg, f, &view, now, v, tr);
+	if (v->delay_ms > 0 && !v->monitor) {
+		if (tarpit_reserve(s->env->tarpit, s->cfg->max_delayed_sessions)) {
+			s->delay_held = true;
+		} else {
+			/* Taken between the count and now: no place left. */
+			f->delayed_sessions = INT64_MAX;
+			fg_policy_decide_traced(s->cfg, f, &view, now, v, tr);
+		}
+	}
+	if (tr != NULL && s->env->log && fg_log_enabled(FG_LOG_DEBUG))
+		log_trace(s, f->stage);
+	apply(s, f->stage, v, now);
+	return v;
+}
+
+static const struct fg_verdict *
+nothing(fg_session *s)
+{
+	struct fg_verdict *v = &s->verdict;
+
+	memset(v, 0, offsetof(struct fg_verdict, lines));
+	v->ban.set = false;
+	v->nlevels = 0;
+	v->action = FG_ACT_CONTINUE;
+	s->trace.n = 0;
+	return v;
+}
+
+enum fg_action
+fg_session_answer(const struct fg_verdict *v, bool slept)
+{
+	enum fg_action a;
+
+	if (v->monitor)
+		return FG_ACT_CONTINUE;
+	if (slept || v->action == FG_ACT_DELAY)
+		a = v->step != NULL ? v->step->then : FG_ACT_CONTINUE;
+	else
+		a = v->action;
+	if (a == FG_ACT_DELAY)
+		return FG_ACT_CONTINUE;
+	if (a == FG_ACT_BAN)
+		return FG_ACT_DISCONNECT;
+	return a;
+}
+
+/* ---- the commands ------------------------------------------------- */
+
+const struct fg_verdict *
+fg_session_connect(fg_session *s, const fg_addr *client, const char *host,
+                   const char *daemon_name, int64_t now_ms)
+{
+	struct fg_facts f;
+
+	if (s->connected)
+		return nothing(s);
+	s->connected = true;
+	if (client != NULL &&
+	    (client->family == FG_AF_INET || client->family == FG_AF_INET6)) {
+		s->has_client = true;
+		s->client = *client;
+		fg_addr_format(&s->client, s->client_text,
+		               sizeof(s->client_text));
+		fg_policy_client_keys(s->cfg, &s->client, &s->client_keys);
+		fg_policy_network_key(s->cfg, &s->client, s->network);
+	}
+	copy_text(s->host, sizeof(s->host), host);
+	copy_text(s->daemon, sizeof(s->daemon), daemon_name);
+
+	facts_of(s, FG_STAGE_CONNECT, &f);
+	f.exemption_known = false;
+	s->exempt = fg_policy_exemption(s->cfg, &f);
+	f.exemption_known = true;
+	f.exemption = s->exempt;
+	/* Concurrency: one slot under every key the connection counts. */
+	s->nconc = event_keys(s, &f, s->conc_keys);
+	record_keys(s, &f, FG_EV_CONNECT, s->conc_keys, s->nconc, now_ms);
+	for (size_t i = 0; i < s->nconc; i++)
+		fg_store_conn_acquire(s->env->store, s->conc_keys[i]);
+	return decide(s, &f, now_ms);
+}
+
+const struct fg_verdict *
+fg_session_helo(fg_session *s, const char *helo, int64_t now_ms)
+{
+	struct fg_facts f;
+
+	copy_text(s->helo, sizeof(s->helo), helo);
+	s->helo_seen = true;
+	facts_of(s, FG_STAGE_HELO, &f);
+	record(s, &f, FG_EV_HELO, now_ms);
+	return decide(s, &f, now_ms);
+}
+
+const struct fg_verdict *
+fg_session_mail(fg_session *s, const char *sender, const char *queue_id,
+                bool authenticated, int64_t now_ms)
+{
+	struct fg_facts f;
+
+	fg_session_end_message(s);
+	s->in_message = true;
+	copy_text(s->sender, sizeof(s->sender), sender != NULL ? sender : "<>");
+	if (queue_id != NULL)
+		copy_text(s->queue_id, sizeof(s->queue_id), queue_id);
+	if (authenticated && !s->authenticated) {
+		s->authenticated = true;
+		facts_of(s, FG_STAGE_MAIL, &f);
+		f.exemption_known = false;
+		s->exempt = fg_policy_exemption(s->cfg, &f);
+	}
+	facts_of(s, FG_STAGE_MAIL, &f);
+	record(s, &f, FG_EV_MAIL, now_ms);
+	return decide(s, &f, now_ms);
+}
+
+const struct fg_verdict *
+fg_session_rcpt(fg_session *s, const char *rcpt, enum fg_rcpt_class cls,
+                const char *status, const char *queue_id, int64_t now_ms)
+{
+	struct fg_facts f;
+	char addr[NAME_LEN], st[32];
+
+	copy_text(addr, sizeof(addr), rcpt != NULL ? rcpt : "<>");
+	if (s->queue_id[0] == '\0' && queue_id != NULL)
+		copy_text(s->queue_id, sizeof(s->queue_id), queue_id);
+	if (cls != FG_RCPT_VALID && cls != FG_RCPT_INVALID &&
+	    cls != FG_RCPT_REJECTED)
+		cls = FG_RCPT_VALID;
+	st[0] = '\0';
+	if (cls != FG_RCPT_VALID && status != NULL)
+		copy_text(st, sizeof(st), status);
+	/* The operator's own list overrides an MTA that accepts anyone;
+	 * the status says who called the recipient unknown. */
+	if (cls == FG_RCPT_VALID && s->cfg->valid_rcpts != NULL &&
+	    fg_rcptlist_check(s->cfg->valid_rcpts, addr) == 0) {
+		cls = FG_RCPT_INVALID;
+		snprintf(st, sizeof(st), "%s", FG_SESSION_LIST_STATUS);
+	}
+	s->message_rcpts++;
+	if (cls == FG_RCPT_INVALID)
+		s->session_invalid++;
+	facts_of(s, FG_STAGE_RCPT, &f);
+	f.rcpt = addr;
+	f.rcpt_class = cls;
+	f.rcpt_status = st[0] != '\0' ? st : NULL;
+	record(s, &f, FG_EV_RCPT, now_ms);
+	return decide(s, &f, now_ms);
+}
+
+void
+fg_session_end_message(fg_session *s)
+{
+	s->in_message = false;
+	s->sender[0] = '\0';
+	s->queue_id[0] = '\0';
+	s->message_rcpts = 0;
+}
+
+void
+fg_session_close(fg_session *s, int64_t now_ms)
+{
+	struct fg_facts f;
+
+	if (s->closed)
+		return;
+	s->closed = true;
+	fg_session_delay_done(s);
+	if (s->connected) {
+		facts_of(s, FG_STAGE_CONNECT, &f);
+		record_keys(s, &f, FG_EV_CLOSE, NULL, 0, now_ms);
+	}
+	release_slots(s);
+}
