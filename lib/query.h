@@ -239,6 +239,9 @@ struct fg_stored_event {
 	const char *rcpt;
 	const char *queue_id;
 	const char *status;
+	const char *host;       /* connect: the client's host name */
+	const char *daemon;     /* connect: the MTA's daemon name */
+	bool authenticated;     /* mail: the client did SMTP AUTH */
 	bool session_ends;      /* the last event of its session (<= until) */
 };
 

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,69 +24,6 @@
 #define DEFAULT_MODE 0640
 #define MAX_TEXT 1024      /* longest string field kept in a row */
 #define LOG_EVERY_MS 60000
-
-static const char *const kind_names[] = {
-	[FG_EV_CONNECT] = "connect",
-	[FG_EV_HELO] = "helo",
-	[FG_EV_MAIL] = "mail",
-	[FG_EV_RCPT] = "rcpt",
-};
-
-static const char *const class_names[] = {
-	[FG_RCPT_NONE] = "none",
-	[FG_RCPT_VALID] = "valid",
-	[FG_RCPT_INVALID] = "invalid",
-	[FG_RCPT_REJECTED] = "rejected",
-};
-
-static const char *const counter_names[] = {
-	[FG_CNT_CONNECT] = "connect",
-	[FG_CNT_HELO] = "helo",
-	[FG_CNT_MAIL] = "mail",
-	[FG_CNT_RCPT] = "rcpt",
-	[FG_CNT_RCPT_VALID] = "valid",
-	[FG_CNT_RCPT_INVALID] = "invalid",
-	[FG_CNT_RCPT_REJECTED] = "rejected",
-};
-
-const char *
-fg_event_kind_name(enum fg_event_kind k)
-{
-	if ((unsigned)k >= FG_NELEM(kind_names) || kind_names[k] == NULL)
-		return "unknown";
-	return kind_names[k];
-}
-
-const char *
-fg_rcpt_class_name(enum fg_rcpt_class c)
-{
-	if ((unsigned)c >= FG_NELEM(class_names))
-		return "unknown";
-	return class_names[c];
-}
-
-const char *
-fg_counter_name(enum fg_counter c)
-{
-	if ((unsigned)c >= FG_NELEM(counter_names))
-		return "unknown";
-	return counter_names[c];
-}
-
-int
-fg_counter_parse(const char *name, enum fg_counter *out)
-{
-	if (name == NULL)
-		return FG_EINVAL;
-	for (size_t i = 0; i < FG_NELEM(counter_names); i++) {
-		if (strcasecmp(name, counter_names[i]) == 0) {
-			if (out != NULL)
-				*out = (enum fg_counter)i;
-			return 0;
-		}
-	}
-	return FG_EINVAL;
-}
 
 int64_t
 fg_store_mono_ms(void)
@@ -196,8 +132,9 @@ fg_store_open(const struct fg_store_options *opt, int64_t now_ms,
 	    st->rl_reload = rl0;
 	fg_store_ban_init(st);
 	if ((rc = fg_store_count_init(st)) < 0 ||
-	    (rc = fg_store_db_open(st, now_ms, err, errlen)) < 0 ||
-	    (rc = fg_store_writer_start(st, err, errlen)) < 0) {
+	    (!opt->counters_only &&
+	     ((rc = fg_store_db_open(st, now_ms, err, errlen)) < 0 ||
+	      (rc = fg_store_writer_start(st, err, errlen)) < 0))) {
 		store_free(st);
 		return rc;
 	}
@@ -279,10 +216,10 @@ int
 fg_store_record(fg_store *st, const struct fg_event *ev)
 {
 	const char *keys[FG_STORE_MAX_KEYS];
-	const char *texts[7];
+	const char *texts[9];
 	char cbuf[FG_ADDR_STRLEN];
 	enum fg_counter ctrs[2];
-	size_t nkeys = 0, nctr = 1, len = 0;
+	size_t nkeys = 0, nctr, len = 0;
 	struct fg_row *row;
 	char *p;
 	uint32_t sec;
@@ -291,46 +228,31 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	    (ev->nkeys > 0 && ev->keys == NULL) || ev->time_ms < 0 ||
 	    ev->time_ms / 1000 > UINT32_MAX)
 		return FG_EINVAL;
-	switch (ev->kind) {
-	case FG_EV_CONNECT: ctrs[0] = FG_CNT_CONNECT; break;
-	case FG_EV_HELO: ctrs[0] = FG_CNT_HELO; break;
-	case FG_EV_MAIL: ctrs[0] = FG_CNT_MAIL; break;
-	case FG_EV_RCPT: ctrs[0] = FG_CNT_RCPT; break;
-	default: return FG_EINVAL;
-	}
-	switch (ev->rcpt_class) {
-	case FG_RCPT_NONE:
-		break;
-	case FG_RCPT_VALID:
-	case FG_RCPT_INVALID:
-	case FG_RCPT_REJECTED:
-		if (ev->kind != FG_EV_RCPT)
-			return FG_EINVAL;
-		ctrs[nctr++] = (enum fg_counter)(FG_CNT_RCPT +
-		                                 (int)ev->rcpt_class);
-		break;
-	default:
+	nctr = fg_event_counters(ev->kind, ev->rcpt_class, ctrs);
+	if (nctr == 0 && ev->kind != FG_EV_CLOSE)
 		return FG_EINVAL;
-	}
 	/* Each distinct key once: a key listed twice counts once. */
 	for (size_t i = 0; i < ev->nkeys; i++) {
-		size_t k;
+		size_t k = nkeys;
 
 		if (!key_ok(ev->keys[i]))
 			return FG_EINVAL;
-		for (k = 0; k < nkeys; k++)
-			if (strcmp(keys[k], ev->keys[i]) == 0)
-				break;
+		if (!ev->keys_distinct)
+			for (k = 0; k < nkeys; k++)
+				if (strcmp(keys[k], ev->keys[i]) == 0)
+					break;
 		if (k == nkeys)
 			keys[nkeys++] = ev->keys[i];
 	}
 
 	sec = (uint32_t)(ev->time_ms / 1000);
-	for (size_t i = 0; i < nkeys; i++)
+	for (size_t i = 0; i < nkeys && nctr > 0; i++)
 		if (fg_store_count_bump(st, keys[i], strlen(keys[i]), ctrs,
 		                        nctr, sec) < 0)
 			return FG_ENOMEM;
 	atomic_fetch_add(&st->recorded, 1);
+	if (st->opt.counters_only)
+		return 0;
 
 	texts[0] = ev->network;
 	texts[1] = ev->helo;
@@ -339,6 +261,8 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	texts[4] = ev->queue_id;
 	texts[5] = ev->status;
 	texts[6] = client_text(ev->client, ev->client_text, cbuf, sizeof(cbuf));
+	texts[7] = ev->host;
+	texts[8] = ev->daemon;
 	for (size_t i = 0; i < FG_NELEM(texts); i++)
 		len += text_len(texts[i]);
 	for (size_t i = 0; i < nkeys; i++)
@@ -361,6 +285,9 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	row->u.ev.rcpt = text_copy(&p, ev->rcpt);
 	row->queue_id = text_copy(&p, ev->queue_id);
 	row->u.ev.status = text_copy(&p, ev->status);
+	row->u.ev.host = text_copy(&p, ev->host);
+	row->u.ev.daemon = text_copy(&p, ev->daemon);
+	row->u.ev.auth = ev->authenticated;
 	row->u.ev.nkeys = nkeys;
 	for (size_t i = 0; i < nkeys; i++) {
 		size_t n = strlen(keys[i]);
@@ -383,6 +310,8 @@ fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v)
 
 	if (st == NULL || v == NULL || v->time_ms < 0)
 		return FG_EINVAL;
+	if (st->opt.counters_only)
+		return 0;
 	texts[0] = v->queue_id;
 	texts[1] = v->stage;
 	texts[2] = v->rule;

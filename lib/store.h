@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "event.h"
 #include "net.h"
 
 typedef struct fg_store fg_store;
@@ -43,40 +44,7 @@ typedef struct fg_store fg_store;
  * PRAGMA user_version this code writes (older ones are migrated, newer
  * ones refused). */
 #define FG_STORE_APPLICATION_ID 0x666c6764
-#define FG_STORE_SCHEMA_VERSION 2
-
-enum fg_event_kind {
-	FG_EV_CONNECT = 1,
-	FG_EV_HELO = 2,
-	FG_EV_MAIL = 3,
-	FG_EV_RCPT = 4,
-};
-
-enum fg_rcpt_class {
-	FG_RCPT_NONE = 0,     /* not a recipient event */
-	FG_RCPT_VALID = 1,    /* the MTA accepted it */
-	FG_RCPT_INVALID = 2,  /* the MTA rejected it as an unknown user */
-	FG_RCPT_REJECTED = 3, /* the MTA rejected it for another reason */
-};
-
-/* What can be counted.  A recipient event bumps FG_CNT_RCPT and the
- * counter of its class. */
-enum fg_counter {
-	FG_CNT_CONNECT = 0,
-	FG_CNT_HELO,
-	FG_CNT_MAIL,
-	FG_CNT_RCPT, /* every recipient, whatever its class */
-	FG_CNT_RCPT_VALID,
-	FG_CNT_RCPT_INVALID,
-	FG_CNT_RCPT_REJECTED,
-	FG_CNT__COUNT
-};
-
-const char *fg_event_kind_name(enum fg_event_kind k);   /* "connect" ... */
-const char *fg_rcpt_class_name(enum fg_rcpt_class c);   /* "valid" ... */
-const char *fg_counter_name(enum fg_counter c);         /* "invalid" ... */
-/* Parses the names above; 0 or FG_EINVAL. */
-int fg_counter_parse(const char *name, enum fg_counter *out);
+#define FG_STORE_SCHEMA_VERSION 3
 
 #define FG_STORE_MAX_KEYS 16
 
@@ -93,9 +61,13 @@ struct fg_event {
 	const char *rcpt;
 	const char *queue_id;
 	const char *status;            /* MTA status, e.g. "5.1.1" */
+	const char *host;              /* connect: the client's host name */
+	const char *daemon;            /* connect: the MTA's daemon name */
+	bool authenticated;            /* mail: the client did SMTP AUTH */
 	uint64_t session_id;
 	const char *const *keys;       /* keys the event is counted under */
 	size_t nkeys;                  /* at most FG_STORE_MAX_KEYS */
+	bool keys_distinct;            /* no key twice: skip the check */
 };
 
 /* One decision worth remembering: everything but continue. */
@@ -117,12 +89,6 @@ struct fg_verdict_rec {
 	bool monitor;        /* computed but not enforced */
 };
 
-struct fg_ban {
-	int64_t until_ms;
-	int64_t created_ms;
-	char reason[256];
-	char source[64];   /* "floodgate:<rule>", "floodgatectl", ... */
-};
 
 struct fg_store_options {
 	const char *path;          /* NULL or ":memory:": private in-memory DB */
@@ -131,6 +97,12 @@ struct fg_store_options {
 	int64_t flush_interval_ms; /* commit at least this often (default 1 s) */
 	size_t queue_size;         /* rows the writer queue holds (default 65536) */
 	unsigned file_mode;        /* mode of a new database file (default 0640) */
+	/* Counters, concurrency, bans and levels in memory, and nothing
+	 * else: no database, no writer thread; rows are not kept (recording
+	 * only counts) and nothing is ever dropped.  For replaying history
+	 * and for tests of the session; path and the writer settings are
+	 * ignored. */
+	bool counters_only;
 };
 
 struct fg_store_stats {
@@ -166,7 +138,8 @@ void fg_store_close(fg_store *st);
  * FG_EBUSY if not. */
 int fg_store_flush(fg_store *st, int timeout_ms);
 
-/* Counts the event under each of its keys and queues it.  Never blocks on
+/* Counts the event under each of its keys (a close under none) and
+ * queues it.  Never blocks on
  * disk; a full queue drops the row (counted in stats) but the counters are
  * still bumped.  Returns 0, FG_EINVAL, or FG_EFULL (row dropped). */
 int fg_store_record(fg_store *st, const struct fg_event *ev);

@@ -50,10 +50,11 @@ struct fg_db {
 /* Events per multi-row insert: past 16 the gain is small and the
  * statement long (EVENT_GROUP x EVENT_COLUMNS parameters). */
 #define EVENT_GROUP 16
-#define EVENT_COLUMNS 11
+#define EVENT_COLUMNS 14
 #define EVENT_INSERT "INSERT INTO events (ts_ms, kind, class, client, network," \
-	" helo, sender, rcpt, queue_id, session_id, status) VALUES "
-#define EVENT_VALUES "(?,?,?,?,?,?,?,?,?,?,?)"
+	" helo, sender, rcpt, queue_id, session_id, status, host, daemon," \
+	" auth) VALUES "
+#define EVENT_VALUES "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 #define EVENT_VALUES2 EVENT_VALUES "," EVENT_VALUES
 #define EVENT_VALUES4 EVENT_VALUES2 "," EVENT_VALUES2
 #define EVENT_VALUES8 EVENT_VALUES4 "," EVENT_VALUES4
@@ -425,6 +426,12 @@ bind_event(sqlite3_stmt *s, int base, const struct fg_row *r)
 	bind_text(s, base + 9, r->queue_id);
 	sqlite3_bind_int64(s, base + 10, (sqlite3_int64)r->session_id);
 	bind_text(s, base + 11, r->u.ev.status);
+	bind_text(s, base + 12, r->u.ev.host);
+	bind_text(s, base + 13, r->u.ev.daemon);
+	if (r->u.ev.auth)
+		sqlite3_bind_int(s, base + 14, 1);
+	else
+		sqlite3_bind_null(s, base + 14);
 }
 
 /* Adds event r to the batch's aggregates, under each of its keys. */
@@ -432,20 +439,11 @@ static int
 count_event(fg_store *st, struct fg_db *d, const struct fg_row *r)
 {
 	enum fg_counter ctrs[2];
-	size_t nctr = 1;
+	size_t nctr;
 	uint32_t sec = (uint32_t)(r->time_ms / 1000);
 
-	switch (r->u.ev.kind) {
-	case FG_EV_CONNECT: ctrs[0] = FG_CNT_CONNECT; break;
-	case FG_EV_HELO: ctrs[0] = FG_CNT_HELO; break;
-	case FG_EV_MAIL: ctrs[0] = FG_CNT_MAIL; break;
-	default:
-		ctrs[0] = FG_CNT_RCPT;
-		if (r->u.ev.cls != FG_RCPT_NONE)
-			ctrs[nctr++] = (enum fg_counter)(FG_CNT_RCPT +
-			                                 (int)r->u.ev.cls);
-		break;
-	}
+	if ((nctr = fg_event_counters(r->u.ev.kind, r->u.ev.cls, ctrs)) == 0)
+		return SQLITE_OK;
 	for (size_t k = 0; k < r->u.ev.nkeys; k++)
 		if (agg_add(st, d, r->u.ev.keys[k], sec, ctrs, nctr) < 0)
 			return SQLITE_NOMEM;

@@ -73,6 +73,8 @@ struct fg_row {
 			enum fg_event_kind kind;
 			enum fg_rcpt_class cls;
 			const char *network, *helo, *sender, *rcpt, *status;
+			const char *host, *daemon;
+			bool auth;
 			size_t nkeys;
 			const char *keys[FG_STORE_MAX_KEYS];
 		} ev;

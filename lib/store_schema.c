@@ -162,6 +162,13 @@ static const struct migration {
 	 " FROM counts GROUP BY sec, key ORDER BY sec, key;"
 	 "DROP TABLE counts;"
 	 "ALTER TABLE counts_v2 RENAME TO counts;"},
+	/* What a session was exempted by (host name, daemon name, SMTP
+	 * AUTH), so that replay decides as the daemon did; and "close"
+	 * rows, so that it frees concurrency slots when the daemon did. */
+	{3,
+	 "ALTER TABLE events ADD COLUMN host TEXT;"
+	 "ALTER TABLE events ADD COLUMN daemon TEXT;"
+	 "ALTER TABLE events ADD COLUMN auth INTEGER;"},
 };
 
 #define SCHEMA_VERSION (migrations[FG_NELEM(migrations) - 1].version)

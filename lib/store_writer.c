@@ -329,6 +329,8 @@ fg_store_flush(fg_store *st, int timeout_ms)
 
 	if (st == NULL)
 		return FG_EINVAL;
+	if (st->opt.counters_only)
+		return 0;
 	deadline = fg_store_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
 	pthread_mutex_lock(&st->qmu);
 	rows = st->q_pushed;

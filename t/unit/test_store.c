@@ -404,8 +404,8 @@ test_invalid(void)
 	is_int(fg_store_record(st, NULL), FG_EINVAL, "record: NULL event");
 	ev.kind = (enum fg_event_kind)0;
 	is_int(fg_store_record(st, &ev), FG_EINVAL, "record: kind 0");
-	ev.kind = (enum fg_event_kind)5;
-	is_int(fg_store_record(st, &ev), FG_EINVAL, "record: kind 5");
+	ev.kind = (enum fg_event_kind)6;
+	is_int(fg_store_record(st, &ev), FG_EINVAL, "record: kind 6");
 	ev.kind = FG_EV_MAIL;
 	ev.rcpt_class = FG_RCPT_INVALID;
 	is_int(fg_store_record(st, &ev), FG_EINVAL, "record: class on mail");

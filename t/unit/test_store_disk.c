@@ -592,7 +592,10 @@ test_migrate_v1(void)
 
 	ok(st != NULL, "v1: created");
 	fg_store_close(st);
-	q_exec(path, "DROP TABLE counts;"
+	q_exec(path, "ALTER TABLE events DROP COLUMN host;"
+	       "ALTER TABLE events DROP COLUMN daemon;"
+	       "ALTER TABLE events DROP COLUMN auth;"
+	       "DROP TABLE counts;"
 	       "CREATE TABLE counts (key TEXT NOT NULL, counter TEXT NOT NULL,"
 	       " sec INTEGER NOT NULL, n INTEGER NOT NULL,"
 	       " PRIMARY KEY (sec, key, counter)) WITHOUT ROWID;"
