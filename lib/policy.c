@@ -600,43 +600,73 @@ rule_limit(const struct fg_rule *r, const struct fg_facts *f)
 	return r->limit;
 }
 
-/* The count the rule compares with its limit; false when the ratio guard
- * of invalid_recipients says the key is a big, mostly valid sender. */
+/* The windowed counter a rule compares with its limit; false for the
+ * rules that count otherwise (concurrency, within a session). */
 static bool
-rule_measure(const struct fg_rule *r, const struct fg_facts *f,
-             const struct fg_view *vw, const char *key, int64_t now,
-             int64_t *count)
+rule_counter(const struct fg_rule *r, enum fg_counter *c)
 {
-	enum fg_counter c;
+	switch (r->type) {
+	case FG_RULE_CONNECTION_RATE: *c = FG_CNT_CONNECT; return true;
+	case FG_RULE_RECIPIENT_RATE: *c = FG_CNT_RCPT; return true;
+	case FG_RULE_REJECTED_RECIPIENTS: *c = FG_CNT_RCPT_REJECTED; return true;
+	case FG_RULE_HELO_RATE: *c = FG_CNT_HELO; return true;
+	case FG_RULE_MAIL_RATE: *c = FG_CNT_MAIL; return true;
+	case FG_RULE_INVALID_RECIPIENTS: *c = FG_CNT_RCPT_INVALID; return true;
+	case FG_RULE_CONCURRENCY:
+	case FG_RULE_BAD_RCPT_THROTTLE:
+	case FG_RULE_RCPTS_PER_MESSAGE:
+		break;
+	}
+	return false;
+}
 
+/* One rule measured (and, if it fired, chosen). */
+struct cand {
+	const struct fg_rule *rule;
+	const struct fg_step *step;
+	int level;
+	int next_level;         /* level to remember for the key */
+	int stored;             /* remembered level after decay, -1 */
+	int64_t count, limit, total;
+	bool windowed, guarded;
+	enum fg_counter counter;
+	enum fg_action action;  /* now: never BAN */
+	enum fg_action final;   /* after any delay; BAN for a ban */
+	int64_t delay_ms;
+	bool skipped;
+	bool monitor;
+	char key[FG_KEY_MAX];   /* last: the rest is cleared per rule */
+};
+
+/* Fills c->count (and the ratio guard's c->total, c->guarded). */
+static void
+rule_measure(const struct fg_rule *r, const struct fg_facts *f,
+             const struct fg_view *vw, int64_t now, struct cand *c)
+{
 	switch (r->type) {
 	case FG_RULE_CONCURRENCY:
-		*count = view_concurrent(vw, key);
-		return true;
+		c->count = view_concurrent(vw, c->key);
+		return;
 	case FG_RULE_BAD_RCPT_THROTTLE:
-		*count = f->session_invalid;
-		return true;
+		c->count = f->session_invalid;
+		return;
 	case FG_RULE_RCPTS_PER_MESSAGE:
-		*count = f->message_rcpts;
-		return true;
-	case FG_RULE_CONNECTION_RATE: c = FG_CNT_CONNECT; break;
-	case FG_RULE_RECIPIENT_RATE: c = FG_CNT_RCPT; break;
-	case FG_RULE_REJECTED_RECIPIENTS: c = FG_CNT_RCPT_REJECTED; break;
-	case FG_RULE_HELO_RATE: c = FG_CNT_HELO; break;
-	case FG_RULE_MAIL_RATE: c = FG_CNT_MAIL; break;
-	case FG_RULE_INVALID_RECIPIENTS: c = FG_CNT_RCPT_INVALID; break;
-	default: return false;
+		c->count = f->message_rcpts;
+		return;
+	default:
+		break;
 	}
-	*count = view_count(vw, key, c, r->window_ms, now);
+	if (!rule_counter(r, &c->counter))
+		return;
+	c->windowed = true;
+	c->count = view_count(vw, c->key, c->counter, r->window_ms, now);
 	if (r->type == FG_RULE_INVALID_RECIPIENTS && r->ratio > 0.0) {
-		int64_t total = view_count(vw, key, FG_CNT_RCPT, r->window_ms, now);
 		int64_t sample = r->min_sample > 1 ? r->min_sample : 1;
 
-		if (total >= sample &&
-		    (double)*count / (double)total < r->ratio)
-			return false;
+		c->total = view_count(vw, c->key, FG_CNT_RCPT, r->window_ms, now);
+		c->guarded = c->total >= sample &&
+		             (double)c->count / (double)c->total < r->ratio;
 	}
-	return true;
 }
 
 bool
@@ -716,21 +746,6 @@ grow_delay(const struct fg_step *s, int64_t n, int64_t cap)
 	return d < cap ? d : cap;
 }
 
-/* One rule that fired. */
-struct cand {
-	const struct fg_rule *rule;
-	const struct fg_step *step;
-	int level;
-	int next_level;         /* level to remember for the key */
-	char key[FG_KEY_MAX];
-	int64_t count, limit;
-	enum fg_action action;  /* now: never BAN */
-	enum fg_action final;   /* after any delay; BAN for a ban */
-	int64_t delay_ms;
-	bool skipped;
-	bool monitor;
-};
-
 static bool
 cand_beats(const struct cand *a, const struct cand *b)
 {
@@ -741,43 +756,51 @@ cand_beats(const struct cand *a, const struct cand *b)
 	return a->delay_ms > b->delay_ms;
 }
 
-/* Measures one rule; true and *c filled if one of its steps fires. */
-static bool
+/*
+ * Measures one rule at mode m into *c; FG_TRACE_FIRED when one of its
+ * steps applies (then *c is a candidate), else why not.
+ */
+static enum fg_trace_why
 eval_rule(const struct fg_config *cfg, const struct fg_rule *r,
           const struct fg_facts *f, const struct fg_view *vw, int64_t now,
-          struct cand *c)
+          enum mode m, struct cand *c)
 {
-	enum mode m = rule_mode(r, f);
 	const struct fg_step *st;
 	int64_t over;
 	int idx = -1;
 
-	if (m == M_SKIP || r->nsteps == 0 || !rule_key(r, f, c->key))
-		return false;
+	c->rule = r;
+	c->stored = -1;
+	c->monitor = cfg->monitor || r->monitor;
+	if (m == M_SKIP || r->nsteps == 0)
+		return FG_TRACE_NOT_STAGE;
+	if (!rule_key(r, f, c->key))
+		return FG_TRACE_NO_KEY;
 	c->limit = rule_limit(r, f);
-	if (c->limit <= 0 || !rule_measure(r, f, vw, c->key, now, &c->count))
-		return false;
+	if (c->limit <= 0)
+		return FG_TRACE_UNLIMITED;
+	rule_measure(r, f, vw, now, c);
+	if (fg_policy_keeps_levels(r))
+		c->stored = stored_level(r, vw, c->key, now);
+	if (c->guarded)
+		return FG_TRACE_GUARDED;
 	over = c->count - c->limit;
 	if (over < 1)
-		return false;
+		return FG_TRACE_UNDER;
 	for (size_t i = 0; i < r->nsteps; i++)
 		if (r->steps[i].over <= over)
 			idx = (int)i;
-	if (fg_policy_keeps_levels(r)) {
-		int stored = stored_level(r, vw, c->key, now);
-		if (stored > idx)
-			idx = stored;
-	}
+	if (c->stored > idx)
+		idx = c->stored;
+	c->level = idx;
 	if (idx < 0)
-		return false;
+		return FG_TRACE_BELOW_STEP;
 	st = &r->steps[idx];
+	c->step = st;
 	if (m == M_FOREIGN && (st->action == FG_ACT_CONTINUE ||
 	                       st->action == FG_ACT_DELAY))
-		return false;
+		return FG_TRACE_NOT_REFUSING;
 
-	c->rule = r;
-	c->step = st;
-	c->level = idx;
 	/*
 	 * Escalation by persistence: a client that comes back while its key
 	 * is refused at connect cannot add to the count it is refused for
@@ -788,7 +811,6 @@ eval_rule(const struct fg_config *cfg, const struct fg_rule *r,
 	if (m == M_FOREIGN && f->stage == FG_STAGE_CONNECT &&
 	    idx + 1 < (int)r->nsteps)
 		c->next_level = idx + 1;
-	c->monitor = cfg->monitor || r->monitor;
 	c->delay_ms = 0;
 	c->skipped = false;
 	c->action = c->final = st->action;
@@ -808,7 +830,35 @@ eval_rule(const struct fg_config *cfg, const struct fg_rule *r,
 			                           ? st->then : FG_ACT_TEMPFAIL;
 		}
 	}
-	return true;
+	return FG_TRACE_FIRED;
+}
+
+static void
+trace_add(struct fg_trace *t, const struct cand *c, enum fg_trace_why why)
+{
+	struct fg_trace_rule *e;
+	bool keyed = why != FG_TRACE_NOT_STAGE && why != FG_TRACE_NO_KEY;
+
+	if (t == NULL || t->n >= t->cap)
+		return;
+	e = &t->rules[t->n++];
+	e->rule = c->rule;
+	e->why = why;
+	if (keyed)
+		copy_key(e->key, c->key);
+	else
+		e->key[0] = '\0';
+	e->windowed = keyed && c->windowed;
+	e->counter = c->counter;
+	e->count = keyed ? c->count : 0;
+	e->limit = keyed ? c->limit : c->rule->limit;
+	e->window_ms = c->rule->window_ms;
+	e->total = c->total;
+	e->guarded = c->guarded;
+	e->level = c->stored;
+	e->step = why == FG_TRACE_FIRED || why == FG_TRACE_NOT_REFUSING
+	              ? c->level : -1;
+	e->monitor = c->monitor;
 }
 
 static void
@@ -941,11 +991,12 @@ check_bans(const struct fg_config *cfg, const struct fg_facts *f,
 }
 
 void
-fg_policy_decide(const struct fg_config *cfg, const struct fg_facts *f,
-                 const struct fg_view *view, int64_t now_ms,
-                 struct fg_verdict *v)
+fg_policy_decide_traced(const struct fg_config *cfg, const struct fg_facts *f,
+                        const struct fg_view *view, int64_t now_ms,
+                        struct fg_verdict *v, struct fg_trace *trace)
 {
-	struct cand best = {0}, watch = {0}, c;
+	struct cand best, watch, c;
+	bool have_best = false, have_watch = false;
 
 	/* Everything up to the reply lines; the arrays after them are
 	 * written as they fill (see policy.h). */
@@ -953,9 +1004,13 @@ fg_policy_decide(const struct fg_config *cfg, const struct fg_facts *f,
 	v->ban.set = false;
 	v->nlevels = 0;
 	v->action = FG_ACT_CONTINUE;
+	if (trace != NULL)
+		trace->n = 0;
 	if (cfg == NULL || f == NULL)
 		return;
-	if ((v->exempt_reason = fg_policy_exemption(cfg, f)) != NULL) {
+	v->exempt_reason = f->exemption_known ? f->exemption
+	                                      : fg_policy_exemption(cfg, f);
+	if (v->exempt_reason != NULL) {
 		v->exempt = true;
 		return;
 	}
@@ -964,17 +1019,25 @@ fg_policy_decide(const struct fg_config *cfg, const struct fg_facts *f,
 
 	for (size_t i = 0; i < cfg->nrules; i++) {
 		const struct fg_rule *r = &cfg->rules[i];
+		enum fg_trace_why why;
 
-		memset(&c, 0, sizeof(c));
-		if (!eval_rule(cfg, r, f, view, now_ms, &c))
+		memset(&c, 0, offsetof(struct cand, key));
+		c.key[0] = '\0';
+		why = eval_rule(cfg, r, f, view, now_ms, rule_mode(r, f), &c);
+		trace_add(trace, &c, why);
+		if (why != FG_TRACE_FIRED)
 			continue;
 		if (c.monitor) {
-			if (cand_beats(&c, &watch))
+			if (!have_watch || cand_beats(&c, &watch)) {
 				watch = c;
+				have_watch = true;
+			}
 			continue;
 		}
-		if (cand_beats(&c, &best))
+		if (!have_best || cand_beats(&c, &best)) {
 			best = c;
+			have_best = true;
+		}
 		if (fg_policy_keeps_levels(r) && v->nlevels < FG_POLICY_MAX_LEVELS) {
 			struct fg_effect_level *e = &v->levels[v->nlevels++];
 			e->set = true;
@@ -984,14 +1047,68 @@ fg_policy_decide(const struct fg_config *cfg, const struct fg_facts *f,
 			e->last_ms = now_ms;
 		}
 	}
-	if (best.rule != NULL) {
+	if (have_best) {
 		verdict_from(v, &best);
 		if (best.final == FG_ACT_BAN)
 			set_ban(v, &best, f, now_ms);
-	} else if (watch.rule != NULL) {
+	} else if (have_watch) {
 		verdict_from(v, &watch);
 		monitor_only(v);
 	}
+}
+
+void
+fg_policy_decide(const struct fg_config *cfg, const struct fg_facts *f,
+                 const struct fg_view *view, int64_t now_ms,
+                 struct fg_verdict *v)
+{
+	fg_policy_decide_traced(cfg, f, view, now_ms, v, NULL);
+}
+
+void
+fg_policy_explain(const struct fg_config *cfg, const struct fg_facts *f,
+                  const struct fg_view *view, int64_t now_ms,
+                  struct fg_trace *trace)
+{
+	struct cand c;
+
+	trace->n = 0;
+	for (size_t i = 0; cfg != NULL && f != NULL && i < cfg->nrules; i++) {
+		memset(&c, 0, offsetof(struct cand, key));
+		c.key[0] = '\0';
+		trace_add(trace, &c, eval_rule(cfg, &cfg->rules[i], f, view,
+		                               now_ms, M_OWN, &c));
+	}
+}
+
+int
+fg_policy_ban_checked(const struct fg_config *cfg, const char *key,
+                      const char **why)
+{
+	struct netlens nl;
+	fg_prefix p;
+
+	switch (fg_key_type_of(key)) {
+	case FG_KEY_ADDRESS:
+	case FG_KEY_HELO:
+		return 1;
+	case FG_KEY_NETWORK:
+		break;
+	default:
+		*why = "the daemon checks bans of addresses, networks and "
+		       "HELO names only";
+		return 0;
+	}
+	if (fg_prefix_parse(key, &p) != 0) {
+		*why = "not a network";
+		return 0;
+	}
+	netlens_collect(cfg, &nl);
+	if (p.addr.family == FG_AF_INET ? nl.v4[p.len] : nl.v6[p.len])
+		return 1;
+	*why = "no rule counts by this prefix length: the daemon does not "
+	       "look bans up at it";
+	return 0;
 }
 
 bool
@@ -1116,5 +1233,63 @@ fg_verdict_describe(const struct fg_verdict *v, char *buf, size_t size)
 			              ? v->step->then : v->step->action));
 	}
 	describe_reply(&sb, v);
+	return buf;
+}
+
+/* ---- describing a trace ------------------------------------------- */
+
+const char *
+fg_trace_why_name(enum fg_trace_why w)
+{
+	switch (w) {
+	case FG_TRACE_FIRED: return "fired";
+	case FG_TRACE_NOT_STAGE: return "not checked at this stage";
+	case FG_TRACE_NO_KEY: return "no key yet";
+	case FG_TRACE_UNLIMITED: return "unlimited";
+	case FG_TRACE_GUARDED: return "ratio guard";
+	case FG_TRACE_UNDER: return "under the limit";
+	case FG_TRACE_BELOW_STEP: return "below the first step";
+	case FG_TRACE_NOT_REFUSING: return "its step applies at its own stage";
+	}
+	return "?";
+}
+
+char *
+fg_trace_describe(const struct fg_trace_rule *t, char *buf, size_t size)
+{
+	struct sbuf sb = {buf, size, 0};
+	char key[FG_KEY_MAX * 4], name[FG_KEY_MAX], d[32];
+
+	if (buf == NULL || size == 0)
+		return buf;
+	buf[0] = '\0';
+	if (t == NULL || t->rule == NULL)
+		return buf;
+	fg_sanitize(name, sizeof(name), t->rule->name);
+	sb_printf(&sb, "rule=%s", name);
+	if (t->key[0] != '\0') {
+		fg_sanitize(key, sizeof(key), t->key);
+		sb_printf(&sb, " key=%s %s=%" PRId64 "/%" PRId64, key,
+		          t->windowed ? fg_counter_name(t->counter) : "count",
+		          t->count, t->limit);
+		if (t->windowed)
+			sb_printf(&sb, " window=%s", fg_duration_format(
+			          t->window_ms, d, sizeof(d)));
+		if (t->total > 0)
+			sb_printf(&sb, " of=%" PRId64, t->total);
+		if (t->level >= 0)
+			sb_printf(&sb, " level=%d", t->level);
+		if (t->step >= 0)
+			sb_printf(&sb, " step=%d", t->step);
+	}
+	sb_printf(&sb, " %s%s", t->why == FG_TRACE_FIRED ? "fired"
+	          : t->why == FG_TRACE_GUARDED ? "guarded"
+	          : t->why == FG_TRACE_UNDER ? "under"
+	          : t->why == FG_TRACE_NOT_STAGE ? "skipped"
+	          : t->why == FG_TRACE_NO_KEY ? "nokey"
+	          : t->why == FG_TRACE_UNLIMITED ? "unlimited"
+	          : t->why == FG_TRACE_BELOW_STEP ? "below-step"
+	                                          : "not-here",
+	          t->monitor ? " monitor" : "");
 	return buf;
 }

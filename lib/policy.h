@@ -35,8 +35,9 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "event.h"
 #include "keys.h"
-#include "store.h"
+#include "net.h"
 
 enum fg_stage {
 	FG_STAGE_CONNECT = 0,
@@ -97,6 +98,11 @@ struct fg_facts {
 	int64_t session_invalid;      /* invalid RCPTs this session, incl. this one */
 	int64_t message_rcpts;        /* RCPTs this transaction, incl. this one */
 	int64_t delayed_sessions;     /* sessions sleeping in a delay right now */
+	const char *rcpt_status;      /* the MTA's status of a rejected rcpt */
+	/* The exemption, if the caller decided it already (the session
+	 * does, once): then exemption is fg_policy_exemption()'s answer. */
+	bool exemption_known;
+	const char *exemption;
 };
 
 /* Side effects the caller applies after deciding. */
@@ -148,6 +154,50 @@ struct fg_verdict {
 };
 
 /*
+ * The policy explains itself: one entry per rule, saying what it measured
+ * and why it fired or not.  The daemon logs it at debug level, and
+ * floodgatectl's why and replay print it.
+ */
+enum fg_trace_why {
+	FG_TRACE_FIRED = 0,     /* a step applies: step */
+	FG_TRACE_NOT_STAGE,     /* not checked at this stage */
+	FG_TRACE_NO_KEY,        /* its key cannot be formed yet (no HELO...) */
+	FG_TRACE_UNLIMITED,     /* limit 0 */
+	FG_TRACE_GUARDED,       /* the ratio guard: a mostly valid sender */
+	FG_TRACE_UNDER,         /* count <= limit */
+	FG_TRACE_BELOW_STEP,    /* over the limit, below the first step */
+	FG_TRACE_NOT_REFUSING,  /* its step only delays, and this is not the
+	                           rule's own stage */
+};
+
+struct fg_trace_rule {
+	const struct fg_rule *rule;
+	enum fg_trace_why why;
+	char key[FG_KEY_MAX];         /* "" for FG_TRACE_NOT_STAGE, NO_KEY */
+	bool windowed;                /* count is of counter over window_ms */
+	enum fg_counter counter;      /* when windowed */
+	int64_t count, limit, window_ms;
+	int64_t total;                /* recipients in the window (ratio) */
+	bool guarded;                 /* the ratio guard holds it back */
+	int level;                    /* remembered level after decay, -1 */
+	int step;                     /* step that applies (index), -1 */
+	bool monitor;                 /* the rule (or everything) monitors */
+};
+
+/* The caller's array of cap entries; n of them are filled. */
+struct fg_trace {
+	struct fg_trace_rule *rules;
+	size_t cap, n;
+};
+
+const char *fg_trace_why_name(enum fg_trace_why w);  /* "under limit" ... */
+
+/* One line for a log: "rule=dict key=192.0.2.0/24 invalid=25/20 in 1h
+ * level=1 step=2 fired".  Client text sanitised.  Returns buf. */
+char *fg_trace_describe(const struct fg_trace_rule *t, char *buf,
+                        size_t size);
+
+/*
  * The keys an event at this point counts under (address, each network
  * level any rule uses, HELO, recipient and sender domains as the rules
  * need, global) for fg_store_record: writes up to max keys into
@@ -187,6 +237,32 @@ const char *fg_verdict_action(const struct fg_config *cfg,
 void fg_policy_decide(const struct fg_config *cfg, const struct fg_facts *f,
                       const struct fg_view *view, int64_t now_ms,
                       struct fg_verdict *v);
+
+/* fg_policy_decide, and every rule's measure into *trace (trace->n is
+ * set; rules past trace->cap are not traced).  An exempt session or a
+ * banned key leaves the trace empty. */
+void fg_policy_decide_traced(const struct fg_config *cfg,
+                             const struct fg_facts *f,
+                             const struct fg_view *view, int64_t now_ms,
+                             struct fg_verdict *v, struct fg_trace *trace);
+
+/*
+ * Every rule as if at its own stage, for an operator's question ("where
+ * does this client stand?"): each rule measured with these facts, none
+ * skipped for the stage.  Decides nothing.
+ */
+void fg_policy_explain(const struct fg_config *cfg, const struct fg_facts *f,
+                       const struct fg_view *view, int64_t now_ms,
+                       struct fg_trace *trace);
+
+/*
+ * Whether the daemon looks up a ban of this key (1), or why not (0, with
+ * a static reason in *why): bans of addresses and HELO names are checked
+ * always, of networks at the prefix lengths this configuration counts
+ * by, of other keys never.
+ */
+int fg_policy_ban_checked(const struct fg_config *cfg, const char *key,
+                          const char **why);
 
 /* Whether a and b say the same (their used parts are equal). */
 bool fg_verdict_equal(const struct fg_verdict *a, const struct fg_verdict *b);
