@@ -1,24 +1,23 @@
 /*
  * cmd_replay.c - what a proposed policy would have done: the stored
- * events, in time order, fed through the daemon's own pure code (record,
- * then fg_policy_decide) against an in-memory store, and the verdicts
- * compared with those the daemon recorded.
+ * events, in time order, fed through the daemon's own session engine
+ * (lib/session.c) over counters in memory, and the verdicts compared
+ * with those the daemon recorded.
  *
- * The facts are rebuilt per session as milter/glue.c builds them: every
- * event carries the client, HELO name and sender the session had; the
- * session's count of unknown recipients and the transaction's count of
- * recipients are recounted (a MAIL starts a transaction); a connection
- * takes a concurrency slot under each of its keys and gives it back
- * after its last stored event (the close itself is not stored); no
- * session is ever asleep in a delay (delayed_sessions = 0).  Ban and
- * level effects go into the in-memory store exactly when the daemon
- * would apply them, and a verdict is recorded under the same condition
- * and with the same rule, key and action text as glue.c records it.
+ * Every stored session becomes a session again: connect with the host
+ * and daemon names the daemon stored, MAIL with its SMTP AUTH mark, each
+ * recipient with the MTA's class (a recipient only the daemon's
+ * valid_recipients called unknown is given back as the MTA saw it, and
+ * the proposed list decides again), and close when the daemon closed it
+ * (or after its last stored event, for a session whose close was never
+ * stored).  Sleeps are replayed in time: a delayed session holds its
+ * tarpit place until the delay has passed, so max_delayed_sessions is
+ * reproduced.  Nothing is written and nothing dropped: the store holds
+ * counters only.
  *
- * What the database does not hold cannot be replayed: host name, daemon
- * name and SMTP AUTH (so those exemptions never match), and bans set by
- * hand or before the period; refusals the daemon made because of such a
- * ban are told apart in the comparison.  Counters are warmed up with the
+ * What the database does not hold cannot be replayed: bans set by hand
+ * or before the period; refusals the daemon made because of such a ban
+ * are told apart in the comparison.  Counters are warmed up with the
  * events of one horizon (the longest window or decay of the proposed
  * rules) before the period, whose verdicts are not reported.
  */
@@ -34,8 +33,8 @@
 #include "net.h"
 #include "policy.h"
 #include "query.h"
-#include "rcptlist.h"
 #include "replay.h"
+#include "session.h"
 #include "store.h"
 
 #define HOUR_MS INT64_C(3600000)
@@ -68,11 +67,9 @@ copy(char *dst, size_t size, const char *src)
 struct rsess {
 	struct rsess *next;
 	uint64_t id;
-	int64_t session_invalid;
-	int64_t message_rcpts;
+	fg_session *s;
 	bool in_period;
-	size_t nconc;
-	char (*conc)[FG_KEY_MAX];
+	int64_t wake_ms;          /* asleep in a delay until then; 0: not */
 };
 
 struct smap {
@@ -90,7 +87,20 @@ slot(const struct smap *m, uint64_t id)
 }
 
 static struct rsess *
-sess_get(struct smap *m, uint64_t id)
+sess_find(const struct smap *m, uint64_t id)
+{
+	struct rsess *s;
+
+	if (m->tab == NULL)
+		return NULL;
+	for (s = m->tab[slot(m, id)]; s != NULL; s = s->next)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+static struct rsess *
+sess_add(struct smap *m, uint64_t id)
 {
 	struct rsess *s;
 
@@ -98,9 +108,6 @@ sess_get(struct smap *m, uint64_t id)
 		m->mask = 255;
 		m->tab = xcalloc(m->mask + 1, sizeof(*m->tab));
 	}
-	for (s = m->tab[slot(m, id)]; s != NULL; s = s->next)
-		if (s->id == id)
-			return s;
 	if (m->n > 2 * (m->mask + 1)) {
 		struct smap g = {NULL, m->mask * 2 + 1, m->n};
 
@@ -123,28 +130,26 @@ sess_get(struct smap *m, uint64_t id)
 }
 
 static void
-sess_drop(struct smap *m, fg_store *st, struct rsess *s)
+sess_drop(struct smap *m, struct rsess *s)
 {
 	struct rsess **pp = &m->tab[slot(m, s->id)];
 
-	for (size_t i = 0; i < s->nconc; i++)
-		fg_store_conn_release(st, s->conc[i]);
+	fg_session_free(s->s);
 	while (*pp != s)
 		pp = &(*pp)->next;
 	*pp = s->next;
 	m->n--;
-	free(s->conc);
 	free(s);
 }
 
 static void
-smap_free(struct smap *m, fg_store *st)
+smap_free(struct smap *m)
 {
 	for (size_t i = 0; m->tab != NULL && i <= m->mask; i++)
 		while (m->tab[i] != NULL) {
 			/* False positive: sess_drop() unlinks it from its slot, which is i. */
 			/* NOLINTNEXTLINE(clang-analyzer-unix.Malloc) */
-			sess_drop(m, st, m->tab[i]);
+			sess_drop(m, m->tab[i]);
 		}
 	free(m->tab);
 }
@@ -153,124 +158,85 @@ smap_free(struct smap *m, fg_store *st)
 
 struct replay {
 	const struct fg_config *cfg;
-	fg_store *mem;
-	struct fg_verdict *v;
+	struct fg_session_env env;
+	struct fg_tarpit tarpit;
 	struct smap sessions;
+	struct rsess **sleepers;      /* sessions asleep in a delay */
+	size_t nsleepers, sleepcap;
 	int64_t last_expire;
 	struct replay_result res;
 };
 
-static int64_t
-view_count(void *ctx, const char *key, enum fg_counter c, int64_t window_ms,
-           int64_t now)
+/* Wakes the sleepers whose delay is over by now. */
+static void
+wake(struct replay *r, int64_t now)
 {
-	return fg_store_count(ctx, key, c, window_ms, now);
-}
+	for (size_t i = 0; i < r->nsleepers;) {
+		struct rsess *s = r->sleepers[i];
 
-static int64_t
-view_concurrent(void *ctx, const char *key)
-{
-	return fg_store_conn_count(ctx, key);
-}
-
-static int
-view_ban(void *ctx, const char *key, int64_t now, struct fg_ban *out)
-{
-	return fg_store_ban_get(ctx, key, now, out);
-}
-
-static int
-view_level(void *ctx, const char *rule, const char *key, int *level,
-           int64_t *last_ms)
-{
-	return fg_store_level_get(ctx, rule, key, level, last_ms);
-}
-
-static enum fg_stage
-stage_of(enum fg_event_kind k)
-{
-	switch (k) {
-	case FG_EV_CONNECT: return FG_STAGE_CONNECT;
-	case FG_EV_HELO: return FG_STAGE_HELO;
-	case FG_EV_MAIL: return FG_STAGE_MAIL;
-	default: return FG_STAGE_RCPT;
+		if (s->wake_ms > now) {
+			i++;
+			continue;
+		}
+		fg_session_delay_done(s->s);
+		s->wake_ms = 0;
+		r->sleepers[i] = r->sleepers[--r->nsleepers];
 	}
 }
 
-/* glue.c's record(): the event under the keys of the new policy. */
-static size_t
-record(struct replay *r, const struct fg_stored_event *ev,
-       const struct fg_facts *f, char (*keys)[FG_KEY_MAX])
+static void
+unsleep(struct replay *r, struct rsess *s)
 {
-	const char *kp[FG_STORE_MAX_KEYS];
-	char network[FG_KEY_MAX];
-	struct fg_event e;
-	size_t n;
-
-	n = fg_policy_exemption(r->cfg, f) != NULL
-	        ? 0 : fg_policy_event_keys(r->cfg, f, keys, FG_STORE_MAX_KEYS);
-	for (size_t i = 0; i < n; i++)
-		kp[i] = keys[i];
-	network[0] = '\0';
-	if (f->client != NULL)
-		fg_policy_network_key(r->cfg, f->client, network);
-	memset(&e, 0, sizeof(e));
-	e.time_ms = ev->time_ms;
-	e.kind = ev->kind;
-	e.rcpt_class = ev->kind == FG_EV_RCPT ? f->rcpt_class : FG_RCPT_NONE;
-	e.client = f->client;
-	e.network = network[0] != '\0' ? network : NULL;
-	e.helo = f->helo;
-	e.sender = f->sender;
-	e.rcpt = f->rcpt;
-	e.session_id = ev->session_id;
-	e.keys = kp;
-	e.nkeys = n;
-	/* A full queue only drops the in-memory copy of the row. */
-	fg_store_record(r->mem, &e);
-	return n;
+	for (size_t i = 0; i < r->nsleepers; i++)
+		if (r->sleepers[i] == s) {
+			r->sleepers[i] = r->sleepers[--r->nsleepers];
+			break;
+		}
+	s->wake_ms = 0;
 }
 
-/* glue.c's apply(), minus the answer: effects and the verdict row. */
+/* The verdict's traces in the result: its bans, and itself when the
+ * daemon would have recorded it. */
 static void
-apply(struct replay *r, const struct fg_stored_event *ev,
-      const struct fg_verdict *v)
+note(struct replay *r, struct rsess *s, const struct fg_stored_event *ev,
+     enum fg_stage stage, const struct fg_verdict *v)
 {
+	struct replay_result *res = &r->res;
 	struct rv *o;
 
+	if (v->delay_ms > 0 && !v->monitor) {
+		if (r->nsleepers == r->sleepcap) {
+			r->sleepcap = r->sleepcap ? r->sleepcap * 2 : 64;
+			r->sleepers = xrealloc(r->sleepers, r->sleepcap *
+			                                    sizeof(*r->sleepers));
+		}
+		if (s->wake_ms == 0)
+			r->sleepers[r->nsleepers++] = s;
+		s->wake_ms = ev->time_ms + v->delay_ms;
+	}
 	if (v->action == FG_ACT_CONTINUE && !v->monitor && v->delay_ms == 0)
 		return;
-	if (v->ban.set) {
-		fg_store_ban_set(r->mem, v->ban.key, v->ban.until_ms,
-		                 v->ban.reason, v->ban.source, ev->time_ms);
-		if (ev->time_ms > r->res.since) {
-			struct replay_result *res = &r->res;
-			struct rban *b;
-
-			if (res->nbans == res->bcap) {
-				res->bcap = res->bcap ? res->bcap * 2 : 16;
-				res->bans = xrealloc(res->bans, res->bcap *
-				                                sizeof(*res->bans));
-			}
-			b = &res->bans[res->nbans++];
-			copy(b->key, sizeof(b->key), v->ban.key);
-			copy(b->reason, sizeof(b->reason), v->ban.reason);
-			b->from = ev->time_ms;
-			b->until = v->ban.until_ms;
-		}
-	}
-	for (size_t i = 0; i < v->nlevels; i++)
-		if (v->levels[i].set && v->levels[i].rule != NULL)
-			fg_store_level_set(r->mem, v->levels[i].rule->name,
-			                   v->levels[i].key, v->levels[i].level,
-			                   v->levels[i].last_ms);
-	if (ev->time_ms <= r->res.since)
+	if (ev->time_ms <= res->since)
 		return;   /* warming up */
-	o = rv_add(&r->res.mine);
+	if (v->ban.set) {
+		struct rban *b;
+
+		if (res->nbans == res->bcap) {
+			res->bcap = res->bcap ? res->bcap * 2 : 16;
+			res->bans = xrealloc(res->bans, res->bcap *
+			                                sizeof(*res->bans));
+		}
+		b = &res->bans[res->nbans++];
+		copy(b->key, sizeof(b->key), v->ban.key);
+		copy(b->reason, sizeof(b->reason), v->ban.reason);
+		b->from = ev->time_ms;
+		b->until = v->ban.until_ms;
+	}
+	o = rv_add(&res->mine);
 	o->time_ms = ev->time_ms;
 	o->session = ev->session_id;
 	copy(o->client, sizeof(o->client), ev->client);
-	copy(o->stage, sizeof(o->stage), fg_stage_name(stage_of(ev->kind)));
+	copy(o->stage, sizeof(o->stage), fg_stage_name(stage));
 	copy(o->rule, sizeof(o->rule), v->rule != NULL ? v->rule->name
 	                               : v->banned ? "ban" : NULL);
 	copy(o->key, sizeof(o->key), v->key);
@@ -278,27 +244,72 @@ apply(struct replay *r, const struct fg_stored_event *ev,
 	o->monitor = v->monitor;
 }
 
+/* The class the MTA gave: a recipient the daemon's own valid_recipients
+ * called unknown was valid to the MTA. */
+static enum fg_rcpt_class
+mta_class(const struct fg_stored_event *ev, const char **status)
+{
+	*status = ev->status;
+	if (ev->rcpt_class == FG_RCPT_INVALID && ev->status != NULL &&
+	    strcmp(ev->status, FG_SESSION_LIST_STATUS) == 0) {
+		*status = NULL;
+		return FG_RCPT_VALID;
+	}
+	return ev->rcpt_class;
+}
+
+/* Feeds one stored event to its session. */
+static const struct fg_verdict *
+feed(struct rsess *s, const struct fg_stored_event *ev, enum fg_stage *stage)
+{
+	const char *status;
+	enum fg_rcpt_class cls;
+	fg_addr a;
+
+	switch (ev->kind) {
+	case FG_EV_CONNECT:
+		*stage = FG_STAGE_CONNECT;
+		return fg_session_connect(s->s, ev->client != NULL &&
+		                          fg_addr_parse(ev->client, &a) == 0
+		                              ? &a : NULL,
+		                          ev->host, ev->daemon, ev->time_ms);
+	case FG_EV_HELO:
+		*stage = FG_STAGE_HELO;
+		return fg_session_helo(s->s, ev->helo, ev->time_ms);
+	case FG_EV_MAIL:
+		*stage = FG_STAGE_MAIL;
+		return fg_session_mail(s->s, ev->sender, ev->queue_id,
+		                       ev->authenticated, ev->time_ms);
+	case FG_EV_RCPT:
+		*stage = FG_STAGE_RCPT;
+		cls = mta_class(ev, &status);
+		return fg_session_rcpt(s->s, ev->rcpt, cls, status,
+		                       ev->queue_id, ev->time_ms);
+	case FG_EV_CLOSE:
+	default:
+		return NULL;
+	}
+}
+
 static int
 on_event(void *arg, const struct fg_stored_event *ev)
 {
 	struct replay *r = arg;
-	struct fg_view view = {
-		.ctx = r->mem, .count = view_count,
-		.concurrent = view_concurrent, .ban = view_ban,
-		.level = view_level,
-	};
-	char keys[FG_STORE_MAX_KEYS][FG_KEY_MAX];
-	enum fg_rcpt_class cls = ev->rcpt_class;
-	struct fg_facts f;
+	const struct fg_verdict *v;
+	enum fg_stage stage = FG_STAGE_CONNECT;
 	struct rsess *s;
-	fg_addr a;
-	bool has;
-	size_t n;
 
 	if (ev->time_ms < 0)
 		return 0;
-	has = ev->client != NULL && fg_addr_parse(ev->client, &a) == 0;
-	s = sess_get(&r->sessions, ev->session_id);
+	wake(r, ev->time_ms);
+	if ((s = sess_find(&r->sessions, ev->session_id)) == NULL) {
+		if (ev->kind == FG_EV_CLOSE)
+			return 0;  /* its connect is older than the walk */
+		s = sess_add(&r->sessions, ev->session_id);
+		s->s = fg_session_new(&r->env, r->cfg, ev->session_id);
+		if (s->s == NULL)
+			oom();
+	}
 	if (ev->time_ms > r->res.since) {
 		r->res.events++;
 		if (!s->in_period) {
@@ -308,47 +319,17 @@ on_event(void *arg, const struct fg_stored_event *ev)
 	} else {
 		r->res.warm++;
 	}
-	if (ev->kind == FG_EV_MAIL)
-		s->message_rcpts = 0;
-	if (ev->kind == FG_EV_RCPT) {
-		/* The new list of valid recipients, as glue.c applies it. */
-		if (cls == FG_RCPT_VALID && r->cfg->valid_rcpts != NULL &&
-		    ev->rcpt != NULL &&
-		    fg_rcptlist_check(r->cfg->valid_rcpts, ev->rcpt) == 0)
-			cls = FG_RCPT_INVALID;
-		s->message_rcpts++;
-		if (cls == FG_RCPT_INVALID)
-			s->session_invalid++;
+	/* A session whose connect lies before the walk starts in the middle:
+	 * its first stored event connects it (as an unknown client's). */
+	if ((v = feed(s, ev, &stage)) != NULL)
+		note(r, s, ev, stage, v);
+	if (ev->kind == FG_EV_CLOSE || ev->session_ends) {
+		unsleep(r, s);
+		fg_session_close(s->s, ev->time_ms);
+		sess_drop(&r->sessions, s);
 	}
-
-	memset(&f, 0, sizeof(f));
-	f.stage = stage_of(ev->kind);
-	f.client = has ? &a : NULL;
-	f.helo = ev->helo;
-	f.sender = ev->sender;
-	if (ev->kind == FG_EV_RCPT) {
-		f.rcpt = ev->rcpt;
-		f.rcpt_class = cls;
-	}
-	f.session_invalid = s->session_invalid;
-	f.message_rcpts = s->message_rcpts;
-	f.delayed_sessions = 0;
-
-	n = record(r, ev, &f, keys);
-	if (ev->kind == FG_EV_CONNECT && n > 0 && s->nconc == 0) {
-		s->conc = xcalloc(n, sizeof(*s->conc));
-		for (size_t i = 0; i < n; i++) {
-			memcpy(s->conc[i], keys[i], FG_KEY_MAX);
-			fg_store_conn_acquire(r->mem, s->conc[i]);
-		}
-		s->nconc = n;
-	}
-	fg_policy_decide(r->cfg, &f, &view, ev->time_ms, r->v);
-	apply(r, ev, r->v);
-	if (ev->session_ends)
-		sess_drop(&r->sessions, r->mem, s);
 	if (ev->time_ms - r->last_expire >= EXPIRE_MS) {
-		fg_store_expire(r->mem, ev->time_ms);
+		fg_store_expire(r->env.store, ev->time_ms);
 		r->last_expire = ev->time_ms;
 	}
 	return 0;
@@ -402,19 +383,20 @@ run(struct replay *r, fg_query *q, char *err, size_t errlen)
 {
 	struct fg_store_options so;
 	int64_t start = r->res.since - r->cfg->horizon_ms;
+	fg_store *mem;
 	int rc;
 
 	if (start < 0)
 		start = 0;
 	memset(&so, 0, sizeof(so));
-	so.path = NULL;
 	so.horizon_ms = r->cfg->horizon_ms;
-	so.retention_ms = 60000;
-	so.queue_size = 4096;
-	if ((rc = fg_store_open(&so, start, &r->mem, err, errlen)) < 0)
+	so.counters_only = true;
+	if ((rc = fg_store_open(&so, start, &mem, err, errlen)) < 0)
 		return rc;
+	r->env.store = mem;
+	r->env.tarpit = &r->tarpit;
+	r->env.log = false;
 	r->last_expire = start;
-	r->v = xmalloc(sizeof(*r->v));
 	/* Events and verdicts from one snapshot of the database. */
 	if ((rc = fg_query_begin(q)) < 0 ||
 	    (rc = fg_query_events(q, start, r->res.until, on_event, r)) < 0 ||
@@ -469,10 +451,10 @@ cmd_replay(struct ctl *c, int argc, char **argv)
 	else
 		replay_report(c, &r.res, o.limit);
 	fg_query_close(q);
-	smap_free(&r.sessions, r.mem);
-	if (r.mem != NULL)
-		fg_store_close(r.mem);
-	free(r.v);
+	smap_free(&r.sessions);
+	if (r.env.store != NULL)
+		fg_store_close(r.env.store);
+	free(r.sleepers);
 	free(r.res.mine.v);
 	free(r.res.theirs.v);
 	free(r.res.bans);

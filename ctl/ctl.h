@@ -92,6 +92,8 @@ int cmd_replay(struct ctl *c, int argc, char **argv);
 
 /* ---- out.c --------------------------------------------------------------- */
 
+/* Says so and exits: memory exhaustion ends the program. */
+void oom(void) __attribute__((noreturn));
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);

@@ -15,7 +15,7 @@
 
 /* ---- memory ------------------------------------------------------------ */
 
-static void
+void
 oom(void)
 {
 	fputs("floodgatectl: out of memory\n", stderr);
