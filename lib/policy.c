@@ -1209,7 +1209,7 @@ fg_verdict_describe(const struct fg_verdict *v, char *buf, size_t size)
 		if (v->window_ms > 0)
 			sb_printf(&sb, " window=%s", fg_duration_format(
 			          v->window_ms, d, sizeof(d)));
-		sb_printf(&sb, " level=%d action=%s", v->level,
+		sb_printf(&sb, " level=%d action=%s", v->level + 1,
 		          fg_action_name(v->action));
 		if (v->action == FG_ACT_DELAY && v->step != NULL)
 			sb_printf(&sb, " delay=%s then=%s",
@@ -1278,9 +1278,9 @@ fg_trace_describe(const struct fg_trace_rule *t, char *buf, size_t size)
 		if (t->total > 0)
 			sb_printf(&sb, " of=%" PRId64, t->total);
 		if (t->level >= 0)
-			sb_printf(&sb, " level=%d", t->level);
+			sb_printf(&sb, " level=%d", t->level + 1);
 		if (t->step >= 0)
-			sb_printf(&sb, " step=%d", t->step);
+			sb_printf(&sb, " step=%d", t->step + 1);
 	}
 	sb_printf(&sb, " %s%s", t->why == FG_TRACE_FIRED ? "fired"
 	          : t->why == FG_TRACE_GUARDED ? "guarded"

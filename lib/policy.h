@@ -140,7 +140,8 @@ struct fg_verdict {
 	int64_t count;
 	int64_t limit;
 	int64_t window_ms;
-	int level;                    /* ladder step index, 0-based */
+	int level;                    /* ladder step index, 0-based (shown,
+	                                 like every level, from 1) */
 
 	/* the reply to give: code 0 = none (continue) */
 	int code;

@@ -209,8 +209,8 @@ fg_query_level_get(fg_query *q, const char *rule, const char *key,
 	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		if (level != NULL)
-			*level = sqlite3_column_int(s, 0);
+		if (level != NULL)   /* the table counts from 1 */
+			*level = sqlite3_column_int(s, 0) - 1;
 		if (last_ms != NULL)
 			*last_ms = sqlite3_column_int64(s, 1);
 		sqlite3_finalize(s);

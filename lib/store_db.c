@@ -211,7 +211,7 @@ rebuild(fg_store *st, int64_t now_ms, char *err, size_t errlen)
 
 		if (rule != NULL && key != NULL)
 			fg_store_level_load(st, rule, key,
-			                    sqlite3_column_int(s, 2),
+			                    sqlite3_column_int(s, 2) - 1,
 			                    sqlite3_column_int64(s, 3));
 	}
 	sqlite3_reset(s);
@@ -556,7 +556,8 @@ fg_store_db_commit(fg_store *st, struct fg_row *const *rows, size_t n,
 
 		bind_text(s, 1, lvls[i].rule);
 		bind_text(s, 2, lvls[i].key);
-		sqlite3_bind_int(s, 3, lvls[i].level);
+		/* The table numbers levels as people read them: from 1. */
+		sqlite3_bind_int(s, 3, lvls[i].level + 1);
 		sqlite3_bind_int64(s, 4, lvls[i].last_ms);
 		if ((rc = run(s)) != SQLITE_OK)
 			goto fail;

@@ -168,7 +168,9 @@ static const struct migration {
 	{3,
 	 "ALTER TABLE events ADD COLUMN host TEXT;"
 	 "ALTER TABLE events ADD COLUMN daemon TEXT;"
-	 "ALTER TABLE events ADD COLUMN auth INTEGER;"},
+	 "ALTER TABLE events ADD COLUMN auth INTEGER;"
+	 /* Levels numbered from 1, as every log line and tool shows them. */
+	 "UPDATE levels SET level = level + 1;"},
 };
 
 #define SCHEMA_VERSION (migrations[FG_NELEM(migrations) - 1].version)
