@@ -12,6 +12,7 @@
 #include "fg.h"
 #include "keys.h"
 #include "net.h"
+#include "policy.h"
 #include "query.h"
 
 #define HOUR_MS INT64_C(3600000)
@@ -21,47 +22,6 @@ enum {
 	O_SINCE = CTL_OPT_BASE, O_BY, O_KIND, O_LIMIT, O_FOR, O_REASON,
 	O_OLDER,
 };
-
-/* ---- shared ------------------------------------------------------------ */
-
-bool
-ctl_ban_effective(const struct fg_config *cfg, const char *key,
-                  const char **why)
-{
-	fg_prefix p;
-	bool v4;
-
-	switch (fg_key_type_of(key)) {
-	case FG_KEY_ADDRESS:
-	case FG_KEY_HELO:
-		return true;
-	case FG_KEY_NETWORK:
-		break;
-	default:
-		*why = "the daemon checks bans of addresses, networks and "
-		       "HELO names only";
-		return false;
-	}
-	if (fg_prefix_parse(key, &p) != 0) {
-		*why = "not a network";
-		return false;
-	}
-	v4 = p.addr.family == FG_AF_INET;
-	if (p.len == (v4 ? cfg->network_prefix4 : cfg->network_prefix6))
-		return true;
-	for (size_t i = 0; i < cfg->nrules; i++) {
-		const struct fg_rule *r = &cfg->rules[i];
-
-		if (r->per == FG_PER_NETWORK &&
-		    p.len == (v4 ? r->prefix4 : r->prefix6))
-			return true;
-	}
-	*why = v4 ? "no rule and not network_prefix4 uses this prefix "
-	            "length: the daemon does not look bans up at it"
-	          : "no rule and not network_prefix6 uses this prefix "
-	            "length: the daemon does not look bans up at it";
-	return false;
-}
 
 /* A query verb failed: its error on stderr, after "cmd: " unless cmd is
  * NULL; closes q and returns the exit status. */
@@ -379,7 +339,7 @@ cmd_ban(struct ctl *c, int argc, char **argv)
 	if (c->conf_given || c->db_path == NULL) {
 		if ((rc = ctl_load_config(c->conf_path, false, &cfg)) != CTL_OK)
 			return rc;
-		if (!ctl_ban_effective(cfg, key, &why))
+		if (!fg_policy_ban_checked(cfg, key, &why))
 			ctl_warn("ban of %s: %s", san(key), why);
 	}
 	rc = ctl_open_db(c, cfg, FG_QUERY_WRITE, &q);

@@ -5,10 +5,11 @@
  * verdicts, and what the daemon's own decision function says about a
  * connection from it now.
  *
- * Counts come from the per-second aggregates the daemon commits (at most
- * a flush interval behind its memory); concurrency lives only in the
- * daemon's memory and is not shown.  Levels are decayed by the policy's
- * own fg_policy_decayed_level(): one step per quiet decay period.
+ * Every rule is measured by the policy itself (fg_policy_explain), with
+ * the database standing in for the daemon's memory: counts come from the
+ * per-second aggregates the daemon commits (at most a flush interval
+ * behind), levels from the levels table.  Concurrency lives only in the
+ * daemon's memory and is not shown.  Nothing here measures a rule.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -64,29 +65,10 @@ view_level(void *ctx, const char *rule, const char *key, int *level,
 /* ---- one rule ------------------------------------------------------------- */
 
 struct row {
-	const struct fg_rule *rule;
-	char key[FG_KEY_MAX];
-	bool measured;           /* has a count in the database */
-	int64_t count, limit, total;
-	bool guarded;            /* the ratio guard holds it back */
-	int level;               /* remembered level after decay, -1 none */
-	int step;                /* the step that applies now, -1 none */
+	struct fg_trace_rule t;
+	bool seen;               /* the client used such a name lately */
 	char state[200];
 };
-
-static bool
-counter_of(enum fg_rule_type t, enum fg_counter *c)
-{
-	switch (t) {
-	case FG_RULE_CONNECTION_RATE: *c = FG_CNT_CONNECT; return true;
-	case FG_RULE_INVALID_RECIPIENTS: *c = FG_CNT_RCPT_INVALID; return true;
-	case FG_RULE_RECIPIENT_RATE: *c = FG_CNT_RCPT; return true;
-	case FG_RULE_REJECTED_RECIPIENTS: *c = FG_CNT_RCPT_REJECTED; return true;
-	case FG_RULE_HELO_RATE: *c = FG_CNT_HELO; return true;
-	case FG_RULE_MAIL_RATE: *c = FG_CNT_MAIL; return true;
-	default: return false;
-	}
-}
 
 static const char *
 step_text(const struct fg_step *st)
@@ -109,78 +91,53 @@ step_text(const struct fg_step *st)
 	return buf;
 }
 
-static int64_t
-limit_for(const struct fg_rule *r, const fg_addr *a)
+/* The policy's word on a rule, as a sentence. */
+static void
+describe(struct row *w)
 {
-	void *val = NULL;
+	const struct fg_trace_rule *t = &w->t;
+	const struct fg_rule *r = t->rule;
 
-	if (r->overrides != NULL &&
-	    fg_nettab_lookup(r->overrides, a, &val, NULL) == 1 && val != NULL)
-		return ((const struct fg_override *)val)->limit;
-	return r->limit;
-}
-
-static int
-measure(struct dbview *v, const fg_addr *a, int64_t now, struct row *w)
-{
-	const struct fg_rule *r = w->rule;
-	enum fg_counter c;
-	int level;
-	int64_t last, over;
-	int rc;
-
-	w->level = w->step = -1;
-	w->limit = limit_for(r, a);
-	if (!counter_of(r->type, &c)) {
-		snprintf(w->state, sizeof(w->state), "%s",
-		         r->type == FG_RULE_CONCURRENCY
-		             ? "open sessions: in the daemon's memory only"
-		             : "counted within one session, not stored");
-		return 0;
+	if (!w->seen) {
+		snprintf(w->state, sizeof(w->state),
+		         "none used by this client lately");
+		return;
 	}
-	w->measured = true;
-	if ((w->count = view_count(v, w->key, c, r->window_ms, now)) < 0)
-		return (int)w->count;
-	if (r->type == FG_RULE_INVALID_RECIPIENTS && r->ratio > 0.0) {
-		int64_t sample = r->min_sample > 1 ? r->min_sample : 1;
-
-		if ((w->total = view_count(v, w->key, FG_CNT_RCPT, r->window_ms,
-		                           now)) < 0)
-			return (int)w->total;
-		w->guarded = w->total >= sample &&
-		             (double)w->count / (double)w->total < r->ratio;
+	if (r->type == FG_RULE_CONCURRENCY) {
+		snprintf(w->state, sizeof(w->state),
+		         "open sessions: in the daemon's memory only");
+		return;
 	}
-	if (fg_policy_keeps_levels(r)) {
-		if ((rc = view_level(v, r->name, w->key, &level, &last)) < 0)
-			return rc;
-		if (rc == 1)
-			w->level = fg_policy_decayed_level(r, level, last, now);
+	if (!t->windowed && t->why != FG_TRACE_UNLIMITED) {
+		snprintf(w->state, sizeof(w->state),
+		         "counted within one session, not stored");
+		return;
 	}
-	over = w->count - w->limit;
-	if (w->limit <= 0) {
+	switch (t->why) {
+	case FG_TRACE_UNLIMITED:
 		snprintf(w->state, sizeof(w->state), "unlimited");
-	} else if (w->guarded) {
+		break;
+	case FG_TRACE_GUARDED:
 		snprintf(w->state, sizeof(w->state), "ratio guard: %" PRId64
 		         " of %" PRId64 " recipients unknown, under %.0f%%",
-		         w->count, w->total, r->ratio * 100.0);
-	} else if (over < 1) {
-		snprintf(w->state, sizeof(w->state), "under the limit");
-	} else {
-		for (size_t i = 0; i < r->nsteps; i++)
-			if (r->steps[i].over <= over)
-				w->step = (int)i;
-		if (w->level > w->step)
-			w->step = w->level;
-		if (w->step < 0)
-			snprintf(w->state, sizeof(w->state), "over by %" PRId64
-			         ", below the first step", over);
-		else
-			snprintf(w->state, sizeof(w->state), "over by %" PRId64
-			         ": step %d, %s%s", over, w->step + 1,
-			         step_text(&r->steps[w->step]),
-			         r->monitor ? " (monitor)" : "");
+		         t->count, t->total, r->ratio * 100.0);
+		break;
+	case FG_TRACE_BELOW_STEP:
+		snprintf(w->state, sizeof(w->state), "over by %" PRId64
+		         ", below the first step", t->count - t->limit);
+		break;
+	case FG_TRACE_FIRED:
+	case FG_TRACE_NOT_REFUSING:
+		snprintf(w->state, sizeof(w->state), "over by %" PRId64
+		         ": step %d, %s%s", t->count - t->limit, t->step + 1,
+		         step_text(&r->steps[t->step]),
+		         t->monitor ? " (monitor)" : "");
+		break;
+	default:
+		snprintf(w->state, sizeof(w->state), "%s",
+		         fg_trace_why_name(t->why));
+		break;
 	}
-	return 0;
 }
 
 /* ---- gathering ------------------------------------------------------------- */
@@ -277,25 +234,53 @@ ban_concerns(const struct why *w, const char *key)
 	return false;
 }
 
+/* The facts of a client that used the name key (a key of the kind the
+ * rule is per), for the policy to measure that rule with. */
+static void
+facts_for(const struct fg_rule *r, const char *key, struct fg_facts *f,
+          char *buf, size_t size)
+{
+	const char *colon = strchr(key, ':');
+	const char *name = colon != NULL ? colon + 1 : key;
+
+	switch (r->per) {
+	case FG_PER_HELO:
+		f->helo = name;
+		break;
+	case FG_PER_RCPT_DOMAIN:
+		snprintf(buf, size, "x@%s", name);
+		f->stage = FG_STAGE_RCPT;
+		f->rcpt = buf;
+		break;
+	case FG_PER_SENDER_DOMAIN:
+		snprintf(buf, size, "x@%s", name);
+		f->sender = buf;
+		break;
+	default:
+		break;
+	}
+}
+
 static int
 gather(struct why *w, struct dbview *v)
 {
 	const struct fg_config *cfg = w->cfg;
-	struct fg_facts f;
+	struct fg_facts f, base;
 	struct fg_view view = {
 		.ctx = v, .count = view_count, .ban = view_ban,
 		.level = view_level,
 	};
+	struct fg_trace tr = {NULL, 0, 0};
 	struct fg_ban_entry *all;
 	size_t nall;
 	int64_t now = w->c->now_ms, since = now - cfg->horizon_ms;
 	int rc;
 
-	memset(&f, 0, sizeof(f));
-	f.stage = FG_STAGE_CONNECT;
-	f.client = &w->addr;
-	w->exempt = fg_policy_exemption(cfg, &f);
-	w->nkeys = fg_policy_event_keys(cfg, &f, w->keys, FG_STORE_MAX_KEYS);
+	memset(&base, 0, sizeof(base));
+	base.stage = FG_STAGE_CONNECT;
+	base.client = &w->addr;
+	w->exempt = fg_policy_exemption(cfg, &base);
+	w->nkeys = fg_policy_event_keys(cfg, &base, w->keys, FG_STORE_MAX_KEYS);
 	if ((rc = fg_query_client_keys(v->q, w->addr_key, FG_NAME_HELO, since,
 	                               now, MAX_NAMES, add_name,
 	                               &w->helos)) < 0)
@@ -309,59 +294,54 @@ gather(struct why *w, struct dbview *v)
 			w->bans[w->nbans++] = all[i];
 	fg_query_free(all);
 
+	tr.cap = cfg->nrules;
+	tr.rules = xcalloc(tr.cap > 0 ? tr.cap : 1, sizeof(*tr.rules));
 	w->rows = xcalloc(MAX_ROWS, sizeof(*w->rows));
 	for (size_t i = 0; i < cfg->nrules; i++) {
 		const struct fg_rule *r = &cfg->rules[i];
 		struct names nm = {.n = 0};
 		enum fg_query_name which;
+		bool named = r->per == FG_PER_HELO ||
+		             r->per == FG_PER_RCPT_DOMAIN ||
+		             r->per == FG_PER_SENDER_DOMAIN;
 
-		switch (r->per) {
-		case FG_PER_ADDRESS:
-			add_name(&nm, w->addr_key, 0);
-			break;
-		case FG_PER_NETWORK:
-			fg_key_network(nm.key[nm.n++], &w->addr,
-			               w->addr.family == FG_AF_INET ? r->prefix4
-			                                            : r->prefix6);
-			break;
-		case FG_PER_GLOBAL:
-			fg_key_global(nm.key[nm.n++]);
-			break;
-		case FG_PER_SESSION:
-		case FG_PER_MESSAGE:
-			add_name(&nm, fg_per_name(r->per), 0);
-			break;
-		case FG_PER_HELO:
-		case FG_PER_RCPT_DOMAIN:
-		case FG_PER_SENDER_DOMAIN:
+		if (named) {
 			which = r->per == FG_PER_HELO ? FG_NAME_HELO
 			      : r->per == FG_PER_RCPT_DOMAIN ? FG_NAME_RCPT_DOMAIN
 			                                     : FG_NAME_SENDER_DOMAIN;
 			if ((rc = fg_query_client_keys(v->q, w->addr_key, which,
 			                               since, now, MAX_NAMES,
 			                               add_name, &nm)) < 0)
-				return rc;
-			break;
+				goto out;
+		} else {
+			add_name(&nm, "", 0);
 		}
-		if (nm.n == 0)   /* no such name seen: one row saying so */
-			snprintf(nm.key[nm.n++], FG_KEY_MAX, "-");
-		for (size_t k = 0; k < nm.n && w->nrows < MAX_ROWS; k++) {
+		if (nm.n == 0) {   /* no such name seen: one row saying so */
 			struct row *row = &w->rows[w->nrows++];
 
-			row->rule = r;
-			memcpy(row->key, nm.key[k], FG_KEY_MAX);
-			if (strcmp(row->key, "-") == 0) {
-				row->level = row->step = -1;
-				snprintf(row->state, sizeof(row->state),
-				         "none used by this client lately");
-				continue;
-			}
-			if ((rc = measure(v, &w->addr, now, row)) < 0)
-				return rc;
+			row->t.rule = r;
+			row->t.level = row->t.step = -1;
+			snprintf(row->t.key, sizeof(row->t.key), "-");
+			describe(row);
+			continue;
+		}
+		for (size_t k = 0; k < nm.n && w->nrows < MAX_ROWS; k++) {
+			struct row *row = &w->rows[w->nrows++];
+			char buf[FG_KEY_MAX + 8];
+
+			f = base;
+			facts_for(r, nm.key[k], &f, buf, sizeof(buf));
+			fg_policy_explain(cfg, &f, &view, now, &tr);
+			row->t = tr.rules[i];
+			row->seen = true;
+			describe(row);
 		}
 	}
-	fg_policy_decide(cfg, &f, &view, now, &w->now);
-	return 0;
+	fg_policy_decide(cfg, &base, &view, now, &w->now);
+	rc = 0;
+out:
+	free(tr.rules);
+	return rc;
 }
 
 /* ---- output ------------------------------------------------------------------ */
@@ -398,7 +378,7 @@ print_json(struct why *w, fg_query *q)
 		json_ktime(j, "until", w->bans[i].ban.until_ms);
 		json_kstr(j, "reason", w->bans[i].ban.reason);
 		json_kstr(j, "source", w->bans[i].ban.source);
-		json_kbool(j, "checked", ctl_ban_effective(w->cfg,
+		json_kbool(j, "checked", fg_policy_ban_checked(w->cfg,
 		                                           w->bans[i].key, &why));
 		json_end(j);
 	}
@@ -409,31 +389,34 @@ print_json(struct why *w, fg_query *q)
 		const struct row *r = &w->rows[i];
 
 		json_obj(j);
-		json_kstr(j, "rule", r->rule->name);
-		json_kstr(j, "type", fg_rule_type_name(r->rule->type));
-		json_kstr(j, "per", fg_per_name(r->rule->per));
-		json_kstr(j, "key", r->key);
+		const struct fg_trace_rule *t = &r->t;
+
+		json_kstr(j, "rule", t->rule->name);
+		json_kstr(j, "type", fg_rule_type_name(t->rule->type));
+		json_kstr(j, "per", fg_per_name(t->rule->per));
+		json_kstr(j, "key", t->key);
 		json_key(j, "count");
-		if (r->measured)
-			json_int(j, r->count);
+		if (t->windowed)
+			json_int(j, t->count);
 		else
 			json_null(j);
-		json_kint(j, "limit", r->limit);
-		json_kint(j, "window_ms", r->rule->window_ms);
-		/* Levels and steps count from 1, as in the text; null: none. */
+		json_kint(j, "limit", t->limit);
+		json_kint(j, "window_ms", t->rule->window_ms);
+		/* Levels and steps count from 1, as everywhere; null: none. */
 		json_key(j, "level");
-		if (r->level >= 0)
-			json_int(j, r->level + 1);
+		if (t->level >= 0)
+			json_int(j, t->level + 1);
 		else
 			json_null(j);
 		json_key(j, "step");
-		if (r->step >= 0)
-			json_int(j, r->step + 1);
+		if (t->step >= 0)
+			json_int(j, t->step + 1);
 		else
 			json_null(j);
-		json_kstr(j, "action", r->step >= 0 ? fg_action_name(
-		              r->rule->steps[r->step].action) : NULL);
-		json_kbool(j, "monitor", r->rule->monitor || w->cfg->monitor);
+		json_kstr(j, "action", t->step >= 0 ? fg_action_name(
+		              t->rule->steps[t->step].action) : NULL);
+		json_kbool(j, "monitor", t->monitor);
+		json_kstr(j, "why", fg_trace_why_name(t->why));
 		json_kstr(j, "state", r->state);
 		json_end(j);
 	}
@@ -487,7 +470,7 @@ print_text(struct why *w, fg_query *q)
 		              "CHECKED", (char *)NULL);
 		for (size_t i = 0; i < w->nbans; i++) {
 			const char *why = NULL;
-			bool eff = ctl_ban_effective(w->cfg, w->bans[i].key,
+			bool eff = fg_policy_ban_checked(w->cfg, w->bans[i].key,
 			                             &why);
 
 			table_cell_text(t, w->bans[i].key);
@@ -509,20 +492,20 @@ print_text(struct why *w, fg_query *q)
 	for (size_t i = 0; i < w->nrows; i++) {
 		const struct row *r = &w->rows[i];
 
-		table_cell_text(t, r->rule->name);
-		table_cell_text(t, r->key);
-		if (r->measured)
-			table_cell(t, "%" PRId64, r->count);
+		table_cell_text(t, r->t.rule->name);
+		table_cell_text(t, r->t.key);
+		if (r->t.windowed)
+			table_cell(t, "%" PRId64, r->t.count);
 		else
 			table_cell(t, "-");
-		if (r->limit > 0)
-			table_cell(t, "%" PRId64, r->limit);
+		if (r->t.limit > 0)
+			table_cell(t, "%" PRId64, r->t.limit);
 		else
 			table_cell(t, "-");
-		table_cell(t, "%s", r->rule->window_ms > 0
-		           ? fmt_duration(r->rule->window_ms) : "-");
-		if (r->level >= 0)
-			table_cell(t, "%d", r->level + 1);
+		table_cell(t, "%s", r->t.rule->window_ms > 0
+		           ? fmt_duration(r->t.rule->window_ms) : "-");
+		if (r->t.level >= 0)
+			table_cell(t, "%d", r->t.level + 1);
 		else
 			table_cell(t, "-");
 		table_cell_text(t, r->state);

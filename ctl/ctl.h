@@ -72,10 +72,6 @@ int ctl_duration(const char *cmd, const char *opt, const char *s,
 int ctl_count(const char *cmd, const char *opt, const char *s, size_t max,
               size_t *out);
 
-/* cmd_db.c: whether the daemon looks the ban of key up (per cfg); if
- * not, *why says why. */
-bool ctl_ban_effective(const struct fg_config *cfg, const char *key,
-                       const char **why);
 
 /* ---- commands ------------------------------------------------------------ */
 
