@@ -235,7 +235,8 @@ rcptlist_diag(void *arg, const char *msg)
 static void
 cross_checks(struct ctx *c, struct fg_config *cfg, config_t *cf)
 {
-	if (cfg->valid_recipients[0] != '\0') {
+	if (!ctx_failed(c, "valid_recipients") &&
+	    cfg->valid_recipients != NULL && cfg->valid_recipients[0] != '\0') {
 		config_setting_t *vr = config_lookup(cf, "valid_recipients");
 		struct list_diag d = {
 			.c = c,
@@ -251,7 +252,9 @@ cross_checks(struct ctx *c, struct fg_config *cfg, config_t *cf)
 	config_setting_t *md = config_lookup(cf, "max_delay");
 	int line = md != NULL ? config_setting_source_line(md) : 0;
 
-	if (cfg->max_delay_ms >= cfg->mta_timeout_ms)
+	if (ctx_failed(c, "max_delay") || ctx_failed(c, "mta_timeout"))
+		;   /* said already */
+	else if (cfg->max_delay_ms >= cfg->mta_timeout_ms)
 		CERR(c, line, "max_delay", "%s must stay below mta_timeout "
 		     "%s, or the MTA gives up on the milter mid-delay",
 		     fg_duration_format(cfg->max_delay_ms, a, sizeof(a)),
@@ -261,14 +264,15 @@ cross_checks(struct ctx *c, struct fg_config *cfg, config_t *cf)
 		      "mta_timeout %s for the MTA's own work",
 		      fg_duration_format(cfg->max_delay_ms, a, sizeof(a)),
 		      fg_duration_format(cfg->mta_timeout_ms, b, sizeof(b)));
-	if (cfg->banned_action == FG_ACT_DELAY ||
-	    cfg->banned_action == FG_ACT_BAN ||
-	    cfg->banned_action == FG_ACT_CONTINUE) {
+	if (ctx_failed(c, "banned_action") || ctx_failed(c, "banned_reply"))
+		;   /* said already */
+	else if (cfg->banned_action == FG_ACT_DELAY ||
+	         cfg->banned_action == FG_ACT_BAN ||
+	         cfg->banned_action == FG_ACT_CONTINUE) {
 		config_setting_t *s = config_lookup(cf, "banned_action");
 		CERR(c, s ? config_setting_source_line(s) : 0, "banned_action",
 		     "must be tempfail, reject or disconnect");
-	}
-	if (cfg->banned_reply.code != 0) {
+	} else if (cfg->banned_reply.code != 0) {
 		config_setting_t *s = config_lookup(cf, "banned_reply");
 		int cls = cfg->banned_reply.code / 100;
 		int bl = s ? config_setting_source_line(s) : 0;
@@ -288,7 +292,7 @@ cross_checks(struct ctx *c, struct fg_config *cfg, config_t *cf)
 		if (r->decay_ms > cfg->horizon_ms)
 			cfg->horizon_ms = r->decay_ms;
 	}
-	if (cfg->retention_ms < cfg->horizon_ms) {
+	if (!ctx_failed(c, "retention") && cfg->retention_ms < cfg->horizon_ms) {
 		config_setting_t *s = config_lookup(cf, "retention");
 		CWARN(c, s ? config_setting_source_line(s) : 0, "retention",
 		      "%s is shorter than the longest rule window %s; counts "
@@ -349,7 +353,9 @@ load(config_t *cf, const char *name, struct fg_config **out,
 	s = config_setting_get_member(root, "rules");
 	if (s != NULL)
 		parse_rules(&c, cfg, s);
-	if (c.errors == 0 && !c.nomem)
+	/* Even after other errors: config.h promises every error of the
+	 * file at once.  A setting in error keeps its default. */
+	if (!c.nomem)
 		cross_checks(&c, cfg, cf);
 	if (c.nomem) {
 		config_free(cfg);

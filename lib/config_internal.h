@@ -22,7 +22,14 @@ struct ctx {
 	void *arg;
 	int errors;
 	bool nomem;
+	/* Top-level settings reported in error: the checks across
+	 * settings leave them out (their values are not set). */
+	char failed[32][40];
+	size_t nfailed;
 };
+
+/* Whether an error was reported for setting key. */
+bool ctx_failed(const struct ctx *c, const char *key);
 
 void ctx_report(struct ctx *c, bool warning, int line, const char *key,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));

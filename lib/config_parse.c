@@ -19,6 +19,15 @@
 /* ---- the parsing context ------------------------------------------ */
 
 
+bool
+ctx_failed(const struct ctx *c, const char *key)
+{
+	for (size_t i = 0; i < c->nfailed; i++)
+		if (strcmp(c->failed[i], key) == 0)
+			return true;
+	return false;
+}
+
 void
 ctx_report(struct ctx *c, bool warning, int line, const char *key,
            const char *fmt, ...)
@@ -43,8 +52,12 @@ ctx_report(struct ctx *c, bool warning, int line, const char *key,
 	else
 		snprintf(msg, sizeof(msg), "%s: %s%s", c->file,
 		         warning ? "warning: " : "", reason);
-	if (!warning)
+	if (!warning) {
 		c->errors++;
+		if (key != NULL && c->nfailed < FG_NELEM(c->failed))
+			snprintf(c->failed[c->nfailed++], sizeof(c->failed[0]),
+			         "%s", key);
+	}
 	if (c->diag != NULL)
 		c->diag(c->arg, warning, msg);
 }
