@@ -57,6 +57,8 @@ struct fg_session {
 	/* Keys this session holds a concurrency slot under. */
 	size_t nconc;
 	char conc_keys[MAX_KEYS][FG_KEY_MAX];
+	int64_t conc_pos[MAX_KEYS];  /* sessions of the key when we came */
+	bool at_connect;           /* deciding the connect: use conc_pos */
 
 	struct fg_verdict verdict;
 	struct fg_trace trace;     /* rules: cfg->nrules entries, if tracing */
@@ -100,26 +102,41 @@ static int64_t
 view_count(void *ctx, const char *key, enum fg_counter c, int64_t window_ms,
            int64_t now)
 {
-	return fg_store_count(ctx, key, c, window_ms, now);
+	return fg_store_count(((fg_session *)ctx)->env->store, key, c,
+	                      window_ms, now);
 }
 
+/*
+ * At connect, a session is measured by its place among the key's open
+ * sessions when it took its slot (what acquire returned), not by the
+ * count a moment later: two sessions arriving together are then told
+ * apart by the order they came in, as replay sees them, rather than both
+ * refused.  Later stages see the count as it is.
+ */
 static int64_t
 view_concurrent(void *ctx, const char *key)
 {
-	return fg_store_conn_count(ctx, key);
+	const fg_session *s = ctx;
+
+	if (s->at_connect)
+		for (size_t i = 0; i < s->nconc; i++)
+			if (strcmp(s->conc_keys[i], key) == 0)
+				return s->conc_pos[i];
+	return fg_store_conn_count(s->env->store, key);
 }
 
 static int
 view_ban(void *ctx, const char *key, int64_t now, struct fg_ban *out)
 {
-	return fg_store_ban_get(ctx, key, now, out);
+	return fg_store_ban_get(((fg_session *)ctx)->env->store, key, now, out);
 }
 
 static int
 view_level(void *ctx, const char *rule, const char *key, int *level,
            int64_t *last_ms)
 {
-	return fg_store_level_get(ctx, rule, key, level, last_ms);
+	return fg_store_level_get(((fg_session *)ctx)->env->store, rule, key,
+	                          level, last_ms);
 }
 
 /* ---- life --------------------------------------------------------- */
@@ -382,7 +399,7 @@ static const struct fg_verdict *
 decide(fg_session *s, struct fg_facts *f, int64_t now)
 {
 	struct fg_view view = {
-		.ctx = s->env->store,
+		.ctx = s,
 		.count = view_count,
 		.concurrent = view_concurrent,
 		.ban = view_ban,
@@ -445,6 +462,7 @@ const struct fg_verdict *
 fg_session_connect(fg_session *s, const fg_addr *client, const char *host,
                    const char *daemon_name, int64_t now_ms)
 {
+	const struct fg_verdict *v;
 	struct fg_facts f;
 
 	if (s->connected)
@@ -471,8 +489,12 @@ fg_session_connect(fg_session *s, const fg_addr *client, const char *host,
 	s->nconc = event_keys(s, &f, s->conc_keys);
 	record_keys(s, &f, FG_EV_CONNECT, s->conc_keys, s->nconc, now_ms);
 	for (size_t i = 0; i < s->nconc; i++)
-		fg_store_conn_acquire(s->env->store, s->conc_keys[i]);
-	return decide(s, &f, now_ms);
+		s->conc_pos[i] = fg_store_conn_acquire(s->env->store,
+		                                       s->conc_keys[i]);
+	s->at_connect = true;
+	v = decide(s, &f, now_ms);
+	s->at_connect = false;
+	return v;
 }
 
 const struct fg_verdict *

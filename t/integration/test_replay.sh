@@ -1,0 +1,147 @@
+#!/bin/bash
+# The daemon and floodgatectl replay run one session engine: a recorded
+# mixed workload through the real milter socket (legitimate clients, a
+# dictionary attack that ends in a ban, a connection flood, concurrency
+# over the limit, clients exempt by network, by SMTP AUTH, by host name
+# and by daemon name, and a valid_recipients list), then replayed from
+# the database with the same configuration: replay's verdicts equal the
+# daemon's, row for row (time, session, stage, rule, key, action).  A
+# stricter configuration then gives exactly the differences expected.
+. "$(dirname "$0")/lib.sh"
+
+CTL=$FG_BUILD_DIR/ctl/floodgatectl
+[ -x "$CTL" ] || { echo "not ok - $CTL is missing"; exit 1; }
+
+cat >"$T/valid.txt" <<'EOF2'
+@example.org
+alice@example.org
+bob@example.org
+EOF2
+
+write_conf() {	# write_conf FILE CONN_RATE_LIMIT CONCURRENCY_LIMIT
+	fg_conf "$1" <<EOF2
+valid_recipients = "$T/valid.txt";
+max_delay = "2s";
+max_delayed_sessions = 50;
+exempt = {
+	networks = [ "198.18.0.0/24" ];
+	authenticated = true;
+	hostnames = [ ".trusted.example" ];
+	daemons = [ "submission" ];
+};
+rules = (
+	{ name = "dictionary"; type = "invalid_recipients"; per = "network";
+	  prefix4 = 24; prefix6 = 64; limit = 10; window = "1h"; decay = "1h";
+	  ladder = (
+		{ over = 1; action = "delay"; delay = "20ms"; },
+		{ over = 5; action = "tempfail"; },
+		{ over = 12; action = "ban"; ban = "1h"; }
+	  ); },
+	{ name = "conn-rate"; type = "connection_rate"; per = "address";
+	  limit = $2; window = "1m"; action = "disconnect"; },
+	{ name = "conc"; type = "concurrency"; per = "address"; limit = $3;
+	  action = "tempfail"; },
+	{ name = "bad-rcpt"; type = "bad_recipient_throttle"; limit = 4;
+	  action = "delay"; delay = "10ms"; }
+);
+EOF2
+}
+write_conf "$T/m.conf" 20 3
+write_conf "$T/strict.conf" 15 2
+fg_start m "$T/m.conf" || exit 1
+
+unknown() {	# an RCPT the MTA refused as an unknown user
+	printf 'macro stage=R {rcpt_mailer}=error {rcpt_host}=5.1.1 "{rcpt_addr}=User unknown"\nrcpt <%s@example.org>\n' "$1"
+}
+accepted() {	# an RCPT the MTA accepted (valid_recipients decides)
+	printf 'macro stage=R {rcpt_mailer}=local {rcpt_host}=localhost {rcpt_addr}=%s\nrcpt <%s@example.org>\n' "$1" "$1"
+}
+session() {	# session ADDR HOST [connect macro] [mail macro]: header of a session
+	[ -n "${3:-}" ] && echo "macro stage=C $3"
+	echo "connect host=$2 addr=$1 family=4 port=2525"
+	echo "helo $2"
+	[ -n "${4:-}" ] && echo "macro stage=M $4"
+	echo "mail <s@$2>"
+}
+
+# Legitimate mail, and a sender with typos (valid to the MTA, unknown to
+# the list) in the same /24 as the flood below.
+for i in 1 2 3; do
+	{ session 192.0.2.100 good.example; accepted alice; accepted bob; echo quit; } | miltc m -q
+done
+{ session 192.0.2.101 typo.example; accepted carol; accepted alice; echo quit; } | miltc m -q
+ok "legitimate sessions ran" [ $? -eq 0 ]
+
+# Exempt clients, each sending 20 unknown recipients: counted nowhere.
+exempt_run() {
+	{ session "$@"; for u in $(seq 1 20); do unknown "e$u"; done; echo quit; } | miltc m -q
+}
+exempt_run 198.18.0.5 net.example
+exempt_run 192.0.2.70 auth.example "" "{auth_authen}=user1"
+exempt_run 192.0.2.71 mx1.trusted.example
+exempt_run 192.0.2.72 msa.example "{daemon_name}=submission"
+ok "exempt sessions ran" [ $? -eq 0 ]
+
+# The dictionary attack: three hosts of 203.0.113.0/24, unknown users and
+# names only the list calls unknown, until the /24 is banned; then the
+# next connection is refused by the ban.
+for h in 10 11 12; do
+	{ session 203.0.113.$h harvest.example
+	  for u in $(seq 1 6); do unknown "h$h-$u"; accepted "x$h-$u"; done
+	  echo quit; } | miltc m -q -t 10
+done
+{ echo "connect host=harvest.example addr=203.0.113.13 family=4 port=2525"; echo "expect 421"; echo quit; } | miltc m -q
+ok "after the attack the /24 is refused at connect" [ $? -eq 0 ]
+
+# A connection flood from one address: 30 connections, limit 20 a minute.
+for i in $(seq 1 30); do
+	echo "connect host=flood.example addr=192.0.2.60 family=4 port=2525"
+	echo "quit"
+done | miltc m -q
+
+# Five sessions at once from one address, limit 3 (each starts 100 ms
+# after the one before, so that the order they come in is known).
+printf 'sleep ${n}00\nconnect host=conc.example addr=192.0.2.80 family=4 port=2525\nsleep 1000\nquit\n' |
+	miltc m -q -n 5 -c 5
+
+fg_stop "$FG_PID"; is "$?" 0 "the daemon stops cleanly"
+db=$T/m.db
+q() { sqlite3 "$db" "$1"; }
+is "$(q "SELECT count(*) FROM verdicts WHERE rule = 'conn-rate'")" 10 "the flood got 10 refusals"
+is "$(q "SELECT count(*) FROM verdicts WHERE rule = 'conc'")" 2 "concurrency refused 2 sessions"
+ok "the attack was banned" [ "$(q "SELECT count(*) FROM verdicts WHERE action = 'ban'")" -ge 1 ]
+is "$(q "SELECT count(*) FROM verdicts WHERE client IN ('198.18.0.5', '192.0.2.70', '192.0.2.71', '192.0.2.72')")" 0 \
+	"no verdict for an exempt client"
+is "$(q "SELECT count(*) FROM events WHERE host = 'mx1.trusted.example' AND kind = 'connect'")/$(q "SELECT count(*) FROM events WHERE daemon = 'submission'")/$(q "SELECT count(*) FROM events WHERE auth = 1")" \
+	"1/1/1" "the database keeps the host, daemon and AUTH facts"
+is "$(q "SELECT count(*) FROM events WHERE kind = 'close'")" "$(q "SELECT count(*) FROM events WHERE kind = 'connect'")" \
+	"every session's close is stored"
+is "$(q "SELECT count(*) FROM events WHERE rcpt = '<carol@example.org>' AND class = 'invalid' AND status = 'valid_recipients'")" 1 \
+	"a recipient only the list refused says so"
+
+sleep 2.5   # replay leaves out the last 2 s
+ctl() { "$CTL" -c "$T/m.conf" -d "$db" "$@"; }
+
+# ---- the same configuration: the same verdicts, row for row ---------
+out=$(ctl --json replay --config "$T/m.conf" 2>"$T/err"); rc=$?
+is "$rc" 0 "replay exits 0"
+ok "replay warns about nothing" [ ! -s "$T/err" ]
+daemon_n=$(q "SELECT count(*) FROM verdicts")
+is "$(py 'd["verdicts"]["daemon"], d["verdicts"]["replay"], d["verdicts"]["same"], d["verdicts"]["replay_only"], d["verdicts"]["daemon_only"], d["matches"]' <<<"$out")" \
+	"$daemon_n $daemon_n $daemon_n 0 0 True" \
+	"replay gives every one of the daemon's $daemon_n verdicts and no other"
+for rule in dictionary conn-rate conc ban bad-rcpt; do
+	is "$(py "sum(w['replay'] for w in d['who'] if w['rule'] == '$rule') == sum(w['daemon'] for w in d['who'] if w['rule'] == '$rule') > 0" <<<"$out")" \
+		True "rule $rule: the same verdicts, and some"
+done
+
+# ---- a stricter configuration: exactly the expected differences ------
+out=$(ctl --json replay --config "$T/strict.conf" 2>"$T/err"); rc=$?
+is "$rc" 0 "the stricter replay exits 0"
+who() { py "[(w['replay'], w['daemon']) for w in d['who'] if w['rule'] == '$1' and w['client'] == '$2']" <<<"$out"; }
+is "$(who conn-rate 192.0.2.60)" "[(15, 10)]" "connection rate 15: five more refusals of the flood"
+is "$(who conc 192.0.2.80)" "[(3, 2)]" "concurrency 2: one more refused session"
+is "$(py 'd["verdicts"]["replay_only"], d["verdicts"]["daemon_only"]' <<<"$out")" "6 0" \
+	"and no other difference"
+
+done_testing
