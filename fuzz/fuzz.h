@@ -26,6 +26,7 @@
 #include "fg.h"
 #include "keys.h"
 #include "policy.h"
+#include "store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);

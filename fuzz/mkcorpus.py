@@ -4,7 +4,8 @@
     python3 fuzz/mkcorpus.py
 
 The seeds are committed; run this only after changing an input format
-(the encoders below mirror the readers in fuzz_policy.c and fuzz_glue.c)
+(the encoders below mirror the readers in fuzz_policy.c, fuzz_session.c
+and fuzz_glue.c)
 or to add seeds.  It removes and rewrites fuzz/corpus/ entirely.
 """
 import os
@@ -567,6 +568,74 @@ def corpus_glue():
         put("glue", name, g.b)
 
 
+# ---- session ----------------------------------------------------------------
+
+class Sess:
+    """A program for fuzz_session.c: config, start time, then steps."""
+
+    def __init__(self, cfg=0):
+        self.b = bytes([cfg]) + bytes([0, 0, 0])
+
+    def op(self, kind, sess=0):
+        self.b += bytes([(sess << 5) | kind])
+        return self
+
+    def opt(self, text):
+        self.b += bytes([1]) + s(text) if text is not None else bytes([0])
+        return self
+
+    def connect(self, addr=(192, 0, 2, 7), host="mx.example.net",
+                daemon=None, sess=0):
+        self.op(0, sess)
+        if addr is None:
+            self.b += bytes([0])
+        elif len(addr) == 4:
+            self.b += bytes([1 | 4]) + bytes(addr)
+        else:
+            self.b += bytes([2 | 4]) + bytes(addr)
+        return self.opt(host).opt(daemon)
+
+    def helo(self, name, sess=0):
+        return self.op(1, sess).opt(name)
+
+    def mail(self, sender, qid=None, auth=False, sess=0):
+        self.op(2, sess).opt(sender).opt(qid)
+        self.b += bytes([1 if auth else 0])
+        return self
+
+    def rcpt(self, addr, cls=2, status="5.1.1", burst=0, sess=0):
+        self.op(4 if burst else 3, sess).opt(addr)
+        self.b += bytes([cls]) + (bytes([1]) + s(status) if status else bytes([0]))
+        if burst:
+            self.b += bytes([burst])
+        return self.opt(None)
+
+    def simple(self, kind, sess=0):
+        return self.op(kind, sess)
+
+    def later(self, ms):
+        self.op(8)
+        self.b += struct.pack(">I", ms)[1:]
+        return self
+
+
+def corpus_session():
+    seeds = {}
+    seeds["attack"] = Sess().connect().helo("x.example").mail(
+        "<a@x.example>").rcpt("<u1@example.org>", burst=20).simple(6)
+    seeds["delays"] = Sess(0).connect().helo("h").mail("<>").rcpt(
+        "<u@example.org>", burst=23).simple(7).rcpt("<v@example.org>",
+                                                    burst=23)
+    seeds["three"] = Sess(1).connect(sess=0).connect(
+        addr=(0x20, 0x01, 0x0d, 0xb8) + (0,) * 11 + (1,), sess=1).connect(
+        addr=None, sess=2).mail("<b@y>", auth=True, sess=1).rcpt(
+        "<x@y>", cls=1, status=None, sess=1).later(70000).simple(6, sess=2)
+    seeds["monitor"] = Sess(2).connect(daemon="submission").mail(
+        "<c@z>", qid="Q1").rcpt("<r@z>", cls=5, burst=5).simple(5).simple(9)
+    for name, g in seeds.items():
+        put("session", name, g.b)
+
+
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
@@ -574,6 +643,7 @@ def main():
     corpus_net()
     corpus_text()
     corpus_policy()
+    corpus_session()
     corpus_glue()
     for t in sorted(os.listdir(OUT)):
         print("%-8s %3d files" % (t, len(os.listdir(os.path.join(OUT, t)))))

@@ -30,11 +30,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 build=${FG_FUZZ_BUILD:-$root/build/fuzz}
 work=$build/work
-targets=(${FG_FUZZ_TARGETS:-config net text policy glue})
+targets=(${FG_FUZZ_TARGETS:-config net text policy session glue})
 
 # Longest input each target is given: a whole floodgate.conf; a list of
 # addresses; three macro values; one moment of a session; a session.
-declare -A max_len=([config]=16384 [net]=1024 [text]=2048 [policy]=1024 [glue]=4096)
+declare -A max_len=([config]=16384 [net]=1024 [text]=2048 [policy]=1024 [session]=4096 [glue]=4096)
 # glue runs a few hundred sessions a second at best: let it use its whole
 # max_len at once rather than growing towards it.
 declare -A extra=([glue]=-len_control=0)
