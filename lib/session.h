@@ -91,7 +91,7 @@ void fg_session_discard(fg_session *s);
 /*
  * The commands.  client NULL: unknown (a local or vanished client).
  * host: the name the MTA resolved, or NULL; daemon_name: {daemon_name}
- * or NULL; queue_id: NULL when the MTA has none yet.  rcpt_class is the
+ * or NULL; queue_id: NULL when the MTA has none yet.  cls is the
  * MTA's verdict (classify.h), status its enhanced status for a rejected
  * recipient.  Each returns the verdict (never NULL).
  */
@@ -106,7 +106,7 @@ const struct fg_verdict *fg_session_mail(fg_session *s, const char *sender,
                                          const char *queue_id,
                                          bool authenticated, int64_t now_ms);
 const struct fg_verdict *fg_session_rcpt(fg_session *s, const char *rcpt,
-                                         enum fg_rcpt_class rcpt_class,
+                                         enum fg_rcpt_class cls,
                                          const char *status,
                                          const char *queue_id,
                                          int64_t now_ms);
