@@ -5,7 +5,7 @@
  *
  * Each table row names a setting, its type, its default (as text, parsed
  * by the same code as the file), its bounds and an optional validator.
- * parse_group() walks a libconfig group against a table: unknown names
+ * fg_cfg_parse_group() walks a libconfig group against a table: unknown names
  * are errors, every value is converted and checked, defaults fill the
  * rest.  Cross-setting checks run last.  Every problem is reported through
  * the caller's diagnostic callback as "file:line: key: reason", and
@@ -29,10 +29,8 @@
 #include "rcptlist.h"
 #include "fg.h"
 #include "log.h"
+#include "store.h"
 static const char *const on_error_names[] = {"tempfail", "accept", NULL};
-static const char *const log_level_names[] = {
-	"error", "warning", "info", "debug", NULL,
-};
 
 /* ---- tables ------------------------------------------------------- */
 
@@ -41,19 +39,19 @@ static const char *const log_level_names[] = {
 #define MS_D (INT64_C(86400) * 1000)
 
 static const struct field top_fields[] = {
-	{"socket", F_STRING, OFF(socket), "\"unix:/run/floodgate/floodgate.sock\"", 0, 0, NULL, check_socket},
+	{"socket", F_STRING, OFF(socket), "\"unix:/run/floodgate/floodgate.sock\"", 0, 0, NULL, fg_cfg_check_socket},
 	{"socket_mode", F_MODE, OFF(socket_mode), "\"0660\"", 0, 0, NULL, NULL},
-	{"socket_group", F_STRING, OFF(socket_group), "\"\"", 0, 0, NULL, check_user},
-	{"database", F_STRING, OFF(database), "\"/var/lib/floodgate/floodgate.db\"", 0, 0, NULL, check_abs_path},
-	{"user", F_STRING, OFF(user), "\"floodgate\"", 0, 0, NULL, check_user},
+	{"socket_group", F_STRING, OFF(socket_group), "\"\"", 0, 0, NULL, fg_cfg_check_user},
+	{"database", F_STRING, OFF(database), "\"/var/lib/floodgate/floodgate.db\"", 0, 0, NULL, fg_cfg_check_abs_path},
+	{"user", F_STRING, OFF(user), "\"floodgate\"", 0, 0, NULL, fg_cfg_check_user},
 	{"allow_root", F_BOOL, OFF(allow_root), "false", 0, 0, NULL, NULL},
-	{"pid_file", F_STRING, OFF(pid_file), "\"/run/floodgate/floodgate.pid\"", 0, 0, NULL, check_abs_path_or_empty},
-	{"log_level", F_ENUM, OFF(log_level), "\"info\"", 0, 0, log_level_names, NULL},
+	{"pid_file", F_STRING, OFF(pid_file), "\"/run/floodgate/floodgate.pid\"", 0, 0, NULL, fg_cfg_check_abs_path_or_empty},
+	{"log_level", F_ENUM, OFF(log_level), "\"info\"", 0, 0, fg_log_level_names, NULL},
 	{"on_error", F_ENUM, OFF(on_error), "\"tempfail\"", 0, 0, on_error_names, NULL},
 	{"milter_timeout", F_DURATION, OFF(milter_timeout_ms), "\"2h\"", 10 * MS_S, MS_D, NULL, NULL},
 	{"retention", F_DURATION, OFF(retention_ms), "\"7d\"", 3600 * MS_S, 3660 * MS_D, NULL, NULL},
-	{"flush_interval", F_DURATION, OFF(flush_interval_ms), "\"1s\"", 100, 10 * MS_S, NULL, NULL},
-	{"queue_size", F_INT, OFF(queue_size), "65536", 1024, 16777216, NULL, NULL},
+	{"flush_interval", F_DURATION, OFF(flush_interval_ms), "\"" FG_XSTR(FG_STORE_DEFAULT_FLUSH_MS) "ms\"", 100, 10 * MS_S, NULL, NULL},
+	{"queue_size", F_INT, OFF(queue_size), FG_XSTR(FG_STORE_DEFAULT_QUEUE), 1024, 16777216, NULL, NULL},
 	{"network_prefix4", F_UINT, OFF(network_prefix4), "24", 8, 32, NULL, NULL},
 	{"network_prefix6", F_UINT, OFF(network_prefix6), "64", 16, 128, NULL, NULL},
 	{"monitor", F_BOOL, OFF(monitor), "false", 0, 0, NULL, NULL},
@@ -62,7 +60,7 @@ static const struct field top_fields[] = {
 	{"max_delayed_sessions", F_INT, OFF(max_delayed_sessions), "50", 0, 100000, NULL, NULL},
 	{"banned_action", F_ENUM, OFF(banned_action), "\"disconnect\"", 0, 0, fg_cfg_action_names, NULL},
 	{"banned_reply", F_REPLY, OFF(banned_reply), NULL, 0, 0, NULL, NULL},
-	{"valid_recipients", F_STRING, OFF(valid_recipients), "\"\"", 0, 0, NULL, check_abs_path_or_empty},
+	{"valid_recipients", F_STRING, OFF(valid_recipients), "\"\"", 0, 0, NULL, fg_cfg_check_abs_path_or_empty},
 	{"exempt", F_SPECIAL, 0, NULL, 0, 0, NULL, NULL},
 	{"rules", F_SPECIAL, 0, NULL, 0, 0, NULL, NULL},
 };
@@ -111,7 +109,7 @@ strlist_add(struct ctx *c, const char *s, int line, const char *key,
 		l->v = v;
 		l->cap = cap;
 	}
-	if ((d = ctx_strdup(c, s)) == NULL)
+	if ((d = fg_cfg_strdup(c, s)) == NULL)
 		return;
 	if (l->lower)
 		for (char *p = d; *p; p++)
@@ -158,7 +156,7 @@ exempt_special(struct ctx *c, const struct field *f, config_setting_t *s,
 	if (strcmp(f->name, "networks") == 0) {
 		struct prefixlist l = {0};
 		int line = config_setting_source_line(s);
-		each_string(c, s, key, prefixlist_add, &l);
+		fg_cfg_each_string(c, s, key, prefixlist_add, &l);
 		e->network_list = l.v;
 		e->nnetworks = l.n;
 		e->networks = fg_nettab_new();
@@ -178,7 +176,7 @@ exempt_special(struct ctx *c, const struct field *f, config_setting_t *s,
 		}
 	} else {
 		struct strlist l = {.lower = strcmp(f->name, "hostnames") == 0};
-		each_string(c, s, key, strlist_add, &l);
+		fg_cfg_each_string(c, s, key, strlist_add, &l);
 		if (strcmp(f->name, "hostnames") == 0) {
 			e->hostnames = l.v;
 			e->nhostnames = l.n;
@@ -204,7 +202,7 @@ config_free(struct fg_config *cfg)
 	free(cfg->pid_file);
 	free(cfg->valid_recipients);
 	fg_rcptlist_free(cfg->valid_rcpts);
-	free_reply(&cfg->banned_reply);
+	fg_cfg_free_reply(&cfg->banned_reply);
 	fg_nettab_free(cfg->exempt.networks, NULL);
 	free(cfg->exempt.network_list);
 	for (size_t i = 0; i < cfg->exempt.nhostnames; i++)
@@ -213,7 +211,7 @@ config_free(struct fg_config *cfg)
 	for (size_t i = 0; i < cfg->exempt.ndaemons; i++)
 		free(cfg->exempt.daemons[i]);
 	free(cfg->exempt.daemons);
-	free_rules(cfg);
+	fg_cfg_free_rules(cfg);
 	free(cfg);
 }
 
@@ -235,7 +233,7 @@ rcptlist_diag(void *arg, const char *msg)
 static void
 cross_checks(struct ctx *c, struct fg_config *cfg, config_t *cf)
 {
-	if (!ctx_failed(c, "valid_recipients") &&
+	if (!fg_cfg_failed(c, "valid_recipients") &&
 	    cfg->valid_recipients != NULL && cfg->valid_recipients[0] != '\0') {
 		config_setting_t *vr = config_lookup(cf, "valid_recipients");
 		struct list_diag d = {
@@ -252,7 +250,7 @@ cross_checks(struct ctx *c, struct fg_config *cfg, config_t *cf)
 	config_setting_t *md = config_lookup(cf, "max_delay");
 	int line = md != NULL ? config_setting_source_line(md) : 0;
 
-	if (ctx_failed(c, "max_delay") || ctx_failed(c, "mta_timeout"))
+	if (fg_cfg_failed(c, "max_delay") || fg_cfg_failed(c, "mta_timeout"))
 		;   /* said already */
 	else if (cfg->max_delay_ms >= cfg->mta_timeout_ms)
 		CERR(c, line, "max_delay", "%s must stay below mta_timeout "
@@ -264,7 +262,7 @@ cross_checks(struct ctx *c, struct fg_config *cfg, config_t *cf)
 		      "mta_timeout %s for the MTA's own work",
 		      fg_duration_format(cfg->max_delay_ms, a, sizeof(a)),
 		      fg_duration_format(cfg->mta_timeout_ms, b, sizeof(b)));
-	if (ctx_failed(c, "banned_action") || ctx_failed(c, "banned_reply"))
+	if (fg_cfg_failed(c, "banned_action") || fg_cfg_failed(c, "banned_reply"))
 		;   /* said already */
 	else if (cfg->banned_action == FG_ACT_DELAY ||
 	         cfg->banned_action == FG_ACT_BAN ||
@@ -292,7 +290,7 @@ cross_checks(struct ctx *c, struct fg_config *cfg, config_t *cf)
 		if (r->decay_ms > cfg->horizon_ms)
 			cfg->horizon_ms = r->decay_ms;
 	}
-	if (!ctx_failed(c, "retention") && cfg->retention_ms < cfg->horizon_ms) {
+	if (!fg_cfg_failed(c, "retention") && cfg->retention_ms < cfg->horizon_ms) {
 		config_setting_t *s = config_lookup(cf, "retention");
 		CWARN(c, s ? config_setting_source_line(s) : 0, "retention",
 		      "%s is shorter than the longest rule window %s; counts "
@@ -316,11 +314,11 @@ load(config_t *cf, const char *name, struct fg_config **out,
 	cfg = calloc(1, sizeof(*cfg));
 	if (cfg == NULL)
 		return FG_ENOMEM;
-	cfg->path = ctx_strdup(&c, name);
+	cfg->path = fg_cfg_strdup(&c, name);
 	atomic_init(&cfg->refs, 1);
 	root = config_root_setting(cf);
 	/* exempt and rules are F_SPECIAL: parsed below, in that order. */
-	parse_group(&c, root, "", top_fields, FG_NELEM(top_fields), cfg, seen,
+	fg_cfg_parse_group(&c, root, "", top_fields, FG_NELEM(top_fields), cfg, seen,
 	            NULL);
 
 	s = config_setting_get_member(root, "exempt");
@@ -329,7 +327,7 @@ load(config_t *cf, const char *name, struct fg_config **out,
 		     "group { networks = [...]; ... }");
 		s = NULL;
 	}
-	parse_group(&c, s, "exempt.", exempt_fields, FG_NELEM(exempt_fields),
+	fg_cfg_parse_group(&c, s, "exempt.", exempt_fields, FG_NELEM(exempt_fields),
 	            &cfg->exempt, eseen, exempt_special);
 	if (!eseen[0]) {
 		/* The loopback is exempt unless the file says otherwise. */
@@ -352,7 +350,7 @@ load(config_t *cf, const char *name, struct fg_config **out,
 
 	s = config_setting_get_member(root, "rules");
 	if (s != NULL)
-		parse_rules(&c, cfg, s);
+		fg_cfg_parse_rules(&c, cfg, s);
 	/* Even after other errors: config.h promises every error of the
 	 * file at once.  A setting in error keeps its default. */
 	if (!c.nomem)

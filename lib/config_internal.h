@@ -29,15 +29,15 @@ struct ctx {
 };
 
 /* Whether an error was reported for setting key. */
-bool ctx_failed(const struct ctx *c, const char *key);
+bool fg_cfg_failed(const struct ctx *c, const char *key);
 
-void ctx_report(struct ctx *c, bool warning, int line, const char *key,
+void fg_cfg_report(struct ctx *c, bool warning, int line, const char *key,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-#define CERR(c, line, key, ...) ctx_report((c), false, (line), (key), __VA_ARGS__)
-#define CWARN(c, line, key, ...) ctx_report((c), true, (line), (key), __VA_ARGS__)
+#define CERR(c, line, key, ...) fg_cfg_report((c), false, (line), (key), __VA_ARGS__)
+#define CWARN(c, line, key, ...) fg_cfg_report((c), true, (line), (key), __VA_ARGS__)
 
-char *ctx_strdup(struct ctx *c, const char *s);
-void *ctx_calloc(struct ctx *c, size_t n, size_t size);
+char *fg_cfg_strdup(struct ctx *c, const char *s);
+void *fg_cfg_calloc(struct ctx *c, size_t n, size_t size);
 
 enum ftype {
 	F_STRING,   /* char * */
@@ -67,37 +67,37 @@ typedef void special_fn(struct ctx *c, const struct field *f,
                         config_setting_t *s, const char *key, void *base);
 
 /* Validators for string fields: NULL, or the reason the value is bad. */
-const char *check_socket(const char *v);
-const char *check_abs_path(const char *v);
-const char *check_abs_path_or_empty(const char *v);
-const char *check_name(const char *v);
-const char *check_user(const char *v);
+const char *fg_cfg_check_socket(const char *v);
+const char *fg_cfg_check_abs_path(const char *v);
+const char *fg_cfg_check_abs_path_or_empty(const char *v);
+const char *fg_cfg_check_name(const char *v);
+const char *fg_cfg_check_user(const char *v);
 
 /* "a string", "an integer", ... for messages. */
-const char *type_name(int t);
-int parse_reply(struct ctx *c, config_setting_t *s, const char *key,
+const char *fg_cfg_type_name(int t);
+int fg_cfg_parse_reply(struct ctx *c, config_setting_t *s, const char *key,
                 struct fg_reply *r);
-void free_reply(struct fg_reply *r);
+void fg_cfg_free_reply(struct fg_reply *r);
 /* Converts one value (from the file, or a default) into base + f->off. */
-void set_field(struct ctx *c, const struct field *f, config_setting_t *s,
+void fg_cfg_set_field(struct ctx *c, const struct field *f, config_setting_t *s,
                const char *key, void *base);
-void set_default(struct ctx *c, const struct field *f, const char *key,
+void fg_cfg_set_default(struct ctx *c, const struct field *f, const char *key,
                  void *base);
 /* Walks group g against a table: unknown names are errors, known ones
  * converted, the rest defaulted; seen[i] tells which row was given. */
-void parse_group(struct ctx *c, config_setting_t *g, const char *prefix,
+void fg_cfg_parse_group(struct ctx *c, config_setting_t *g, const char *prefix,
                  const struct field *table, size_t n, void *base, bool *seen,
                  special_fn *special);
 /* Calls fn for a string or each string of an array/list; returns the
  * number of elements. */
-int each_string(struct ctx *c, config_setting_t *s, const char *key,
+int fg_cfg_each_string(struct ctx *c, config_setting_t *s, const char *key,
                 void (*fn)(struct ctx *, const char *, int, const char *,
                            void *),
                 void *arg);
 
 /* config_rules.c */
 extern const char *const fg_cfg_action_names[];
-void parse_rules(struct ctx *c, struct fg_config *cfg, config_setting_t *s);
-void free_rules(struct fg_config *cfg);
+void fg_cfg_parse_rules(struct ctx *c, struct fg_config *cfg, config_setting_t *s);
+void fg_cfg_free_rules(struct fg_config *cfg);
 
 #endif

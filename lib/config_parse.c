@@ -20,7 +20,7 @@
 
 
 bool
-ctx_failed(const struct ctx *c, const char *key)
+fg_cfg_failed(const struct ctx *c, const char *key)
 {
 	for (size_t i = 0; i < c->nfailed; i++)
 		if (strcmp(c->failed[i], key) == 0)
@@ -29,7 +29,7 @@ ctx_failed(const struct ctx *c, const char *key)
 }
 
 void
-ctx_report(struct ctx *c, bool warning, int line, const char *key,
+fg_cfg_report(struct ctx *c, bool warning, int line, const char *key,
            const char *fmt, ...)
 {
 	char reason[512], msg[1024];
@@ -64,7 +64,7 @@ ctx_report(struct ctx *c, bool warning, int line, const char *key,
 
 
 char *
-ctx_strdup(struct ctx *c, const char *s)
+fg_cfg_strdup(struct ctx *c, const char *s)
 {
 	char *d = strdup(s != NULL ? s : "");
 
@@ -74,7 +74,7 @@ ctx_strdup(struct ctx *c, const char *s)
 }
 
 void *
-ctx_calloc(struct ctx *c, size_t n, size_t size)
+fg_cfg_calloc(struct ctx *c, size_t n, size_t size)
 {
 	void *p = calloc(n ? n : 1, size);
 
@@ -89,7 +89,7 @@ ctx_calloc(struct ctx *c, size_t n, size_t size)
 
 
 const char *
-check_socket(const char *v)
+fg_cfg_check_socket(const char *v)
 {
 	if (strncmp(v, "unix:", 5) == 0 || strncmp(v, "local:", 6) == 0) {
 		const char *p = strchr(v, ':') + 1;
@@ -116,7 +116,7 @@ check_socket(const char *v)
 }
 
 const char *
-check_abs_path(const char *v)
+fg_cfg_check_abs_path(const char *v)
 {
 	if (*v != '/')
 		return "must be an absolute path";
@@ -124,7 +124,7 @@ check_abs_path(const char *v)
 }
 
 const char *
-check_abs_path_or_empty(const char *v)
+fg_cfg_check_abs_path_or_empty(const char *v)
 {
 	if (*v != '\0' && *v != '/')
 		return "must be an absolute path or \"\"";
@@ -132,7 +132,7 @@ check_abs_path_or_empty(const char *v)
 }
 
 const char *
-check_name(const char *v)
+fg_cfg_check_name(const char *v)
 {
 	if (*v == '\0')
 		return "must not be empty";
@@ -146,7 +146,7 @@ check_name(const char *v)
 }
 
 const char *
-check_user(const char *v)
+fg_cfg_check_user(const char *v)
 {
 	for (const char *p = v; *p; p++)
 		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' &&
@@ -156,7 +156,7 @@ check_user(const char *v)
 }
 
 const char *
-type_name(int t)
+fg_cfg_type_name(int t)
 {
 	switch (t) {
 	case CONFIG_TYPE_GROUP: return "a group";
@@ -211,7 +211,7 @@ status_ok(const char *v)
  * through exactly the same conversions as the file.
  */
 int
-parse_reply(struct ctx *c, config_setting_t *s, const char *key,
+fg_cfg_parse_reply(struct ctx *c, config_setting_t *s, const char *key,
             struct fg_reply *r)
 {
 	int line = config_setting_source_line(s);
@@ -221,7 +221,7 @@ parse_reply(struct ctx *c, config_setting_t *s, const char *key,
 	if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
 		CERR(c, line, key, "expected a group { code = ...; status = "
 		     "\"...\"; text = \"...\"; }, got %s",
-		     type_name(config_setting_type(s)));
+		     fg_cfg_type_name(config_setting_type(s)));
 		return -1;
 	}
 	for (int i = 0; i < config_setting_length(s); i++) {
@@ -235,7 +235,7 @@ parse_reply(struct ctx *c, config_setting_t *s, const char *key,
 			long long v;
 			if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
 				CERR(c, ml, sub, "expected an integer, got %s",
-				     type_name(t));
+				     fg_cfg_type_name(t));
 				continue;
 			}
 			v = config_setting_get_int64(m);
@@ -266,7 +266,7 @@ parse_reply(struct ctx *c, config_setting_t *s, const char *key,
 				nl = config_setting_length(m);
 			else if (t != CONFIG_TYPE_STRING) {
 				CERR(c, ml, sub, "expected a string or an array "
-				     "of strings, got %s", type_name(t));
+				     "of strings, got %s", fg_cfg_type_name(t));
 				continue;
 			}
 			if (nl < 1 || nl > FG_REPLY_MAX_LINES) {
@@ -295,7 +295,7 @@ parse_reply(struct ctx *c, config_setting_t *s, const char *key,
 					break;
 				}
 				if (r->nlines < FG_REPLY_MAX_LINES)
-					r->lines[r->nlines++] = ctx_strdup(c, v);
+					r->lines[r->nlines++] = fg_cfg_strdup(c, v);
 			}
 		} else {
 			CERR(c, ml, sub, "unknown setting (expected code, "
@@ -312,7 +312,7 @@ parse_reply(struct ctx *c, config_setting_t *s, const char *key,
 }
 
 void
-free_reply(struct fg_reply *r)
+fg_cfg_free_reply(struct fg_reply *r)
 {
 	for (size_t i = 0; i < r->nlines; i++)
 		free(r->lines[i]);
@@ -321,7 +321,7 @@ free_reply(struct fg_reply *r)
 
 /* Converts one value (from the file, or a default text) into base+off. */
 void
-set_field(struct ctx *c, const struct field *f, config_setting_t *s,
+fg_cfg_set_field(struct ctx *c, const struct field *f, config_setting_t *s,
           const char *key, void *base)
 {
 	void *dst = (char *)base + f->off;
@@ -334,7 +334,7 @@ set_field(struct ctx *c, const struct field *f, config_setting_t *s,
 	case F_STRING:
 		if (str == NULL) {
 			CERR(c, line, key, "expected a string, got %s",
-			     type_name(t));
+			     fg_cfg_type_name(t));
 			return;
 		}
 		if (f->check != NULL && (why = f->check(str)) != NULL) {
@@ -342,12 +342,12 @@ set_field(struct ctx *c, const struct field *f, config_setting_t *s,
 			return;
 		}
 		free(*(char **)dst);
-		*(char **)dst = ctx_strdup(c, str);
+		*(char **)dst = fg_cfg_strdup(c, str);
 		return;
 	case F_BOOL:
 		if (t != CONFIG_TYPE_BOOL) {
 			CERR(c, line, key, "expected true or false, got %s",
-			     type_name(t));
+			     fg_cfg_type_name(t));
 			return;
 		}
 		*(bool *)dst = config_setting_get_bool(s) != 0;
@@ -357,7 +357,7 @@ set_field(struct ctx *c, const struct field *f, config_setting_t *s,
 		long long v;
 		if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
 			CERR(c, line, key, "expected an integer, got %s",
-			     type_name(t));
+			     fg_cfg_type_name(t));
 			return;
 		}
 		v = config_setting_get_int64(s);
@@ -389,7 +389,7 @@ set_field(struct ctx *c, const struct field *f, config_setting_t *s,
 		} else {
 			CERR(c, line, key, "expected a duration such as "
 			     "\"30s\", \"10m\", \"1h\" or \"7d\", got %s",
-			     type_name(t));
+			     fg_cfg_type_name(t));
 			return;
 		}
 		if (rc != 0) {
@@ -412,7 +412,7 @@ set_field(struct ctx *c, const struct field *f, config_setting_t *s,
 		unsigned long v;
 		if (str == NULL) {
 			CERR(c, line, key, "expected an octal mode as a string, "
-			     "e.g. \"0660\", got %s", type_name(t));
+			     "e.g. \"0660\", got %s", fg_cfg_type_name(t));
 			return;
 		}
 		errno = 0;
@@ -428,7 +428,7 @@ set_field(struct ctx *c, const struct field *f, config_setting_t *s,
 	case F_ENUM:
 		if (str == NULL) {
 			CERR(c, line, key, "expected a string, got %s",
-			     type_name(t));
+			     fg_cfg_type_name(t));
 			return;
 		}
 		for (int i = 0; f->names[i] != NULL; i++) {
@@ -455,7 +455,7 @@ set_field(struct ctx *c, const struct field *f, config_setting_t *s,
 			v = (double)config_setting_get_int64(s);
 		else {
 			CERR(c, line, key, "expected a number between 0 and 1, "
-			     "got %s", type_name(t));
+			     "got %s", fg_cfg_type_name(t));
 			return;
 		}
 		if (!(v >= 0.0 && v <= 1.0)) {
@@ -467,8 +467,8 @@ set_field(struct ctx *c, const struct field *f, config_setting_t *s,
 	}
 	case F_REPLY: {
 		struct fg_reply *r = (struct fg_reply *)dst;
-		free_reply(r);
-		parse_reply(c, s, key, r);
+		fg_cfg_free_reply(r);
+		fg_cfg_parse_reply(c, s, key, r);
 		return;
 	}
 	case F_SPECIAL:
@@ -478,7 +478,7 @@ set_field(struct ctx *c, const struct field *f, config_setting_t *s,
 
 /* Defaults: a tiny libconfig document "x = <def>;" per field. */
 void
-set_default(struct ctx *c, const struct field *f, const char *key,
+fg_cfg_set_default(struct ctx *c, const struct field *f, const char *key,
             void *base)
 {
 	char doc[512];
@@ -493,7 +493,7 @@ set_default(struct ctx *c, const struct field *f, const char *key,
 	    (s = config_lookup(&cf, "x")) == NULL) {
 		CERR(c, 0, key, "internal error: bad default %s", f->def);
 	} else {
-		set_field(c, f, s, key, base);
+		fg_cfg_set_field(c, f, s, key, base);
 	}
 	config_destroy(&cf);
 }
@@ -506,7 +506,7 @@ set_default(struct ctx *c, const struct field *f, const char *key,
  */
 
 void
-parse_group(struct ctx *c, config_setting_t *g, const char *prefix,
+fg_cfg_parse_group(struct ctx *c, config_setting_t *g, const char *prefix,
             const struct field *table, size_t n, void *base, bool *seen,
             special_fn *special)
 {
@@ -535,13 +535,13 @@ parse_group(struct ctx *c, config_setting_t *g, const char *prefix,
 			if (special != NULL)
 				special(c, &table[j], m, key, base);
 		} else {
-			set_field(c, &table[j], m, key, base);
+			fg_cfg_set_field(c, &table[j], m, key, base);
 		}
 	}
 	for (size_t j = 0; j < n; j++) {
 		if (!seen[j]) {
 			snprintf(key, sizeof(key), "%s%s", prefix, table[j].name);
-			set_default(c, &table[j], key, base);
+			fg_cfg_set_default(c, &table[j], key, base);
 		}
 	}
 }
@@ -550,7 +550,7 @@ parse_group(struct ctx *c, config_setting_t *g, const char *prefix,
 
 /* An array/list of strings (or a single string) → callback per string. */
 int
-each_string(struct ctx *c, config_setting_t *s, const char *key,
+fg_cfg_each_string(struct ctx *c, config_setting_t *s, const char *key,
             void (*fn)(struct ctx *, const char *, int, const char *, void *),
             void *arg)
 {
@@ -563,7 +563,7 @@ each_string(struct ctx *c, config_setting_t *s, const char *key,
 	}
 	if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) {
 		CERR(c, line, key, "expected a list of strings, got %s",
-		     type_name(t));
+		     fg_cfg_type_name(t));
 		return 0;
 	}
 	for (int i = 0; i < config_setting_length(s); i++) {

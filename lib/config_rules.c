@@ -78,7 +78,7 @@ struct rule_parse {
 #define SOFF(field) offsetof(struct rule_parse, sh.field)
 
 static const struct field rule_fields[] = {
-	{"name", F_STRING, ROFF(name), NULL, 0, 0, NULL, check_name},
+	{"name", F_STRING, ROFF(name), NULL, 0, 0, NULL, fg_cfg_check_name},
 	{"type", F_ENUM, ROFF(type), NULL, 0, 0, rule_type_names, NULL},
 	{"per", F_ENUM, ROFF(per), NULL, 0, 0, per_names, NULL},
 	{"prefix4", F_UINT, ROFF(prefix4), "24", 0, 32, NULL, NULL},
@@ -253,7 +253,7 @@ parse_ladder(struct ctx *c, const struct fg_config *cfg,
 	if (t != CONFIG_TYPE_LIST) {
 		CERR(c, config_setting_source_line(s), key, "expected a list "
 		     "of steps ( { over = 1; action = \"delay\"; ... }, ... ), "
-		     "got %s", type_name(t));
+		     "got %s", fg_cfg_type_name(t));
 		return;
 	}
 	n = config_setting_length(s);
@@ -262,7 +262,7 @@ parse_ladder(struct ctx *c, const struct fg_config *cfg,
 		     "steps");
 		return;
 	}
-	r->steps = ctx_calloc(c, (size_t)n, sizeof(*r->steps));
+	r->steps = fg_cfg_calloc(c, (size_t)n, sizeof(*r->steps));
 	if (r->steps == NULL)
 		return;
 	for (int i = 0; i < n; i++) {
@@ -279,7 +279,7 @@ parse_ladder(struct ctx *c, const struct fg_config *cfg,
 		memset(st, 0, sizeof(*st));
 		st->line = config_setting_source_line(e);
 		snprintf(sub, sizeof(sub), "%s[%d].", key, i + 1);
-		parse_group(c, e, sub, step_fields, S__COUNT, st, seen, NULL);
+		fg_cfg_parse_group(c, e, sub, step_fields, S__COUNT, st, seen, NULL);
 		snprintf(sub, sizeof(sub), "%s[%d]", key, i + 1);
 		if (!seen[S_OVER])
 			CERR(c, st->line, sub, "over is required");
@@ -368,11 +368,11 @@ parse_overrides(struct ctx *c, struct fg_rule *r, config_setting_t *s,
 	if (t != CONFIG_TYPE_LIST) {
 		CERR(c, config_setting_source_line(s), key, "expected a list "
 		     "( { network = \"192.0.2\"; limit = 0; }, ... ), got %s",
-		     type_name(t));
+		     fg_cfg_type_name(t));
 		return;
 	}
 	n = config_setting_length(s);
-	r->override_list = ctx_calloc(c, (size_t)n, sizeof(*r->override_list));
+	r->override_list = fg_cfg_calloc(c, (size_t)n, sizeof(*r->override_list));
 	r->overrides = fg_nettab_new();
 	if (r->override_list == NULL || r->overrides == NULL) {
 		c->nomem = true;
@@ -404,11 +404,11 @@ parse_rule(struct ctx *c, struct fg_config *cfg, config_setting_t *g,
 		return;
 	}
 	r->type = (enum fg_rule_type)-1;
-	parse_group(c, g, prefix, rule_fields, R__COUNT, &rp, seen, NULL);
+	fg_cfg_parse_group(c, g, prefix, rule_fields, R__COUNT, &rp, seen, NULL);
 	r->line = line;
 	if (seen[R_TYPE] && r->type == (enum fg_rule_type)-1) {
 		/* Reported already; nothing else can be judged. */
-		free_reply(&rp.sh.reply);
+		fg_cfg_free_reply(&rp.sh.reply);
 		*out = rp.rule;
 		return;
 	}
@@ -422,7 +422,7 @@ parse_rule(struct ctx *c, struct fg_config *cfg, config_setting_t *g,
 		     "recipient_rate, rejected_recipients, helo_rate, "
 		     "mail_rate, bad_recipient_throttle, "
 		     "recipients_per_message)");
-		free_reply(&rp.sh.reply);
+		fg_cfg_free_reply(&rp.sh.reply);
 		*out = rp.rule;
 		return;
 	}
@@ -464,7 +464,7 @@ parse_rule(struct ctx *c, struct fg_config *cfg, config_setting_t *g,
 		snprintf(prefix, sizeof(prefix), "rules[%d].ladder", idx + 1);
 		parse_ladder(c, cfg, r, ladder, prefix);
 	} else {
-		r->steps = ctx_calloc(c, 1, sizeof(*r->steps));
+		r->steps = fg_cfg_calloc(c, 1, sizeof(*r->steps));
 		if (r->steps != NULL) {
 			struct fg_step *st = r->steps;
 			default_step(r, st);
@@ -495,7 +495,7 @@ parse_rule(struct ctx *c, struct fg_config *cfg, config_setting_t *g,
 			           seen[R_BAN]);
 		}
 	}
-	free_reply(&rp.sh.reply);
+	fg_cfg_free_reply(&rp.sh.reply);
 	if (r->type == FG_RULE_CONCURRENCY || r->type == FG_RULE_RCPTS_PER_MESSAGE) {
 		for (size_t i = 0; i < r->nsteps; i++)
 			if (r->steps[i].action == FG_ACT_DELAY)
@@ -517,14 +517,14 @@ parse_rule(struct ctx *c, struct fg_config *cfg, config_setting_t *g,
 }
 
 void
-parse_rules(struct ctx *c, struct fg_config *cfg, config_setting_t *s)
+fg_cfg_parse_rules(struct ctx *c, struct fg_config *cfg, config_setting_t *s)
 {
 	int t = config_setting_type(s);
 	int n;
 
 	if (t != CONFIG_TYPE_LIST) {
 		CERR(c, config_setting_source_line(s), "rules", "expected a "
-		     "list ( { ... }, { ... } ), got %s", type_name(t));
+		     "list ( { ... }, { ... } ), got %s", fg_cfg_type_name(t));
 		return;
 	}
 	n = config_setting_length(s);
@@ -533,7 +533,7 @@ parse_rules(struct ctx *c, struct fg_config *cfg, config_setting_t *s)
 		     "rules");
 		return;
 	}
-	cfg->rules = ctx_calloc(c, (size_t)n, sizeof(*cfg->rules));
+	cfg->rules = fg_cfg_calloc(c, (size_t)n, sizeof(*cfg->rules));
 	if (cfg->rules == NULL)
 		return;
 	for (int i = 0; i < n; i++) {
@@ -552,13 +552,13 @@ parse_rules(struct ctx *c, struct fg_config *cfg, config_setting_t *s)
 }
 
 void
-free_rules(struct fg_config *cfg)
+fg_cfg_free_rules(struct fg_config *cfg)
 {
 	for (size_t i = 0; i < cfg->nrules; i++) {
 		struct fg_rule *r = &cfg->rules[i];
 		free(r->name);
 		for (size_t j = 0; j < r->nsteps; j++)
-			free_reply(&r->steps[j].reply);
+			fg_cfg_free_reply(&r->steps[j].reply);
 		free(r->steps);
 		fg_nettab_free(r->overrides, NULL);
 		free(r->override_list);

@@ -39,4 +39,8 @@ const char *fg_strerror(int code);
 
 #define FG_MS_PER_S INT64_C(1000)
 
+/* A macro's value as a string literal. */
+#define FG_STR(x) #x
+#define FG_XSTR(x) FG_STR(x)
+
 #endif

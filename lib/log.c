@@ -12,7 +12,11 @@
 static _Atomic int log_level = FG_LOG_INFO;
 static _Atomic bool log_stderr = true;
 
-static const char *const level_names[] = {"error", "warning", "info", "debug"};
+const char *const fg_log_level_names[] = {
+	"error", "warning", "info", "debug", NULL,
+};
+#define level_names fg_log_level_names
+#define NLEVELS (FG_NELEM(fg_log_level_names) - 1)
 
 void
 fg_log_open(const char *ident, bool to_stderr, int level)
@@ -85,7 +89,7 @@ fg_log(int level, const char *fmt, ...)
 int
 fg_log_level_parse(const char *name, int *out)
 {
-	for (size_t i = 0; i < FG_NELEM(level_names); i++) {
+	for (size_t i = 0; i < NLEVELS; i++) {
 		if (strcasecmp(name, level_names[i]) == 0) {
 			*out = (int)i;
 			return 0;
@@ -97,7 +101,7 @@ fg_log_level_parse(const char *name, int *out)
 const char *
 fg_log_level_name(int level)
 {
-	if (level < 0 || level >= (int)FG_NELEM(level_names))
+	if (level < 0 || level >= (int)NLEVELS)
 		return "unknown";
 	return level_names[level];
 }

@@ -34,6 +34,8 @@ bool fg_log_enabled(int level);
 void fg_log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* The level names, by level, NULL at the end. */
+extern const char *const fg_log_level_names[];
 /* "error", "warning", "info", "debug" → level; 0 or FG_EINVAL. */
 int fg_log_level_parse(const char *name, int *out);
 const char *fg_log_level_name(int level);

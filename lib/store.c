@@ -19,9 +19,6 @@
 #include "keys.h"
 #include "store_internal.h"
 
-#define DEFAULT_FLUSH_MS 1000
-#define DEFAULT_QUEUE 65536
-#define DEFAULT_MODE 0640
 #define MAX_TEXT 1024      /* longest string field kept in a row */
 #define LOG_EVERY_MS 60000
 
@@ -107,11 +104,11 @@ fg_store_open(const struct fg_store_options *opt, int64_t now_ms,
 		return FG_ENOMEM;
 	st->opt = *opt;
 	if (st->opt.flush_interval_ms == 0)
-		st->opt.flush_interval_ms = DEFAULT_FLUSH_MS;
+		st->opt.flush_interval_ms = FG_STORE_DEFAULT_FLUSH_MS;
 	if (st->opt.queue_size == 0)
-		st->opt.queue_size = DEFAULT_QUEUE;
+		st->opt.queue_size = FG_STORE_DEFAULT_QUEUE;
 	if (st->opt.file_mode == 0)
-		st->opt.file_mode = DEFAULT_MODE;
+		st->opt.file_mode = FG_STORE_DEFAULT_MODE;
 	if (opt->path != NULL && strcmp(opt->path, ":memory:") != 0 &&
 	    (st->path = strdup(opt->path)) == NULL) {
 		free(st);

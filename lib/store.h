@@ -90,6 +90,11 @@ struct fg_verdict_rec {
 };
 
 
+/* What an option left 0 stands for (the config's defaults too). */
+#define FG_STORE_DEFAULT_FLUSH_MS 1000
+#define FG_STORE_DEFAULT_QUEUE 65536
+#define FG_STORE_DEFAULT_MODE 0640
+
 struct fg_store_options {
 	const char *path;          /* NULL or ":memory:": private in-memory DB */
 	int64_t horizon_ms;        /* longest window ever asked (>= 1 s) */

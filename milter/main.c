@@ -478,7 +478,7 @@ main(int argc, char **argv)
 	so.retention_ms = cfg->retention_ms;
 	so.flush_interval_ms = cfg->flush_interval_ms;
 	so.queue_size = (size_t)cfg->queue_size;
-	so.file_mode = 0640;
+	so.file_mode = FG_STORE_DEFAULT_MODE;
 	rc = fg_store_open(&so, now_ms(), &st, err, sizeof(err));
 	if (rc != 0) {
 		fg_log(FG_LOG_ERR, "database %s: %s", cfg->database, err);
