@@ -190,7 +190,8 @@ ok "postfix reload" pf_reload
 # ---- floodgate as the unit runs it ----
 install -d -o floodgate -g floodgate -m 0755 /run/floodgate
 fgd_start() {	# fgd_start CONFIG [options]
-	/usr/sbin/floodgate -f -c "$@" 2>"$T/fgd.log" &
+	# shellcheck disable=SC2086
+	${FGD_AS:-} /usr/sbin/floodgate -f -c "$@" 2>"$T/fgd.log" &
 	fgd_pid=$!
 	wait_for "grep -q started '$T/fgd.log'" 15 ||
 		{ sed 's/^/#   /' "$T/fgd.log"; return 1; }
@@ -200,6 +201,17 @@ ok "floodgate starts" fgd_start "$TCONF"
 is "$(ps -o user= -p "$fgd_pid")" floodgate "... and runs as user floodgate"
 is "$(stat -c '%U:%G %a' /var/spool/postfix/floodgate/floodgate.sock)" \
 	"floodgate:postfix 660" "its socket is floodgate:postfix 0660"
+
+# As the unit starts it: User=floodgate from the start, not a member of
+# group postfix.  The setgid directory gives the socket its group.
+fgd_stop
+FGD_AS="setpriv --reuid=floodgate --regid=floodgate --init-groups"
+ok "floodgate starts as user floodgate, as the unit runs it" fgd_start "$TCONF"
+FGD_AS=
+is "$(ps -o user= -p "$fgd_pid")" floodgate "... and runs as floodgate"
+is "$(stat -c '%U:%G %a' /var/spool/postfix/floodgate/floodgate.sock)" \
+	"floodgate:postfix 660" "... and its socket is floodgate:postfix 0660 too"
+is "$(grep -c 'chown' "$T/fgd.log")" 0 "... with no chown warning"
 
 out=$(mta_smtp "$port" 127.0.1.2 --rcpt fgmail@floodgate.test \
 	--data='Subject: hello\n\nfirst message' 2>&1)
