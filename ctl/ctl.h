@@ -85,6 +85,7 @@ int cmd_vacuum(struct ctl *c, int argc, char **argv);
 int cmd_check(struct ctl *c, int argc, char **argv);
 int cmd_why(struct ctl *c, int argc, char **argv);
 int cmd_replay(struct ctl *c, int argc, char **argv);
+int cmd_doctor(struct ctl *c, int argc, char **argv);
 
 /* ---- out.c --------------------------------------------------------------- */
 

@@ -40,6 +40,7 @@ static const char usage_text[] =
     "  prune [--older 7d]\n"
     "  vacuum\n"
     "  check\n"
+    "  doctor [--postfix-config DIR] [--sendmail-cf FILE]\n"
     "options:\n"
     "  -d database  the SQLite database (default: the config's database)\n"
     "  -c config    configuration file (default %s)\n"
@@ -60,6 +61,7 @@ static const struct {
 	{"prune", cmd_prune},
 	{"vacuum", cmd_vacuum},
 	{"check", cmd_check},
+	{"doctor", cmd_doctor},
 };
 
 int

@@ -25,7 +25,7 @@ PKGS=(
   m4             # builds sendmail .cf files for the sendmail integration tests
   postfix        # package only; private instances in tests
   procps         # ps, pgrep (t/mta/selftest.sh)
-  dpkg-dev file  # cpack -G DEB: dpkg-shlibdeps finds the Depends (t/integration/test_package.sh)
+  dpkg-dev debhelper lintian fakeroot  # the .deb from debian/ (t/integration/test_package.sh)
   clang-tidy cppcheck  # static analysis (contrib/dev/lint.sh)
 )
 
