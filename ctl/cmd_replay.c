@@ -283,7 +283,7 @@ feed(struct rsess *s, const struct fg_stored_event *ev, enum fg_stage *stage)
 	case FG_EV_RCPT:
 		*stage = FG_STAGE_RCPT;
 		cls = mta_class(ev, &status);
-		return fg_session_rcpt(s->s, ev->rcpt, cls, status,
+		return fg_session_rcpt(s->s, ev->rcpt, cls, status, NULL,
 		                       ev->queue_id, ev->time_ms);
 	case FG_EV_CLOSE:
 	default:

@@ -136,7 +136,7 @@ step(struct run *r, struct fz *z)
 
 		for (unsigned i = 0; i < n; i++)
 			check(r, fg_session_rcpt(*sp, rcpt, c, status, maybe(z),
-			                         r->now));
+			                         maybe(z), r->now));
 		break;
 	}
 	case 5:

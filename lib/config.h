@@ -106,6 +106,9 @@ struct fg_rule {
 	int64_t min_sample;          /* recipients needed for the ratio guard */
 	int64_t decay_ms;            /* a level falls one step per quiet decay */
 	bool monitor;
+	bool mask;                   /* invalid_recipients: answer every later
+	                                recipient of a flagged session as an
+	                                unknown one (policy.h) */
 	struct fg_step *steps;       /* ascending over; at least one */
 	size_t nsteps;
 	fg_nettab *overrides;        /* prefix → struct fg_override * */

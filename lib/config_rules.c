@@ -89,6 +89,7 @@ static const struct field rule_fields[] = {
 	{"min_sample", F_INT, ROFF(min_sample), "0", 0, INT64_C(1000000000), NULL, NULL},
 	{"decay", F_DURATION, ROFF(decay_ms), NULL, 0, 366 * MS_D, NULL, NULL},
 	{"monitor", F_BOOL, ROFF(monitor), "false", 0, 0, NULL, NULL},
+	{"mask", F_BOOL, ROFF(mask), "false", 0, 0, NULL, NULL},
 	{"action", F_ENUM, SOFF(action), NULL, 0, 0, fg_cfg_action_names, NULL},
 	{"delay", F_DURATION, SOFF(delay_ms), NULL, 0, 300 * MS_S, NULL, NULL},
 	{"growth", F_ENUM, SOFF(growth), NULL, 0, 0, growth_names, NULL},
@@ -101,7 +102,7 @@ static const struct field rule_fields[] = {
 
 enum {
 	R_NAME, R_TYPE, R_PER, R_PREFIX4, R_PREFIX6, R_LIMIT, R_WINDOW,
-	R_RATIO, R_MIN_SAMPLE, R_DECAY, R_MONITOR, R_ACTION, R_DELAY,
+	R_RATIO, R_MIN_SAMPLE, R_DECAY, R_MONITOR, R_MASK, R_ACTION, R_DELAY,
 	R_GROWTH, R_THEN, R_BAN, R_REPLY, R_LADDER, R_NETWORKS, R__COUNT
 };
 
@@ -454,6 +455,11 @@ parse_rule(struct ctx *c, struct fg_config *cfg, config_setting_t *g,
 		     "\"network\"");
 	if (!seen[R_DECAY])
 		r->decay_ms = r->window_ms > 0 ? r->window_ms : 3600 * MS_S;
+	/* Masking is on by default where it means something. */
+	if (!seen[R_MASK])
+		r->mask = r->type == FG_RULE_INVALID_RECIPIENTS;
+	else if (r->mask && r->type != FG_RULE_INVALID_RECIPIENTS)
+		CERR(c, line, key, "mask only goes with invalid_recipients");
 
 	ladder = config_setting_get_member(g, "ladder");
 	if (ladder != NULL) {

@@ -103,13 +103,12 @@ view_concurrent(const struct fg_view *vw, const char *key)
 }
 
 static bool
-view_banned(const struct fg_view *vw, const char *key, int64_t now_ms)
+view_banned(const struct fg_view *vw, const char *key, int64_t now_ms,
+            struct fg_ban *b)
 {
-	struct fg_ban b;
-
 	if (vw == NULL || vw->ban == NULL)
 		return false;
-	return vw->ban(vw->ctx, key, now_ms, &b) == 1;
+	return vw->ban(vw->ctx, key, now_ms, b) == 1;
 }
 
 static bool
@@ -635,6 +634,7 @@ struct cand {
 	int64_t delay_ms;
 	bool skipped;
 	bool monitor;
+	bool masked;            /* answers as the MTA does an unknown user */
 	char key[FG_KEY_MAX];   /* last: the rest is cleared per rule */
 };
 
@@ -709,6 +709,8 @@ fg_policy_decayed_level(const struct fg_rule *r, int level, int64_t last_ms,
 const char *
 fg_verdict_action(const struct fg_config *cfg, const struct fg_verdict *v)
 {
+	if (v->masked)
+		return "mask";
 	if (v->monitor) {
 		if (v->step != NULL)
 			return fg_action_name(v->step->action);
@@ -751,9 +753,46 @@ cand_beats(const struct cand *a, const struct cand *b)
 {
 	if (b->rule == NULL)
 		return true;
+	if (a->masked != b->masked)
+		return a->masked;
 	if (a->final != b->final)
 		return a->final > b->final;
 	return a->delay_ms > b->delay_ms;
+}
+
+/* Is the key flagged for masking, and may this session be masked?  The
+ * step is past the first of the ladder, or refuses. */
+static bool
+mask_applies(const struct fg_rule *r, const struct fg_facts *f, int idx,
+             const struct fg_step *st)
+{
+	return r->mask && f->stage == FG_STAGE_RCPT && f->session_invalid > 0 &&
+	       f->mask_line != NULL &&
+	       (idx >= 1 || (st->action != FG_ACT_DELAY &&
+	                     st->action != FG_ACT_CONTINUE));
+}
+
+/* The masking candidate: the step's delay (as an unknown recipient gets
+ * it), then the MTA's own 5xx; a ban step still bans. */
+static void
+mask_cand(const struct fg_config *cfg, const struct fg_facts *f,
+          const struct fg_step *st, int64_t over, struct cand *c)
+{
+	c->masked = true;
+	c->next_level = c->level;
+	c->delay_ms = 0;
+	c->skipped = false;
+	c->action = FG_ACT_REJECT;
+	c->final = st->action == FG_ACT_BAN ? FG_ACT_BAN : FG_ACT_REJECT;
+	if (st->action == FG_ACT_DELAY) {
+		int64_t d = grow_delay(st, over - st->over + 1, cfg->max_delay_ms);
+
+		if (d > 0 && cfg->max_delayed_sessions > 0 &&
+		    f->delayed_sessions < cfg->max_delayed_sessions) {
+			c->delay_ms = d;
+			c->action = FG_ACT_DELAY;
+		}
+	}
 }
 
 /*
@@ -800,6 +839,11 @@ eval_rule(const struct fg_config *cfg, const struct fg_rule *r,
 	if (m == M_FOREIGN && (st->action == FG_ACT_CONTINUE ||
 	                       st->action == FG_ACT_DELAY))
 		return FG_TRACE_NOT_REFUSING;
+
+	if (mask_applies(r, f, idx, st)) {
+		mask_cand(cfg, f, st, over, c);
+		return FG_TRACE_FIRED;
+	}
 
 	/*
 	 * Escalation by persistence: a client that comes back while its key
@@ -908,9 +952,24 @@ set_ban(struct fg_verdict *v, const struct cand *c, const struct fg_facts *f,
 	snprintf(v->ban.source, sizeof(v->ban.source), "floodgate:%s", r->name);
 }
 
+/* The reply the MTA gives an unknown user, for a masked verdict. */
+static void
+mask_reply(struct fg_verdict *v, const struct fg_facts *f)
+{
+	v->masked = true;
+	v->code = f->mask_code >= 400 && f->mask_code <= 599 ? f->mask_code
+	                                                     : 550;
+	snprintf(v->status, sizeof(v->status), "%s",
+	         f->mask_status != NULL ? f->mask_status : "5.1.1");
+	snprintf(v->lines[0], sizeof(v->lines[0]), "%s",
+	         f->mask_line != NULL ? f->mask_line : "User unknown");
+	v->nlines = 1;
+}
+
 /* Fills the "why" and the reply of v from c. */
 static void
-verdict_from(struct fg_verdict *v, const struct cand *c)
+verdict_from(struct fg_verdict *v, const struct cand *c,
+             const struct fg_facts *f)
 {
 	const struct fg_step *st = c->step;
 	struct vars vs = {c->count, c->limit, c->rule->window_ms, c->delay_ms};
@@ -926,6 +985,10 @@ verdict_from(struct fg_verdict *v, const struct cand *c)
 	v->action = c->action;
 	v->delay_ms = c->delay_ms;
 	v->delay_skipped = c->skipped;
+	if (c->masked) {
+		mask_reply(v, f);
+		return;
+	}
 	if (c->action == FG_ACT_DELAY)
 		reply_for = st->then;
 	/* A skipped delay whose then was continue answers a default 4xx. */
@@ -948,6 +1011,25 @@ monitor_only(struct fg_verdict *v)
 	v->nlines = 0;
 }
 
+/* A key banned by a masking rule: its sessions that sent unknown
+ * recipients are masked too. */
+static bool
+banned_masked(const struct fg_config *cfg, const struct fg_facts *f,
+              const struct fg_ban *b)
+{
+	static const char pre[] = "floodgate:";
+
+	if (f->stage != FG_STAGE_RCPT || f->session_invalid <= 0 ||
+	    f->mask_line == NULL ||
+	    strncmp(b->source, pre, sizeof(pre) - 1) != 0)
+		return false;
+	for (size_t i = 0; i < cfg->nrules; i++)
+		if (cfg->rules[i].mask &&
+		    strcmp(cfg->rules[i].name, b->source + sizeof(pre) - 1) == 0)
+			return true;
+	return false;
+}
+
 static bool
 check_bans(const struct fg_config *cfg, const struct fg_facts *f,
            const struct fg_view *vw, int64_t now, struct fg_verdict *v)
@@ -955,6 +1037,7 @@ check_bans(const struct fg_config *cfg, const struct fg_facts *f,
 	const fg_addr *a = client_of(f);
 	char key[FG_KEY_MAX];
 	const char *k = key;
+	struct fg_ban b;
 	bool hit = false;
 
 	if (vw == NULL || vw->ban == NULL)
@@ -964,16 +1047,16 @@ check_bans(const struct fg_config *cfg, const struct fg_facts *f,
 		size_t n;
 
 		k = client_key(f, a, key);
-		hit = view_banned(vw, k, now);
+		hit = view_banned(vw, k, now, &b);
 		n = client_lens(cfg, f, a, lens);
 		for (size_t i = 0; i < n && !hit; i++) {
 			k = client_net_key(f, a, lens[i], key);
-			hit = view_banned(vw, k, now);
+			hit = view_banned(vw, k, now, &b);
 		}
 	}
 	if (!hit && f->stage >= FG_STAGE_HELO && f->helo != NULL) {
 		k = fg_key_helo(key, f->helo);
-		hit = view_banned(vw, k, now);
+		hit = view_banned(vw, k, now, &b);
 	}
 	if (!hit)
 		return false;
@@ -981,6 +1064,13 @@ check_bans(const struct fg_config *cfg, const struct fg_facts *f,
 	struct vars vs = {0, 0, 0, 0};
 	v->banned = true;
 	snprintf(v->key, sizeof(v->key), "%s", k);
+	if (banned_masked(cfg, f, &b)) {
+		v->action = FG_ACT_REJECT;
+		mask_reply(v, f);
+		if (cfg->monitor)
+			monitor_only(v);
+		return true;
+	}
 	v->action = cfg->banned_action;
 	if (v->action != FG_ACT_TEMPFAIL && v->action != FG_ACT_REJECT)
 		v->action = FG_ACT_DISCONNECT;
@@ -1048,11 +1138,11 @@ fg_policy_decide_traced(const struct fg_config *cfg, const struct fg_facts *f,
 		}
 	}
 	if (have_best) {
-		verdict_from(v, &best);
+		verdict_from(v, &best, f);
 		if (best.final == FG_ACT_BAN)
 			set_ban(v, &best, f, now_ms);
 	} else if (have_watch) {
-		verdict_from(v, &watch);
+		verdict_from(v, &watch, f);
 		monitor_only(v);
 	}
 }
@@ -1201,7 +1291,7 @@ fg_verdict_describe(const struct fg_verdict *v, char *buf, size_t size)
 	}
 	if (v->banned) {
 		sb_printf(&sb, "banned key=%s action=%s", key,
-		          fg_action_name(v->action));
+		          v->masked ? "mask" : fg_action_name(v->action));
 	} else if (v->rule != NULL) {
 		fg_sanitize(name, sizeof(name), v->rule->name);
 		sb_printf(&sb, "rule=%s key=%s count=%" PRId64 " limit=%" PRId64,
@@ -1210,7 +1300,7 @@ fg_verdict_describe(const struct fg_verdict *v, char *buf, size_t size)
 			sb_printf(&sb, " window=%s", fg_duration_format(
 			          v->window_ms, d, sizeof(d)));
 		sb_printf(&sb, " level=%d action=%s", v->level + 1,
-		          fg_action_name(v->action));
+		          v->masked ? "mask" : fg_action_name(v->action));
 		if (v->action == FG_ACT_DELAY && v->step != NULL)
 			sb_printf(&sb, " delay=%s then=%s",
 			          fg_duration_format(v->delay_ms, d, sizeof(d)),
@@ -1226,7 +1316,9 @@ fg_verdict_describe(const struct fg_verdict *v, char *buf, size_t size)
 	}
 	if (v->monitor) {
 		sb_printf(&sb, " monitor=yes");
-		if (v->step != NULL)
+		if (v->masked)
+			sb_printf(&sb, " would=mask");
+		else if (v->step != NULL)
 			sb_printf(&sb, " would=%s", fg_action_name(
 			          v->step->action == FG_ACT_DELAY &&
 			          v->step->then != FG_ACT_CONTINUE

@@ -24,6 +24,18 @@
  *            invalid_recipients (with its ratio guard), recipient_rate,
  *            rejected_recipients, bad_recipient_throttle,
  *            recipients_per_message.
+ *
+ * Harvest masking.  A harvester wants to learn which guesses are real
+ * mailboxes.  Once an invalid_recipients rule with mask on has flagged
+ * the client's key (its step is past the first, or refuses, or the key
+ * is banned), a session that has itself sent unknown recipients gets, for
+ * every further recipient, valid or not, the answer the MTA gives an
+ * unknown user (mask_code, mask_status, mask_line), after the delay the
+ * step gives: valid and unknown guesses can no longer be told apart.
+ * Sessions that sent no unknown recipient are never masked, and other
+ * sessions of the key keep getting the refusals before RCPT they get
+ * anyway.  A masking candidate wins over every other at RCPT: any other
+ * answer would tell a valid recipient from an unknown one.
  * The most severe verdict wins; between equals, the first rule in the file.
  *
  * Thread-safety: pure; any number of threads may decide at once.
@@ -99,6 +111,12 @@ struct fg_facts {
 	int64_t message_rcpts;        /* RCPTs this transaction, incl. this one */
 	int64_t delayed_sessions;     /* sessions sleeping in a delay right now */
 	const char *rcpt_status;      /* the MTA's status of a rejected rcpt */
+	/* The MTA's own answer to an unknown user, for this recipient: what
+	 * a masked recipient gets (NULL: the session cannot be masked, it
+	 * sent no unknown recipient). */
+	int mask_code;
+	const char *mask_status;
+	const char *mask_line;
 	/* The exemption, if the caller decided it already (the session
 	 * does, once): then exemption is fg_policy_exemption()'s answer. */
 	bool exemption_known;
@@ -132,6 +150,8 @@ struct fg_verdict {
 	bool exempt;                  /* an exemption matched: nothing checked */
 	const char *exempt_reason;    /* static text */
 	bool banned;                  /* refused because of an existing ban */
+	bool masked;                  /* answered as an unknown user: the
+	                                 session is a flagged harvest */
 
 	/* why: the rule that decided (NULL for a ban or continue) */
 	const struct fg_rule *rule;

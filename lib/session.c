@@ -45,6 +45,13 @@ struct fg_session {
 	bool authenticated;
 	const char *exempt;        /* why exempt, or NULL */
 	int64_t session_invalid;
+	/* How the MTA answers an unknown user (masking): its code, status
+	 * and the text after the address, and how the address is joined
+	 * to it (": " Postfix, "... " sendmail). */
+	int unknown_code;
+	char unknown_status[16];
+	char unknown_text[200];
+	const char *unknown_join;
 
 	/* message */
 	bool in_message;
@@ -161,6 +168,11 @@ fg_session_new(const struct fg_session_env *env, const struct fg_config *cfg,
 	s->trace.rules = NULL;
 	s->trace.cap = s->trace.n = 0;
 	s->verdict.action = FG_ACT_CONTINUE;
+	s->unknown_code = 550;
+	snprintf(s->unknown_status, sizeof(s->unknown_status), "5.1.1");
+	snprintf(s->unknown_text, sizeof(s->unknown_text), "Recipient address "
+	         "rejected: User unknown in local recipient table");
+	s->unknown_join = ": ";
 	return s;
 }
 
@@ -445,6 +457,8 @@ fg_session_answer(const struct fg_verdict *v, bool slept)
 
 	if (v->monitor)
 		return FG_ACT_CONTINUE;
+	if (v->masked)
+		return FG_ACT_REJECT;
 	if (slept || v->action == FG_ACT_DELAY)
 		a = v->step != NULL ? v->step->then : FG_ACT_CONTINUE;
 	else
@@ -531,12 +545,39 @@ fg_session_mail(fg_session *s, const char *sender, const char *queue_id,
 	return decide(s, &f, now_ms);
 }
 
+/* Learns from the MTA's reject text how it words an unknown user. */
+static void
+learn_unknown(fg_session *s, const char *status, const char *text)
+{
+	char code[4];
+	int n = 0;
+
+	if (text == NULL || *text == '\0')
+		return;
+	/* sendmail: "550 5.1.1 User unknown" */
+	if (sscanf(text, "%3[0-9] %15[0-9.] %n", code, s->unknown_status,
+	           &n) == 2 && n > 0 && (code[0] == '4' || code[0] == '5')) {
+		s->unknown_code = atoi(code);
+		copy_text(s->unknown_text, sizeof(s->unknown_text), text + n);
+		s->unknown_join = "... ";
+		return;
+	}
+	/* Postfix: the text after the address, the status in {rcpt_host} */
+	copy_text(s->unknown_text, sizeof(s->unknown_text), text);
+	if (status != NULL && (status[0] == '4' || status[0] == '5')) {
+		copy_text(s->unknown_status, sizeof(s->unknown_status), status);
+		s->unknown_code = status[0] == '4' ? 450 : 550;
+	}
+	s->unknown_join = ": ";
+}
+
 const struct fg_verdict *
 fg_session_rcpt(fg_session *s, const char *rcpt, enum fg_rcpt_class cls,
-                const char *status, const char *queue_id, int64_t now_ms)
+                const char *status, const char *mta_text,
+                const char *queue_id, int64_t now_ms)
 {
 	struct fg_facts f;
-	char addr[NAME_LEN], st[32];
+	char addr[NAME_LEN], st[32], mask[NAME_LEN + 220];
 
 	copy_text(addr, sizeof(addr), rcpt != NULL ? rcpt : "<>");
 	if (s->queue_id[0] == '\0' && queue_id != NULL)
@@ -555,12 +596,24 @@ fg_session_rcpt(fg_session *s, const char *rcpt, enum fg_rcpt_class cls,
 		snprintf(st, sizeof(st), "%s", FG_SESSION_LIST_STATUS);
 	}
 	s->message_rcpts++;
-	if (cls == FG_RCPT_INVALID)
+	if (cls == FG_RCPT_INVALID) {
 		s->session_invalid++;
+		if (st[0] != '\0' && strcmp(st, FG_SESSION_LIST_STATUS) != 0)
+			learn_unknown(s, st, mta_text);
+	}
 	facts_of(s, FG_STAGE_RCPT, &f);
 	f.rcpt = addr;
 	f.rcpt_class = cls;
 	f.rcpt_status = st[0] != '\0' ? st : NULL;
+	if (s->session_invalid > 0) {
+		snprintf(mask, sizeof(mask), "%s%s%s%s", addr[0] == '<' ? "" : "<",
+		         addr, addr[0] == '<' ? "" : ">", s->unknown_join);
+		snprintf(mask + strlen(mask), sizeof(mask) - strlen(mask), "%s",
+		         s->unknown_text);
+		f.mask_code = s->unknown_code;
+		f.mask_status = s->unknown_status;
+		f.mask_line = mask;
+	}
 	record(s, &f, FG_EV_RCPT, now_ms);
 	return decide(s, &f, now_ms);
 }

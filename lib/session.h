@@ -93,7 +93,12 @@ void fg_session_discard(fg_session *s);
  * host: the name the MTA resolved, or NULL; daemon_name: {daemon_name}
  * or NULL; queue_id: NULL when the MTA has none yet.  cls is the
  * MTA's verdict (classify.h), status its enhanced status for a rejected
- * recipient.  Each returns the verdict (never NULL).
+ * recipient and mta_text its reject text ({rcpt_addr}), from which the
+ * session learns how the MTA words an unknown user, for masking
+ * (policy.h): Postfix's "Recipient address rejected: User unknown in
+ * local recipient table" becomes "<ADDR>: Recipient address rejected:
+ * ...", sendmail's "550 5.1.1 User unknown" becomes "<ADDR>... User
+ * unknown".  Until it has learned, Postfix's wording.  Each returns the verdict (never NULL).
  */
 const struct fg_verdict *fg_session_connect(fg_session *s,
                                             const fg_addr *client,
@@ -108,6 +113,7 @@ const struct fg_verdict *fg_session_mail(fg_session *s, const char *sender,
 const struct fg_verdict *fg_session_rcpt(fg_session *s, const char *rcpt,
                                          enum fg_rcpt_class cls,
                                          const char *status,
+                                         const char *mta_text,
                                          const char *queue_id,
                                          int64_t now_ms);
 /* End of message or abort: the transaction is over. */
@@ -121,7 +127,7 @@ void fg_session_delay_done(fg_session *s);
 /*
  * What to answer for verdict v: before any delay, the action itself
  * (continue for a monitor verdict); after it (slept true), the step's
- * "then".  Never FG_ACT_DELAY or FG_ACT_BAN.
+ * "then"; reject for a masked verdict.  Never FG_ACT_DELAY or FG_ACT_BAN.
  */
 enum fg_action fg_session_answer(const struct fg_verdict *v, bool slept);
 

@@ -294,7 +294,7 @@ do_envrcpt(SMFICTX *ctx, char **argv)
 {
 	struct conn *c = conn_of(ctx);
 	int64_t now = now_ms();
-	const char *mailer, *host;
+	const char *mailer, *host, *text;
 
 	if (c == NULL)
 		return fail(smfi_getpriv(ctx), "rcpt",
@@ -309,9 +309,10 @@ do_envrcpt(SMFICTX *ctx, char **argv)
 			       "counted as valid (check milter_rcpt_macros)",
 			       fg_session_id(c->s));
 	}
+	text = macro(ctx, "{rcpt_addr}");
 	return answer(ctx, c, fg_session_rcpt(
 	    c->s, argv != NULL && argv[0] != NULL ? argv[0] : "<>",
-	    fg_rcpt_classify(mailer, host, macro(ctx, "{rcpt_addr}")), host,
+	    fg_rcpt_classify(mailer, host, text), host, text,
 	    macro(ctx, "i"), now));
 }
 

@@ -268,7 +268,9 @@ sess_do(struct fake *fk, const struct fg_config *cfg, struct sess *s,
 		r = fg_session_mail(s->s, arg, NULL, false, now);
 		break;
 	case FG_STAGE_RCPT:
-		r = fg_session_rcpt(s->s, arg, cls, NULL, NULL, now);
+		r = fg_session_rcpt(s->s, arg, cls,
+		                    cls == FG_RCPT_INVALID ? "5.1.1" : NULL, NULL,
+		                    NULL, now);
 		break;
 	}
 	fg_session_delay_done(s->s);
@@ -306,7 +308,7 @@ connect_once(struct fake *fk, const struct fg_config *cfg, const char *ip,
 /* ---- tests -------------------------------------------------------- */
 
 static const char dict_conf[] =
-	"rules = ( { name = \"dictionary\"; type = \"invalid_recipients\";\n"
+	"rules = ( { name = \"dictionary\"; type = \"invalid_recipients\"; mask = false;\n"
 	"  limit = 20; window = \"1h\";\n"
 	"  ladder = ( { over = 1; action = \"delay\"; delay = \"1s\";\n"
 	"               growth = \"linear\"; },\n"
@@ -497,7 +499,7 @@ static void
 test_ratio_guard(void)
 {
 	struct fg_config *cfg = cfg_load(
-		"rules = ( { name = \"dict\"; type = \"invalid_recipients\";\n"
+		"rules = ( { name = \"dict\"; type = \"invalid_recipients\"; mask = false;\n"
 		"  per = \"address\"; limit = 10; window = \"1h\";\n"
 		"  ratio = 0.1; min_sample = 50; } );\n");
 	struct fake fk = {0};
@@ -541,7 +543,7 @@ test_ratio_guard(void)
 	for (size_t i = 0; i < FG_NELEM(ms); i++) {
 		char text[512];
 		snprintf(text, sizeof(text),
-		         "rules = ( { name = \"dict\"; type = \"invalid_recipients\";"
+		         "rules = ( { name = \"dict\"; type = \"invalid_recipients\"; mask = false;"
 		         " per = \"address\"; limit = 10; window = \"1h\";"
 		         " ratio = 0.9; min_sample = %" PRId64 "; } );",
 		         ms[i].min_sample);
@@ -637,7 +639,7 @@ static void
 test_persistence(void)
 {
 	struct fg_config *cfg = cfg_load(
-		"rules = ( { name = \"dict\"; type = \"invalid_recipients\";\n"
+		"rules = ( { name = \"dict\"; type = \"invalid_recipients\"; mask = false;\n"
 		"  limit = 5; window = \"1h\";\n"
 		"  ladder = ( { over = 1; action = \"delay\"; delay = \"1s\"; },\n"
 		"             { over = 2; action = \"tempfail\"; },\n"
@@ -838,7 +840,7 @@ test_ipv6_aggregation(void)
 		{"2001:db8:1:3::2", 1, FG_ACT_TEMPFAIL, "2001:db8:1:3::/64", 4},
 	};
 	struct fg_config *cfg = cfg_load(
-		"rules = ( { name = \"dict6\"; type = \"invalid_recipients\";\n"
+		"rules = ( { name = \"dict6\"; type = \"invalid_recipients\"; mask = false;\n"
 		"  limit = 3; window = \"1h\"; } );\n");
 	struct fake fk = {0};
 	struct fg_verdict v;
@@ -1146,7 +1148,7 @@ test_bans(void)
 		{FG_STAGE_CONNECT, NULL, NULL, NULL},
 	};
 	const char *rules =
-		"rules = ( { name = \"dict16\"; type = \"invalid_recipients\";\n"
+		"rules = ( { name = \"dict16\"; type = \"invalid_recipients\"; mask = false;\n"
 		"  per = \"network\"; prefix4 = 16; limit = 100; window = \"1h\"; } );\n";
 	char text[1024];
 	struct fg_config *cfg = cfg_load(rules);
@@ -1214,7 +1216,7 @@ test_null_client(void)
 		"rules = (\n"
 		" { name = \"addr\"; type = \"connection_rate\"; per = \"address\";\n"
 		"   limit = 1; window = \"1m\"; },\n"
-		" { name = \"net\"; type = \"invalid_recipients\"; limit = 1;\n"
+		" { name = \"net\"; type = \"invalid_recipients\"; mask = false; limit = 1;\n"
 		"   window = \"1m\"; },\n"
 		" { name = \"all\"; type = \"connection_rate\"; per = \"global\";\n"
 		"   limit = 3; window = \"1m\"; action = \"tempfail\"; },\n"
@@ -1345,11 +1347,11 @@ test_keys_and_names(void)
 {
 	struct fg_config *cfg = cfg_load(
 		"rules = (\n"
-		" { name = \"a\"; type = \"invalid_recipients\"; prefix4 = 24;"
+		" { name = \"a\"; type = \"invalid_recipients\"; mask = false; prefix4 = 24;"
 		" limit = 1; window = \"1h\"; },\n"
-		" { name = \"b\"; type = \"invalid_recipients\"; prefix4 = 16;"
+		" { name = \"b\"; type = \"invalid_recipients\"; mask = false; prefix4 = 16;"
 		" prefix6 = 48; limit = 1; window = \"1h\"; },\n"
-		" { name = \"c\"; type = \"invalid_recipients\"; prefix4 = 32;"
+		" { name = \"c\"; type = \"invalid_recipients\"; mask = false; prefix4 = 32;"
 		" limit = 1; window = \"1h\"; },\n"
 		" { name = \"h\"; type = \"helo_rate\"; per = \"helo\"; limit = 1;"
 		" window = \"1h\"; },\n"
@@ -1501,6 +1503,147 @@ test_replies_and_describe(void)
 	is_int(strlen(desc), 15, "describe: cut to the buffer");
 }
 
+/* ---- harvest masking ---------------------------------------------- */
+
+static const char mask_conf[] =
+	"rules = ( { name = \"dict\"; type = \"invalid_recipients\";\n"
+	"  limit = 3; window = \"1h\";\n"
+	"  ladder = ( { over = 1; action = \"delay\"; delay = \"1s\"; },\n"
+	"             { over = 3; action = \"delay\"; delay = \"2s\";\n"
+	"               then = \"tempfail\"; },\n"
+	"             { over = 5; action = \"tempfail\"; },\n"
+	"             { over = 7; action = \"ban\"; ban = \"1h\"; } ); } );\n";
+
+/* An RCPT of session s as the MTA reports it: an unknown user with the
+ * MTA's text, or a valid one. */
+static const struct fg_verdict *
+mask_rcpt(fg_session *s, const char *rcpt, bool unknown, const char *text,
+          int64_t now)
+{
+	return fg_session_rcpt(s, rcpt, unknown ? FG_RCPT_INVALID : FG_RCPT_VALID,
+	                       unknown ? "5.1.1" : NULL, unknown ? text : NULL,
+	                       NULL, now);
+}
+
+static void
+test_mask(void)
+{
+	static const char pf[] = "Recipient address rejected: User unknown in "
+	                         "local recipient table";
+	struct fg_config *cfg = cfg_load(mask_conf);
+	struct fake fk = {0};
+	const struct fg_verdict *v;
+	fg_session *a, *b;
+	fg_addr addr;
+	char want[200];
+
+	fg_addr_parse("192.0.2.10", &addr);
+	a = fake_session(&fk, cfg);
+	fg_session_connect(a, &addr, NULL, NULL, S(100));
+	fg_session_mail(a, "<h@x.example>", NULL, false, S(100));
+	for (int i = 1; i <= 4; i++)
+		v = mask_rcpt(a, "<x@example.org>", true, pf, S(100));
+	ok(!v->masked && v->action == FG_ACT_DELAY,
+	   "mask: the first step only delays (%s)", fg_verdict_action(cfg, v));
+	v = mask_rcpt(a, "<alice@example.org>", false, NULL, S(100));
+	ok(!v->masked && fg_session_answer(v, true) == FG_ACT_CONTINUE,
+	   "mask: below the flag a valid recipient goes through (after the "
+	   "network's delay)");
+	mask_rcpt(a, "<y@example.org>", true, pf, S(100));
+	v = mask_rcpt(a, "<z@example.org>", true, pf, S(100));
+	ok(v->masked && v->action == FG_ACT_DELAY && v->delay_ms == S(2),
+	   "mask: past the first step an unknown recipient is masked, "
+	   "delayed %" PRId64 " ms", v->delay_ms);
+	v = mask_rcpt(a, "<alice@example.org>", false, NULL, S(100));
+	snprintf(want, sizeof(want), "<alice@example.org>: %s", pf);
+	ok(v->masked && v->action == FG_ACT_DELAY && v->delay_ms == S(2),
+	   "mask: ... and so is a valid one, with the same delay");
+	is_int(v->code, 550, "mask: the MTA's code");
+	is_str(v->status, "5.1.1", "mask: the MTA's status");
+	is_str(v->lines[0], want, "mask: the MTA's text, with this address");
+	is_int(fg_session_answer(v, true), FG_ACT_REJECT,
+	       "mask: after the delay, reject");
+	is_str(fg_verdict_action(cfg, v), "mask", "mask: recorded as mask");
+
+	/* Another session of the flagged /24 is refused before RCPT. */
+	fg_addr_parse("192.0.2.11", &addr);
+	b = fake_session(&fk, cfg);
+	v = fg_session_connect(b, &addr, NULL, NULL, S(101));
+	ok(v->action == FG_ACT_CONTINUE, "mask: the delay step lets a new "
+	   "session connect");
+	v = fg_session_mail(b, "<s@y.example>", NULL, false, S(101));
+	v = mask_rcpt(b, "<alice@example.org>", false, NULL, S(101));
+	ok(!v->masked && v->code / 100 != 5,
+	   "mask: a session that sent no unknown recipient is never masked "
+	   "(%d)", v->code);
+
+	/* sendmail's wording is learned. */
+	mask_rcpt(b, "<q@example.org>", true, "550 5.1.1 User unknown", S(101));
+	v = mask_rcpt(b, "<bob@example.org>", false, NULL, S(101));
+	ok(v->masked, "mask: sendmail: masked");
+	is_str(v->lines[0], "<bob@example.org>... User unknown",
+	       "mask: sendmail: its own text");
+
+	/* Past the ban step: the ban is set, the answer is still the mask. */
+	for (int i = 0; i < 3; i++)
+		v = mask_rcpt(a, "<w@example.org>", true, pf, S(102));
+	ok(v->masked && v->ban.set && v->action == FG_ACT_REJECT,
+	   "mask: the ban step bans and masks");
+	v = mask_rcpt(a, "<alice@example.org>", false, NULL, S(102));
+	ok(v->masked && v->banned && v->code == 550,
+	   "mask: a banned key's harvesting session is masked too");
+	fake_free(&fk);
+	fg_config_release(cfg);
+
+	/* mask = false: the valid recipient is told apart (what masking
+	 * prevents); monitor: would mask. */
+	{
+		char text[1024];
+
+		snprintf(text, sizeof(text), "%s", mask_conf);
+		*strstr(text, "limit = 3;") = '\0';
+		snprintf(text + strlen(text), sizeof(text) - strlen(text),
+		         "mask = false; %s", strstr(mask_conf, "limit = 3;"));
+		cfg = cfg_load(text);
+	}
+	fg_addr_parse("192.0.2.20", &addr);
+	a = fake_session(&fk, cfg);
+	fg_session_connect(a, &addr, NULL, NULL, S(200));
+	fg_session_mail(a, "<h@x.example>", NULL, false, S(200));
+	for (int i = 0; i < 8; i++)
+		mask_rcpt(a, "<x@example.org>", true, pf, S(200));
+	v = mask_rcpt(a, "<alice@example.org>", false, NULL, S(200));
+	ok(!v->masked && v->code == 451, "mask = false: the valid recipient "
+	   "gets 451, the unknown ones the MTA's 550");
+	fake_free(&fk);
+	fg_config_release(cfg);
+
+	cfg = cfg_load("monitor = true;\n" "rules = ( { name = \"dict\"; type = "
+	               "\"invalid_recipients\"; limit = 1; window = \"1h\";"
+	               " action = \"tempfail\"; } );\n");
+	a = fake_session(&fk, cfg);
+	fg_session_connect(a, &addr, NULL, NULL, S(300));
+	for (int i = 0; i < 3; i++)
+		v = mask_rcpt(a, "<x@example.org>", true, pf, S(300));
+	v = mask_rcpt(a, "<alice@example.org>", false, NULL, S(300));
+	ok(v->monitor && v->masked && v->code == 0 &&
+	   fg_session_answer(v, false) == FG_ACT_CONTINUE &&
+	   strcmp(fg_verdict_action(cfg, v), "mask") == 0,
+	   "monitor: would mask, lets it through");
+	fake_free(&fk);
+	fg_config_release(cfg);
+
+	{
+		struct fg_config *bad = NULL;
+
+		ok(fg_config_load_string("rules = ( { name = \"c\"; type = "
+		   "\"connection_rate\"; limit = 1; window = \"1m\"; "
+		   "mask = true; action = \"tempfail\"; } );", "t.conf", &bad,
+		   NULL, NULL) == FG_ECONFIG && bad == NULL,
+		   "mask on another rule type is a config error");
+	}
+}
+
 static void
 run_all(void)
 {
@@ -1524,6 +1667,7 @@ run_all(void)
 	test_most_severe();
 	test_keys_and_names();
 	test_replies_and_describe();
+	test_mask();
 }
 
 int
