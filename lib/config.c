@@ -97,6 +97,17 @@ static const char *const log_level_names[] = {
 	"error", "warning", "info", "debug", NULL,
 };
 
+/* The socket a syslog daemon reads: a path that fits a sockaddr_un. */
+static const char *
+check_syslog_socket(const char *v)
+{
+	if (*v != '/')
+		return "must be an absolute path, e.g. \"/dev/log\"";
+	if (strlen(v) >= 108)
+		return "unix socket path too long (max 107 bytes)";
+	return NULL;
+}
+
 /* ---- tables ------------------------------------------------------- */
 
 #define OFF(field) offsetof(struct fg_config, field)
@@ -112,6 +123,8 @@ static const struct field top_fields[] = {
 	{"allow_root", F_BOOL, OFF(allow_root), "false", 0, 0, NULL, NULL},
 	{"pid_file", F_STRING, OFF(pid_file), "\"/run/floodgate/floodgate.pid\"", 0, 0, NULL, check_abs_path_or_empty},
 	{"log_level", F_ENUM, OFF(log_level), "\"info\"", 0, 0, log_level_names, NULL},
+	{"syslog_facility", F_ENUM, OFF(syslog_facility), "\"mail\"", 0, 0, fg_log_facility_names, NULL},
+	{"syslog_socket", F_STRING, OFF(syslog_socket), "\"" FG_LOG_SYSLOG_SOCKET "\"", 0, 0, NULL, check_syslog_socket},
 	{"on_error", F_ENUM, OFF(on_error), "\"tempfail\"", 0, 0, on_error_names, NULL},
 	{"milter_timeout", F_DURATION, OFF(milter_timeout_ms), "\"2h\"", 10 * MS_S, MS_D, NULL, NULL},
 	{"retention", F_DURATION, OFF(retention_ms), "\"7d\"", 3600 * MS_S, 3660 * MS_D, NULL, NULL},
@@ -265,6 +278,7 @@ config_free(struct fg_config *cfg)
 	free(cfg->database);
 	free(cfg->user);
 	free(cfg->pid_file);
+	free(cfg->syslog_socket);
 	free(cfg->valid_recipients);
 	fg_rcptlist_free(cfg->valid_rcpts);
 	free_reply(&cfg->banned_reply);

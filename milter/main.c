@@ -63,8 +63,9 @@ static void
 diag_stderr(void *arg, bool is_warning, const char *line)
 {
 	(void)arg;
-	(void)is_warning;
-	fprintf(stderr, "%s\n", line);
+	/* Before the log is open: in the journal too, with its level. */
+	fprintf(stderr, "%s%s\n",
+	        fg_log_prefix(is_warning ? FG_LOG_WARNING : FG_LOG_ERR), line);
 }
 
 static void
@@ -143,6 +144,8 @@ reload(void)
 		fg_config_release(old);
 	}
 	fg_log_set_level(cfg->log_level);
+	fg_log_set_syslog(cfg->syslog_socket,
+	                  fg_log_facility_code(cfg->syslog_facility));
 	fg_config_publish(cfg);
 	fg_log(FG_LOG_INFO, "configuration reloaded: %zu rules", cfg->nrules);
 }
@@ -357,6 +360,8 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* stderr (or the journal) until the configuration says more. */
+	fg_log_open("floodgate", true, FG_LOG_INFO);
 
 	rc = fg_config_load(config_path, &cfg, diag_stderr, NULL);
 	if (rc == 0)
@@ -393,15 +398,15 @@ main(int argc, char **argv)
 
 	if (geteuid() == 0) {
 		if (cfg->user[0] == '\0' && !cfg->allow_root) {
-			fprintf(stderr, "floodgate: refusing to run as root: "
-			        "set user (or allow_root = true)\n");
+			fg_log(FG_LOG_ERR, "refusing to run as root: set user "
+			       "(or allow_root = true)");
 			return start_failed(cfg, NULL, 78);
 		}
 		if (cfg->user[0] != '\0') {
 			pw = getpwnam(cfg->user);
 			if (pw == NULL) {
-				fprintf(stderr, "floodgate: user %s: no such "
-				        "user\n", cfg->user);
+				fg_log(FG_LOG_ERR, "user %s: no such user",
+				       cfg->user);
 				return start_failed(cfg, NULL, 78);
 			}
 			uid = pw->pw_uid;
@@ -411,20 +416,22 @@ main(int argc, char **argv)
 	if (geteuid() != 0 && cfg->user[0] != '\0') {
 		struct passwd *me = getpwuid(geteuid());
 		if (me == NULL || strcmp(me->pw_name, cfg->user) != 0)
-			fprintf(stderr, "floodgate: not started as root: "
-			        "running as uid %ld, user %s not used\n",
-			        (long)geteuid(), cfg->user);
+			fg_log(FG_LOG_WARNING, "not started as root: running "
+			       "as uid %ld, user %s not used",
+			       (long)geteuid(), cfg->user);
 	}
 	if (cfg->socket_group[0] != '\0') {
 		struct group *gr = getgrnam(cfg->socket_group);
 		if (gr == NULL) {
-			fprintf(stderr, "floodgate: socket_group %s: no such "
-			        "group\n", cfg->socket_group);
+			fg_log(FG_LOG_ERR, "socket_group %s: no such group",
+			       cfg->socket_group);
 			return start_failed(cfg, NULL, 78);
 		}
 		sock_gid = gr->gr_gid;
 	}
 
+	fg_log_set_syslog(cfg->syslog_socket,
+	                  fg_log_facility_code(cfg->syslog_facility));
 	fg_log_open("floodgate", foreground, cfg->log_level);
 	if (!foreground && daemonize() != 0) {
 		fg_log(FG_LOG_ERR, "cannot daemonize: %s", strerror(errno));
