@@ -43,7 +43,7 @@ typedef struct fg_store fg_store;
  * PRAGMA user_version this code writes (older ones are migrated, newer
  * ones refused). */
 #define FG_STORE_APPLICATION_ID 0x666c6764
-#define FG_STORE_SCHEMA_VERSION 2
+#define FG_STORE_SCHEMA_VERSION 3
 
 enum fg_event_kind {
 	FG_EV_CONNECT = 1,

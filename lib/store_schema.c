@@ -162,6 +162,16 @@ static const struct migration {
 	 " FROM counts GROUP BY sec, key ORDER BY sec, key;"
 	 "DROP TABLE counts;"
 	 "ALTER TABLE counts_v2 RENAME TO counts;"},
+	/* Recipients as bare addresses, as the store now writes them
+	 * (store.c, rcpt_copy): blanks, one pair of angle brackets, the
+	 * blanks inside.  Only events has recipients; verdicts has none. */
+	{3,
+	 "UPDATE events SET rcpt = trim(substr(trim(rcpt, ' ' || char(9)), 2,"
+	 "  length(trim(rcpt, ' ' || char(9))) - 2), ' ' || char(9))"
+	 " WHERE rcpt IS NOT NULL"
+	 "  AND length(trim(rcpt, ' ' || char(9))) >= 2"
+	 "  AND substr(trim(rcpt, ' ' || char(9)), 1, 1) = '<'"
+	 "  AND substr(trim(rcpt, ' ' || char(9)), -1, 1) = '>';"},
 };
 
 #define SCHEMA_VERSION (migrations[FG_NELEM(migrations) - 1].version)

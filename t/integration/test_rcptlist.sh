@@ -102,7 +102,7 @@ conn() {	# conn ADDR
 }
 # class CLIENT RCPT: the class recorded for RCPT (as sent, in brackets).
 class() {
-	q "SELECT group_concat(class) FROM events WHERE kind='rcpt' AND client='$1' AND rcpt='<$2>'"
+	q "SELECT group_concat(class) FROM events WHERE kind='rcpt' AND client='$1' AND rcpt='$2'"
 }
 flushed() {	# flushed CLIENT N: N rcpt events of CLIENT are in the file
 	wait_for "[ \"\$(q \"SELECT count(*) FROM events WHERE kind='rcpt' AND client='$1'\")\" = $2 ]" 10
