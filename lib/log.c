@@ -59,9 +59,17 @@ fg_log_is_journal_stream(int fd)
 	const char *js = getenv("JOURNAL_STREAM");
 	unsigned long long dev, ino;
 	struct stat sb;
-	char tail;
+	char *end;
 
-	if (js == NULL || sscanf(js, "%llu:%llu%c", &dev, &ino, &tail) != 2)
+	/* "DEV:INO", both decimal. */
+	if (js == NULL || *js < '0' || *js > '9')
+		return false;
+	errno = 0;
+	dev = strtoull(js, &end, 10);
+	if (errno != 0 || *end != ':' || end[1] < '0' || end[1] > '9')
+		return false;
+	ino = strtoull(end + 1, &end, 10);
+	if (errno != 0 || *end != '\0')
 		return false;
 	return fstat(fd, &sb) == 0 && (unsigned long long)sb.st_dev == dev &&
 	       (unsigned long long)sb.st_ino == ino;
