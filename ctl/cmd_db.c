@@ -183,12 +183,13 @@ cmd_top(struct ctl *c, int argc, char **argv)
 		                            "FIRST SEEN", "LAST SEEN", "BANNED",
 		                            (char *)NULL);
 
-		printf("top %s by %s since %s UTC (%s)\n",
+		printf("top %s by %s since %s %s (%s)\n",
 		       plural[o.by],
 		       o.kind == FG_KIND_INVALID ? "invalid recipients"
 		       : o.kind == FG_KIND_CONNECT ? "connections"
 		                                   : "recipients",
-		       fmt_time(c->now_ms - o.since), fmt_duration(o.since));
+		       fmt_time(c->now_ms - o.since),
+		       fmt_zone(c->now_ms - o.since), fmt_duration(o.since));
 		for (size_t i = 0; i < n; i++) {
 			table_cell_text(t, rows[i].key);
 			table_cell(t, "%" PRId64, rows[i].invalid);
@@ -255,7 +256,7 @@ cmd_bans(struct ctl *c, int argc, char **argv)
 	} else if (n == 0) {
 		printf("no bans in force\n");
 	} else {
-		struct table *t = table_new("lllll", "KEY", "UNTIL (UTC)",
+		struct table *t = table_new("lllll", "KEY", fmt_heading("UNTIL", c->now_ms),
 		                            "LEFT", "SOURCE", "REASON", (char *)NULL);
 
 		for (size_t i = 0; i < n; i++) {
@@ -359,8 +360,9 @@ cmd_ban(struct ctl *c, int argc, char **argv)
 		json_kbool(j, "effective", why == NULL);
 		json_finish(j);
 	} else {
-		printf("banned %s until %s UTC (%s)%s%s\n", san(key),
-		       fmt_time(c->now_ms + o.for_ms), fmt_duration(o.for_ms),
+		printf("banned %s until %s %s (%s)%s%s\n", san(key),
+		       fmt_time(c->now_ms + o.for_ms),
+		       fmt_zone(c->now_ms + o.for_ms), fmt_duration(o.for_ms),
 		       o.reason ? ": " : "", o.reason ? san(o.reason) : "");
 	}
 	return CTL_OK;
@@ -458,17 +460,17 @@ stats_timeline(const struct ctl *c, const struct fg_stats *s)
 		if (ref[i] > maxr)
 			maxr = ref[i];
 	}
-	printf("\nper hour, %.11s to %.11s UTC, one mark = %zu h\n",
+	printf("\nper hour, %.11s to %.11s %s, one mark = %zu h\n",
 	       fmt_time_short(s->hours[0].hour_ms),
 	       fmt_time_short(s->hours[s->nhours - 1].hour_ms + HOUR_MS),
-	       per);
+	       fmt_zone(s->hours[0].hour_ms), per);
 	sparkline(line, sizeof(line), inv, nm, maxi, c->utf8);
 	printf("  invalid |%s| max %" PRId64 "\n", line, maxi);
 	sparkline(line, sizeof(line), ref, nm, maxr, c->utf8);
 	printf("  refused |%s| max %" PRId64 "\n\n", line, maxr);
 
 	/* The busy hours themselves (the sparklines show the quiet ones). */
-	t = table_new("lrlrl", "HOUR (UTC)", "INVALID", "", "REFUSED", "",
+	t = table_new("lrlrl", fmt_heading("HOUR", s->hours[0].hour_ms), "INVALID", "", "REFUSED", "",
 	              (char *)NULL);
 	for (size_t i = 0; i < s->nhours; i++) {
 		const struct fg_stat_hour *h = &s->hours[i];
@@ -564,9 +566,10 @@ cmd_stats(struct ctl *c, int argc, char **argv)
 		return CTL_OK;
 	}
 
-	printf("since %s UTC (%s): %" PRId64 " events in %" PRId64
+	printf("since %s %s (%s): %" PRId64 " events in %" PRId64
 	       " sessions from %" PRId64 " clients in %" PRId64
-	       " networks\n\n", fmt_time(s.since_ms), fmt_duration(o.since),
+	       " networks\n\n", fmt_time(s.since_ms), fmt_zone(s.since_ms),
+	       fmt_duration(o.since),
 	       s.events, s.sessions, s.clients, s.networks);
 	struct table *t = table_new("lr", "EVENTS", "COUNT", (char *)NULL);
 	stats_rows(t, "connect", s.counts[FG_CNT_CONNECT]);
@@ -630,8 +633,9 @@ cmd_prune(struct ctl *c, int argc, char **argv)
 		json_finish(j);
 	} else {
 		printf("pruned %" PRId64 " events and %" PRId64 " verdicts "
-		       "older than %s (before %s UTC)\n", ne, nv,
-		       fmt_duration(o.since), fmt_time(c->now_ms - o.since));
+		       "older than %s (before %s %s)\n", ne, nv,
+		       fmt_duration(o.since), fmt_time(c->now_ms - o.since),
+		       fmt_zone(c->now_ms - o.since));
 	}
 	return CTL_OK;
 }
@@ -734,8 +738,9 @@ cmd_check(struct ctl *c, int argc, char **argv)
 		       PRId64 " levels\n", info.events, info.verdicts,
 		       info.bans, info.counts, info.levels);
 		if (info.events > 0)
-			printf("events          %s .. %s UTC\n",
-			       fmt_time(info.oldest_ms), fmt_time(info.newest_ms));
+			printf("events          %s .. %s %s\n",
+			       fmt_time(info.oldest_ms), fmt_time(info.newest_ms),
+			       fmt_zone(info.newest_ms));
 		for (size_t i = 0; i < p.n; i++)
 			printf("problem         %s\n", san(p.v[i]));
 		printf("integrity       %s\n", sound == 1 ? "ok" : "FAILED");

@@ -514,7 +514,7 @@ print_text(struct why *w, fg_query *q)
 	table_free(t);
 
 	printf("\nlast verdicts:\n");
-	vs.t = table_new("lllllrl", "TIME (UTC)", "STAGE", "RULE", "KEY",
+	vs.t = table_new("lllllrl", fmt_heading("TIME", w->c->now_ms), "STAGE", "RULE", "KEY",
 	                 "ACTION", "COUNT", "REPLY", (char *)NULL);
 	fg_query_verdicts(q, w->addr_key, 0, w->c->now_ms, w->limit,
 	                  show_verdict, &vs);

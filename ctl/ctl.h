@@ -100,7 +100,14 @@ char *xstrdup(const char *s);
  * static buffers: valid for the next few calls. */
 const char *san(const char *s);
 
-/* "2026-01-02 13:04:05" (UTC), "01-02 13:04" (short), ISO 8601 with Z. */
+/* "2026-01-02 13:04:05" and "01-02 13:04:05" (short) in local time (TZ),
+ * or in UTC after fmt_set_utc(true); ISO 8601 with Z always in UTC, for
+ * JSON.  fmt_zone() names the zone of the first two at time ms ("CET",
+ * "UTC"), for headings. */
+void fmt_set_utc(bool utc);
+const char *fmt_zone(int64_t ms);
+/* "TIME (CET)": a column heading with that zone. */
+const char *fmt_heading(const char *label, int64_t ms);
 const char *fmt_time(int64_t ms);
 const char *fmt_time_short(int64_t ms);
 const char *fmt_iso(int64_t ms);

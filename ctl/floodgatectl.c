@@ -27,7 +27,8 @@
 #include "version.h"
 
 static const char usage_text[] =
-    "usage: floodgatectl [-d database] [-c config] [--json] command [args]\n"
+    "usage: floodgatectl [-d database] [-c config] [--json] [--utc] command "
+    "[args]\n"
     "commands:\n"
     "  top [--since 1h] [--by address|network|helo|domain]\n"
     "      [--kind invalid|connect|rcpt] [--limit N]\n"
@@ -45,6 +46,7 @@ static const char usage_text[] =
     "  -d database  the SQLite database (default: the config's database)\n"
     "  -c config    configuration file (default %s)\n"
     "  --json       one JSON document on stdout instead of tables\n"
+    "  --utc        times in UTC (default: local time, TZ)\n"
     "  -V           print the version;  -h  this help\n";
 
 static const struct {
@@ -151,7 +153,7 @@ ctl_open_db(struct ctl *c, const struct fg_config *cfg,
 
 /* ---- options ----------------------------------------------------------------- */
 
-enum { OPT_JSON = 0x100, OPT_HELP };
+enum { OPT_JSON = 0x100, OPT_HELP, OPT_UTC };
 
 int
 ctl_parse(struct ctl *c, int argc, char **argv, const struct ctl_opt *opts,
@@ -162,7 +164,7 @@ ctl_parse(struct ctl *c, int argc, char **argv, const struct ctl_opt *opts,
 	size_t n = 0;
 	int ch;
 
-	for (; opts != NULL && opts[n].name != NULL && n < FG_NELEM(lo) - 3;
+	for (; opts != NULL && opts[n].name != NULL && n < FG_NELEM(lo) - 4;
 	     n++) {
 		lo[n].name = opts[n].name;
 		lo[n].has_arg = opts[n].has_arg ? required_argument
@@ -172,6 +174,7 @@ ctl_parse(struct ctl *c, int argc, char **argv, const struct ctl_opt *opts,
 	}
 	lo[n++] = (struct option){"json", no_argument, NULL, OPT_JSON};
 	lo[n++] = (struct option){"help", no_argument, NULL, OPT_HELP};
+	lo[n++] = (struct option){"utc", no_argument, NULL, OPT_UTC};
 	lo[n] = (struct option){NULL, 0, NULL, 0};
 
 	*npos = 0;
@@ -191,6 +194,9 @@ ctl_parse(struct ctl *c, int argc, char **argv, const struct ctl_opt *opts,
 			break;
 		case OPT_JSON:
 			c->json = true;
+			break;
+		case OPT_UTC:
+			fmt_set_utc(true);
 			break;
 		case 'h':
 		case OPT_HELP:
@@ -258,6 +264,7 @@ main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{"json", no_argument, NULL, OPT_JSON},
+		{"utc", no_argument, NULL, OPT_UTC},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -271,6 +278,7 @@ main(int argc, char **argv)
 	c.utf8 = cs != NULL && strcmp(cs, "UTF-8") == 0;
 	/* The in-memory store of replay may log; keep it to real errors. */
 	fg_log_open("floodgatectl", true, FG_LOG_ERR);
+	fmt_set_utc(false);
 
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "+:d:c:hV", lo, NULL)) != -1) {
@@ -278,6 +286,7 @@ main(int argc, char **argv)
 		case 'd': c.db_path = optarg; break;
 		case 'c': c.conf_path = optarg; c.conf_given = true; break;
 		case OPT_JSON: c.json = true; break;
+		case OPT_UTC: fmt_set_utc(true); break;
 		case 'h': printf(usage_text, FG_DEFAULT_CONFIG); return CTL_OK;
 		case 'V': printf("floodgatectl %s\n", FG_VERSION); return CTL_OK;
 		case ':':

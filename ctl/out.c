@@ -85,15 +85,55 @@ san(const char *s)
 	return fg_sanitize(b, size, s);
 }
 
+/* Times for people: local time (TZ) unless --utc. */
+static bool fmt_utc;
+
+void
+fmt_set_utc(bool utc)
+{
+	fmt_utc = utc;
+	tzset();   /* localtime_r() does not read TZ by itself */
+}
+
+static struct tm *
+fmt_tm(int64_t ms, struct tm *tm)
+{
+	time_t t = (time_t)(ms / 1000);
+
+	return fmt_utc ? gmtime_r(&t, tm) : localtime_r(&t, tm);
+}
+
+const char *
+fmt_zone(int64_t ms)
+{
+	size_t size;
+	char *zone = ring(&size);
+	struct tm tm;
+
+	if (fmt_utc || fmt_tm(ms, &tm) == NULL ||
+	    strftime(zone, size, "%Z", &tm) == 0)
+		return "UTC";
+	return zone;
+}
+
+const char *
+fmt_heading(const char *label, int64_t ms)
+{
+	size_t size;
+	char *b = ring(&size);
+
+	snprintf(b, size, "%s (%s)", label, fmt_zone(ms));
+	return b;
+}
+
 const char *
 fmt_time(int64_t ms)
 {
 	size_t size;
 	char *b = ring(&size);
-	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
 
-	if (gmtime_r(&t, &tm) == NULL)
+	if (fmt_tm(ms, &tm) == NULL)
 		snprintf(b, size, "-");
 	else
 		strftime(b, size, "%Y-%m-%d %H:%M:%S", &tm);
@@ -105,10 +145,9 @@ fmt_time_short(int64_t ms)
 {
 	size_t size;
 	char *b = ring(&size);
-	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
 
-	if (gmtime_r(&t, &tm) == NULL)
+	if (fmt_tm(ms, &tm) == NULL)
 		snprintf(b, size, "-");
 	else
 		strftime(b, size, "%m-%d %H:%M:%S", &tm);

@@ -283,8 +283,9 @@ report_text(const struct replay_result *r, const struct tally *t,
 	bool same = t->mine_only == 0 && t->theirs_only == t->external;
 
 	printf("replay of %s\n", san(r->conf));
-	printf("period    %s .. %s UTC (%s)\n", fmt_time(r->since),
-	       fmt_time(r->until), fmt_span(r->until - r->since));
+	printf("period    %s .. %s %s (%s)\n", fmt_time(r->since),
+	       fmt_time(r->until), fmt_zone(r->until),
+	       fmt_span(r->until - r->since));
 	printf("events    %" PRId64 " in %" PRId64 " sessions (and %" PRId64
 	       " before, to warm the counters up)\n", r->events,
 	       r->sessions, r->warm);
@@ -334,7 +335,7 @@ report_text(const struct replay_result *r, const struct tally *t,
 	}
 	if (nd > 0) {
 		printf("\ndifferences (+ replay only, - daemon only):\n");
-		tb = table_new("lllllll", "", "TIME (UTC)", "CLIENT", "STAGE",
+		tb = table_new("lllllll", "", fmt_heading("TIME", r->until), "CLIENT", "STAGE",
 		               "RULE", "KEY", "ACTION", (char *)NULL);
 		for (size_t i = 0; i < nd && (limit == 0 || i < limit); i++) {
 			table_cell(tb, "%s", d[i]->daemon ? "-" : "+");

@@ -32,6 +32,17 @@
 #include "store.h"
 static const char *const on_error_names[] = {"tempfail", "accept", NULL};
 
+/* The socket a syslog daemon reads: a path that fits a sockaddr_un. */
+static const char *
+check_syslog_socket(const char *v)
+{
+	if (*v != '/')
+		return "must be an absolute path, e.g. \"/dev/log\"";
+	if (strlen(v) >= 108)
+		return "unix socket path too long (max 107 bytes)";
+	return NULL;
+}
+
 /* ---- tables ------------------------------------------------------- */
 
 #define OFF(field) offsetof(struct fg_config, field)
@@ -47,6 +58,8 @@ static const struct field top_fields[] = {
 	{"allow_root", F_BOOL, OFF(allow_root), "false", 0, 0, NULL, NULL},
 	{"pid_file", F_STRING, OFF(pid_file), "\"/run/floodgate/floodgate.pid\"", 0, 0, NULL, fg_cfg_check_abs_path_or_empty},
 	{"log_level", F_ENUM, OFF(log_level), "\"info\"", 0, 0, fg_log_level_names, NULL},
+	{"syslog_facility", F_ENUM, OFF(syslog_facility), "\"mail\"", 0, 0, fg_log_facility_names, NULL},
+	{"syslog_socket", F_STRING, OFF(syslog_socket), "\"" FG_LOG_SYSLOG_SOCKET "\"", 0, 0, NULL, check_syslog_socket},
 	{"on_error", F_ENUM, OFF(on_error), "\"tempfail\"", 0, 0, on_error_names, NULL},
 	{"milter_timeout", F_DURATION, OFF(milter_timeout_ms), "\"2h\"", 10 * MS_S, MS_D, NULL, NULL},
 	{"retention", F_DURATION, OFF(retention_ms), "\"7d\"", 3600 * MS_S, 3660 * MS_D, NULL, NULL},
@@ -200,6 +213,7 @@ config_free(struct fg_config *cfg)
 	free(cfg->database);
 	free(cfg->user);
 	free(cfg->pid_file);
+	free(cfg->syslog_socket);
 	free(cfg->valid_recipients);
 	fg_rcptlist_free(cfg->valid_rcpts);
 	fg_cfg_free_reply(&cfg->banned_reply);
@@ -367,16 +381,73 @@ load(config_t *cf, const char *name, struct fg_config **out,
 	return 0;
 }
 
-static int
-report_syntax(config_t *cf, const char *name, fg_config_diag_fn *diag,
-              void *arg)
+/* Line n (from 1) of text, or of the file at path when text is NULL,
+ * into buf; false when there is no such line. */
+static bool
+nth_line(const char *text, const char *path, int n, char *buf, size_t size)
 {
-	char msg[1024];
-	const char *file = config_error_file(cf);
+	if (n < 1)
+		return false;
+	if (text != NULL) {
+		const char *e;
 
-	snprintf(msg, sizeof(msg), "%s:%d: syntax error: %s",
-	         file != NULL ? file : name, config_error_line(cf),
-	         config_error_text(cf) != NULL ? config_error_text(cf) : "?");
+		for (; n > 1 && text != NULL; n--) {
+			text = strchr(text, '\n');
+			if (text != NULL)
+				text++;
+		}
+		if (text == NULL)
+			return false;
+		e = strchr(text, '\n');
+		snprintf(buf, size, "%.*s",
+		         (int)(e != NULL ? (size_t)(e - text) : strlen(text)),
+		         text);
+		return true;
+	}
+	FILE *fp = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+
+	if (fp == NULL)
+		return false;
+	while (getline(&line, &cap, fp) >= 0) {
+		if (--n == 0) {
+			snprintf(buf, size, "%s", line);
+			found = true;
+			break;
+		}
+	}
+	free(line);
+	fclose(fp);
+	return found;
+}
+
+/*
+ * libconfig's own message is "syntax error" and a line: the line is read
+ * again for the likely cause (config_syntax.c), named as
+ * "file:line: key: syntax error: cause" when one is found.
+ */
+static int
+report_syntax(config_t *cf, const char *name, const char *text,
+              fg_config_diag_fn *diag, void *arg)
+{
+	char msg[1024], line[4096], key[64], hint[512];
+	const char *file = config_error_file(cf);
+	int n = config_error_line(cf);
+
+	if (file == NULL)
+		file = name;
+	else
+		text = NULL;   /* an @include: the line is in that file */
+	if (nth_line(text, file, n, line, sizeof(line)) &&
+	    fg_config_syntax_hint(line, key, sizeof(key), hint, sizeof(hint)))
+		snprintf(msg, sizeof(msg), "%s:%d: %s: syntax error: %s", file,
+		         n, key, hint);
+	else
+		snprintf(msg, sizeof(msg), "%s:%d: syntax error: %s", file, n,
+		         config_error_text(cf) != NULL ? config_error_text(cf)
+		                                       : "?");
 	if (diag != NULL)
 		diag(arg, false, msg);
 	return FG_ECONFIG;
@@ -404,7 +475,7 @@ fg_config_load(const char *path, struct fg_config **out,
 	config_init(&cf);
 	config_set_auto_convert(&cf, 0);
 	if (config_read(&cf, fp) != CONFIG_TRUE) {
-		rc = report_syntax(&cf, path, diag, arg);
+		rc = report_syntax(&cf, path, NULL, diag, arg);
 	} else {
 		rc = load(&cf, path, out, diag, arg);
 	}
@@ -425,7 +496,7 @@ fg_config_load_string(const char *text, const char *name,
 	config_init(&cf);
 	config_set_auto_convert(&cf, 0);
 	if (config_read_string(&cf, text) != CONFIG_TRUE)
-		rc = report_syntax(&cf, name, diag, arg);
+		rc = report_syntax(&cf, name, text, diag, arg);
 	else
 		rc = load(&cf, name, out, diag, arg);
 	config_destroy(&cf);

@@ -140,6 +140,8 @@ struct fg_config {
 	bool allow_root;
 	char *pid_file;              /* "" = none */
 	int log_level;
+	int syslog_facility;         /* index into fg_log_facility_names */
+	char *syslog_socket;         /* where syslog lines go when daemonized */
 	enum fg_on_error on_error;
 	int64_t milter_timeout_ms;   /* libmilter's own I/O timeout */
 

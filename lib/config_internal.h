@@ -95,6 +95,12 @@ int fg_cfg_each_string(struct ctx *c, config_setting_t *s, const char *key,
                            void *),
                 void *arg);
 
+/* config_syntax.c: the likely cause of a syntax error on line (one line
+ * of the file, read up to its newline).  True, with the setting in key
+ * and the reason in hint, when it can tell; false otherwise. */
+bool fg_config_syntax_hint(const char *line, char *key, size_t keysize,
+                           char *hint, size_t hintsize);
+
 /* config_rules.c */
 extern const char *const fg_cfg_action_names[];
 void fg_cfg_parse_rules(struct ctx *c, struct fg_config *cfg, config_setting_t *s);

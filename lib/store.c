@@ -176,6 +176,47 @@ text_copy(char **p, const char *s)
 	return d;
 }
 
+static bool
+blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/*
+ * A recipient as it is stored: the bare address, so that a query can say
+ * rcpt = 'user@example.org'.  Blanks around it, then one pair of angle
+ * brackets around it, then the blanks inside them are dropped: "<a@b>"
+ * and " < a@b > " give "a@b", "<<a@b>>" gives "<a@b>", "<>" gives "".
+ * Schema version 3 does the same to the rows of older files.
+ */
+static const char *
+rcpt_copy(char **p, const char *s)
+{
+	const char *b, *e;
+	char *d = *p;
+
+	if (s == NULL)
+		return NULL;
+	b = s;
+	e = s + strnlen(s, MAX_TEXT);
+	while (b < e && blank(*b))
+		b++;
+	while (e > b && blank(e[-1]))
+		e--;
+	if (e - b >= 2 && *b == '<' && e[-1] == '>') {
+		b++;
+		e--;
+		while (b < e && blank(*b))
+			b++;
+		while (e > b && blank(e[-1]))
+			e--;
+	}
+	memcpy(d, b, (size_t)(e - b));
+	d[e - b] = '\0';
+	*p = d + (e - b) + 1;
+	return d;
+}
+
 /* The client's text for a row: the caller's, or formatted into buf. */
 static const char *
 client_text(const fg_addr *a, const char *text, char *buf, size_t size)
@@ -279,7 +320,7 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	row->u.ev.network = text_copy(&p, ev->network);
 	row->u.ev.helo = text_copy(&p, ev->helo);
 	row->u.ev.sender = text_copy(&p, ev->sender);
-	row->u.ev.rcpt = text_copy(&p, ev->rcpt);
+	row->u.ev.rcpt = rcpt_copy(&p, ev->rcpt);
 	row->queue_id = text_copy(&p, ev->queue_id);
 	row->u.ev.status = text_copy(&p, ev->status);
 	row->u.ev.host = text_copy(&p, ev->host);

@@ -162,15 +162,24 @@ static const struct migration {
 	 " FROM counts GROUP BY sec, key ORDER BY sec, key;"
 	 "DROP TABLE counts;"
 	 "ALTER TABLE counts_v2 RENAME TO counts;"},
-	/* What a session was exempted by (host name, daemon name, SMTP
-	 * AUTH), so that replay decides as the daemon did; and "close"
-	 * rows, so that it frees concurrency slots when the daemon did. */
+	/* Schema 3.  What a session was exempted by (host name, daemon
+	 * name, SMTP AUTH), so that replay decides as the daemon did (and
+	 * "close" rows, so that it frees concurrency slots when the daemon
+	 * did); levels numbered from 1, as every log line and tool shows
+	 * them; recipients as bare addresses, as the store now writes them
+	 * (store.c, rcpt_copy): blanks, one pair of angle brackets, the
+	 * blanks inside.  Only events has recipients; verdicts has none. */
 	{3,
 	 "ALTER TABLE events ADD COLUMN host TEXT;"
 	 "ALTER TABLE events ADD COLUMN daemon TEXT;"
 	 "ALTER TABLE events ADD COLUMN auth INTEGER;"
-	 /* Levels numbered from 1, as every log line and tool shows them. */
-	 "UPDATE levels SET level = level + 1;"},
+	 "UPDATE levels SET level = level + 1;"
+	 "UPDATE events SET rcpt = trim(substr(trim(rcpt, ' ' || char(9)), 2,"
+	 "  length(trim(rcpt, ' ' || char(9))) - 2), ' ' || char(9))"
+	 " WHERE rcpt IS NOT NULL"
+	 "  AND length(trim(rcpt, ' ' || char(9))) >= 2"
+	 "  AND substr(trim(rcpt, ' ' || char(9)), 1, 1) = '<'"
+	 "  AND substr(trim(rcpt, ' ' || char(9)), -1, 1) = '>';"},
 };
 
 #define SCHEMA_VERSION (migrations[FG_NELEM(migrations) - 1].version)

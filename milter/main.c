@@ -23,6 +23,7 @@
 #include "fg.h"
 #include "glue.h"
 #include "log.h"
+#include "notify.h"
 #include "store.h"
 #include "version.h"
 
@@ -39,6 +40,9 @@ static struct overrides ov;
 static const char *config_path = FG_DEFAULT_CONFIG;
 static _Atomic bool stopping;
 static char pid_path[4096];    /* the pid file written at start, if any */
+/* When the signal thread last came round its loop (CLOCK_MONOTONIC ms):
+ * what the watchdog goes by. */
+static _Atomic int64_t housekeeping_ms;
 
 static void
 usage(FILE *fp)
@@ -63,8 +67,9 @@ static void
 diag_stderr(void *arg, bool is_warning, const char *line)
 {
 	(void)arg;
-	(void)is_warning;
-	fprintf(stderr, "%s\n", line);
+	/* Before the log is open: in the journal too, with its level. */
+	fprintf(stderr, "%s%s\n",
+	        fg_log_prefix(is_warning ? FG_LOG_WARNING : FG_LOG_ERR), line);
 }
 
 static void
@@ -114,6 +119,15 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* ---- reload and housekeeping -------------------------------------- */
 
 static void
@@ -123,6 +137,7 @@ reload(void)
 	int rc;
 
 	fg_log(FG_LOG_INFO, "reloading %s", config_path);
+	fg_notify_reloading("reloading %s", config_path);
 	rc = fg_config_load(config_path, &cfg, diag_log, NULL);
 	if (rc == 0)
 		rc = apply_overrides(cfg);
@@ -131,6 +146,9 @@ reload(void)
 			fg_config_release(cfg);
 		fg_log(FG_LOG_ERR, "reload failed (%s): keeping the running "
 		       "configuration", fg_strerror(rc));
+		fg_notify_ready("reload of %s failed (%s), running on the "
+		                "previous configuration", config_path,
+		                fg_strerror(rc));
 		return;
 	}
 	old = fg_config_acquire();
@@ -143,8 +161,20 @@ reload(void)
 		fg_config_release(old);
 	}
 	fg_log_set_level(cfg->log_level);
+	fg_log_set_syslog(cfg->syslog_socket,
+	                  fg_log_facility_code(cfg->syslog_facility));
 	fg_config_publish(cfg);
 	fg_log(FG_LOG_INFO, "configuration reloaded: %zu rules", cfg->nrules);
+	fg_notify_ready("serving on %s, %zu rules", cfg->socket, cfg->nrules);
+}
+
+/* The watchdog's question: has the signal thread, which reloads and
+ * expires the store's memory, been round its loop of a second lately? */
+static bool
+healthy(void *arg, int64_t interval_ms)
+{
+	(void)arg;
+	return mono_ms() - atomic_load(&housekeeping_ms) < interval_ms;
 }
 
 /* SIGUSR1 is blocked in every thread; this one waits for it, and runs
@@ -163,6 +193,7 @@ signal_thread(void *arg)
 		int sig = sigtimedwait(&set, NULL, &ts);
 		int64_t now = now_ms();
 
+		atomic_store(&housekeeping_ms, mono_ms());
 		if (sig == SIGUSR1)
 			reload();
 		if (now - last_expire >= 5000) {
@@ -357,6 +388,8 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* stderr (or the journal) until the configuration says more. */
+	fg_log_open("floodgate", true, FG_LOG_INFO);
 
 	rc = fg_config_load(config_path, &cfg, diag_stderr, NULL);
 	if (rc == 0)
@@ -393,15 +426,15 @@ main(int argc, char **argv)
 
 	if (geteuid() == 0) {
 		if (cfg->user[0] == '\0' && !cfg->allow_root) {
-			fprintf(stderr, "floodgate: refusing to run as root: "
-			        "set user (or allow_root = true)\n");
+			fg_log(FG_LOG_ERR, "refusing to run as root: set user "
+			       "(or allow_root = true)");
 			return start_failed(cfg, NULL, 78);
 		}
 		if (cfg->user[0] != '\0') {
 			pw = getpwnam(cfg->user);
 			if (pw == NULL) {
-				fprintf(stderr, "floodgate: user %s: no such "
-				        "user\n", cfg->user);
+				fg_log(FG_LOG_ERR, "user %s: no such user",
+				       cfg->user);
 				return start_failed(cfg, NULL, 78);
 			}
 			uid = pw->pw_uid;
@@ -411,20 +444,22 @@ main(int argc, char **argv)
 	if (geteuid() != 0 && cfg->user[0] != '\0') {
 		struct passwd *me = getpwuid(geteuid());
 		if (me == NULL || strcmp(me->pw_name, cfg->user) != 0)
-			fprintf(stderr, "floodgate: not started as root: "
-			        "running as uid %ld, user %s not used\n",
-			        (long)geteuid(), cfg->user);
+			fg_log(FG_LOG_WARNING, "not started as root: running "
+			       "as uid %ld, user %s not used",
+			       (long)geteuid(), cfg->user);
 	}
 	if (cfg->socket_group[0] != '\0') {
 		struct group *gr = getgrnam(cfg->socket_group);
 		if (gr == NULL) {
-			fprintf(stderr, "floodgate: socket_group %s: no such "
-			        "group\n", cfg->socket_group);
+			fg_log(FG_LOG_ERR, "socket_group %s: no such group",
+			       cfg->socket_group);
 			return start_failed(cfg, NULL, 78);
 		}
 		sock_gid = gr->gr_gid;
 	}
 
+	fg_log_set_syslog(cfg->syslog_socket,
+	                  fg_log_facility_code(cfg->syslog_facility));
 	fg_log_open("floodgate", foreground, cfg->log_level);
 	if (!foreground && daemonize() != 0) {
 		fg_log(FG_LOG_ERR, "cannot daemonize: %s", strerror(errno));
@@ -505,6 +540,7 @@ main(int argc, char **argv)
 	fg_config_publish(cfg);
 	cfg = NULL;
 	fg_glue_init(st);
+	atomic_store(&housekeeping_ms, mono_ms());
 	if (pthread_create(&sigthr, NULL, signal_thread, st) != 0) {
 		fg_log(FG_LOG_ERR, "cannot start the signal thread");
 		fg_config_publish(NULL);
@@ -515,14 +551,22 @@ main(int argc, char **argv)
 		fg_log(FG_LOG_INFO, "floodgate %s started on %s, database %s, "
 		       "%zu rules, running as uid %ld", FG_VERSION, c->socket,
 		       c->database, c->nrules, (long)getuid());
+		/* The socket is open and the privileges are dropped. */
+		fg_notify_ready("serving on %s, %zu rules", c->socket,
+		                c->nrules);
 		fg_config_release(c);
 	}
+	if (fg_watchdog_start(healthy, NULL) != 0)
+		fg_log(FG_LOG_WARNING, "cannot start the watchdog thread: "
+		       "systemd will restart the daemon");
 
 	if (smfi_main() != MI_SUCCESS) {
 		fg_log(FG_LOG_ERR, "libmilter stopped with an error");
 		status = 1;
 	}
 
+	fg_notify_stopping("stopping: writing what is queued to the database");
+	fg_watchdog_stop();
 	atomic_store(&stopping, true);
 	pthread_join(sigthr, NULL);
 	fg_glue_shutdown();

@@ -19,6 +19,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config
   libmilter-dev libsqlite3-dev sqlite3 libconfig-dev
+  libsystemd-dev  # sd_notify, sd_watchdog_enabled (milter/notify.c)
   mandoc python3
   clang          # a second compiler, and fuzzing:
   libclang-rt-14-dev  # libFuzzer and sanitizer runtimes (Debian 12: clang 14)

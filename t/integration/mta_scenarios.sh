@@ -593,7 +593,7 @@ sc_dictionary() {
 	# the database
 	db_is "SELECT count(*) FROM events WHERE kind = 'rcpt' AND network = '127.5.5.0/24' AND class = 'invalid'" \
 		10 "events: 10 invalid recipients from 127.5.5.0/24"
-	db_is "SELECT class, status, client FROM events WHERE kind = 'rcpt' AND rcpt = '<x1@$FGS_DOM>'" \
+	db_is "SELECT class, status, client FROM events WHERE kind = 'rcpt' AND rcpt = 'x1@$FGS_DOM'" \
 		"invalid|5.1.1|127.5.5.2" "events: an unknown user is class invalid, status 5.1.1"
 	db_is "SELECT class || ':' || count(*) FROM events WHERE kind = 'rcpt' AND client = '127.9.9.2' GROUP BY class" \
 		valid:8 "events: the legitimate client's 8 recipients, class valid"

@@ -14,7 +14,7 @@ CTL=$FG_BUILD_DIR/ctl/floodgatectl
 fg_conf "$T/c.conf" <<'EOF2'
 exempt = { networks = [ ]; };
 rules = (
-	{ name = "dictionary"; type = "invalid_recipients"; per = "network";
+	{ name = "dictionary"; type = "invalid_recipients"; mask = false; per = "network";
 	  prefix4 = 24; prefix6 = 64; limit = 5; window = "1h"; decay = "1h";
 	  ladder = (
 		{ over = 1; action = "delay"; delay = "100ms"; },

@@ -134,7 +134,7 @@ part_done() { echo "# figure: part $1 took $(ms_since "$part_start") ms"; part_s
 # ======================================================================
 conf "$T/a.conf" <<'EOF'
 rules = (
-	{ name = "dict"; type = "invalid_recipients"; per = "helo";
+	{ name = "dict"; type = "invalid_recipients"; mask = false; per = "helo";
 	  limit = 10; window = "1h"; action = "tempfail"; }
 );
 EOF
@@ -145,7 +145,7 @@ A_PID=$FG_PID
 conf "$T/q.conf" <<'EOF'
 queue_size = 1024;
 rules = (
-	{ name = "dict"; type = "invalid_recipients"; per = "helo";
+	{ name = "dict"; type = "invalid_recipients"; mask = false; per = "helo";
 	  limit = 10; window = "1h"; action = "tempfail"; }
 );
 EOF
@@ -249,7 +249,7 @@ for m in tempfail accept; do
 	conf "$T/b-$m.conf" <<EOF
 on_error = "$m";
 rules = (
-	{ name = "dict"; type = "invalid_recipients"; per = "network";
+	{ name = "dict"; type = "invalid_recipients"; mask = false; per = "network";
 	  limit = 3; window = "1h"; action = "tempfail"; }
 );
 EOF
@@ -414,7 +414,7 @@ part_done b3
 # ======================================================================
 conf "$T/k.conf" 1s <<'EOF'
 rules = (
-	{ name = "dict"; type = "invalid_recipients"; per = "network";
+	{ name = "dict"; type = "invalid_recipients"; mask = false; per = "network";
 	  limit = 5; window = "1h";
 	  ladder = ( { over = 1; action = "tempfail"; },
 	             { over = 6; action = "ban"; ban = "1h"; } ); }

@@ -351,7 +351,7 @@ db="$T/priv/fg.db"
 is "$(sqlite3 "$db" "SELECT helo FROM events WHERE client = '192.0.2.50' AND kind = 'helo'")" \
 	'%n%n%n%s%s%s%x%p%99999999d' "the database stores the HELO literally"
 is "$(sqlite3 "$db" "SELECT rcpt FROM events WHERE client = '192.0.2.50' AND kind = 'rcpt' ORDER BY id LIMIT 1")" \
-	'<%n%s@%s%s.example>' "... and the recipient"
+	'%n%s@%s%s.example' "... and the recipient, bare"
 is "$(stat -c '%a %U' "$db")" "640 $user" "the database is still 0640 and $user's after the stop"
 
 # ---- root without a user ------------------------------------------------

@@ -23,7 +23,7 @@ fg_conf "$T/r.conf" <<EOF2
 exempt = { networks = [ ]; };
 valid_recipients = "$list";
 rules = (
-	{ name = "dict"; type = "invalid_recipients"; per = "network";
+	{ name = "dict"; type = "invalid_recipients"; mask = false; per = "network";
 	  prefix4 = 24; limit = 3; window = "1h"; action = "tempfail";
 	  reply = { code = 451; status = "4.7.1";
 	            text = "Too many unknown recipients"; }; }
@@ -102,7 +102,7 @@ conn() {	# conn ADDR
 }
 # class CLIENT RCPT: the class recorded for RCPT (as sent, in brackets).
 class() {
-	q "SELECT group_concat(class) FROM events WHERE kind='rcpt' AND client='$1' AND rcpt='<$2>'"
+	q "SELECT group_concat(class) FROM events WHERE kind='rcpt' AND client='$1' AND rcpt='$2'"
 }
 flushed() {	# flushed CLIENT N: N rcpt events of CLIENT are in the file
 	wait_for "[ \"\$(q \"SELECT count(*) FROM events WHERE kind='rcpt' AND client='$1'\")\" = $2 ]" 10

@@ -217,6 +217,41 @@ test_golden(const char *src)
 	ok(n >= 4, "at least four golden files (%d)", n);
 }
 
+/* The likely cause of a syntax error, from text as from a file; none
+ * where the line does not show it. */
+static void
+test_syntax_hints(void)
+{
+	static const struct {
+		const char *text, *want;
+	} t[] = {
+		{"log_level = \"info\";\nsocket = unix:/tmp/x.sock;\n",
+		 "FILE:2: socket: syntax error: unix:/tmp/x.sock is not quoted: "
+		 "strings must be in double quotes, e.g. socket = "
+		 "\"unix:/tmp/x.sock\";\n"},
+		{"exempt = { hostnames = [ example.org ]; };",
+		 "FILE:1: hostnames: syntax error: example.org is not quoted: "
+		 "strings must be in double quotes, e.g. \"example.org\"\n"},
+		{"monitor = off; # quiet",
+		 "FILE:1: monitor: syntax error: off is not a value: booleans "
+		 "are true or false, e.g. monitor = false;\n"},
+		{"user = \"a\" /* x = y */ group = nope;",
+		 "FILE:1: group: syntax error: nope is not quoted: strings must "
+		 "be in double quotes, e.g. group = \"nope\";\n"},
+		{"user = \"a\\\"b\" x = ;", "FILE:1: syntax error: syntax error\n"},
+		{"user =\nfloodgate;", "FILE:2: syntax error: syntax error\n"},
+		{"rules = ( { name = \"x\";", "FILE:1: syntax error: syntax error\n"},
+	};
+	struct diag d;
+
+	for (size_t i = 0; i < FG_NELEM(t); i++) {
+		struct fg_config *cfg = load_text(t[i].text, &d);
+		ok(cfg == NULL, "syntax hint %zu: refused", i);
+		is_str(d.text, t[i].want, "syntax hint %zu: message", i);
+		fg_config_release(cfg);
+	}
+}
+
 static void
 test_durations(void)
 {
@@ -343,6 +378,7 @@ main(void)
 	test_defaults();
 	test_shorthand();
 	test_golden(src);
+	test_syntax_hints();
 	test_durations();
 	test_snapshots();
 	test_every_bound();

@@ -1,5 +1,6 @@
 /* test_log.c - fg_sanitize and the rate limiter. */
 #include <string.h>
+#include <syslog.h>
 
 #include "fg.h"
 #include "log.h"
@@ -40,5 +41,12 @@ main(void)
 	ok(fg_ratelimit(&rl, 61000, 60000, &skipped), "a minute later logs again");
 	is_int(skipped, 2, "and says two were skipped");
 	ok(fg_ratelimit(&rl, 500, 60000, NULL), "a clock stepped back logs");
+
+	is_str(fg_log_facility_names[0], "mail", "the first facility is mail");
+	is_int(fg_log_facility_code(0), LOG_MAIL, "mail is LOG_MAIL");
+	is_int(fg_log_facility_code(10), LOG_LOCAL7, "local7 is LOG_LOCAL7");
+	ok(fg_log_facility_names[11] == NULL, "eleven facilities");
+	is_int(fg_log_facility_code(11), -1, "past the end: -1");
+	is_str(fg_log_prefix(FG_LOG_ERR), "", "no prefix off the journal");
 	return tap_done();
 }

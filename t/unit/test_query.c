@@ -560,7 +560,7 @@ on_event(void *arg, const struct fg_stored_event *ev)
 		w->ends++;
 	if (ev->session_id == 2 && ev->kind == FG_EV_RCPT &&
 	    (ev->rcpt_class != FG_RCPT_INVALID || ev->rcpt == NULL ||
-	     strcmp(ev->rcpt, "<u@Example.ORG>") != 0 || ev->status == NULL ||
+	     strcmp(ev->rcpt, "u@Example.ORG") != 0 || ev->status == NULL ||
 	     strcmp(ev->helo, "Attacker.Example") != 0))
 		w->fields = false;
 	if (ev->kind == FG_EV_CONNECT && (ev->helo != NULL || ev->sender))

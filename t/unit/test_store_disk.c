@@ -333,7 +333,7 @@ test_rows(void)
 	rec(st, T0 + 1, FG_EV_RCPT, FG_RCPT_INVALID, "192.0.2.7",
 	    "192.0.2.0/24", "<x@example.org>");
 	rec(st, T0 + 2, FG_EV_RCPT, FG_RCPT_INVALID, "192.0.2.7",
-	    "192.0.2.0/24", "<y@example.org>");
+	    "192.0.2.0/24", " < y@example.org >");
 	rec(st, T0 + 1500, FG_EV_RCPT, FG_RCPT_VALID, "2001:db8::7",
 	    "2001:db8::/64", "<z@example.org>");
 	rec(st, T0 + 1600, FG_EV_MAIL, FG_RCPT_NONE, NULL, NULL, NULL);
@@ -345,8 +345,11 @@ test_rows(void)
 	              " ',' || network || ',' || rcpt || ',' || status ||"
 	              " ',' || helo || ',' || sender || ',' || queue_id ||"
 	              " ',' || session_id FROM events WHERE ts_ms = 1700000000001"),
-	       "rcpt,invalid,192.0.2.7,192.0.2.0/24,<x@example.org>,5.1.1,"
+	       "rcpt,invalid,192.0.2.7,192.0.2.0/24,x@example.org,5.1.1,"
 	       "mx.example.net,<a@example.net>,QID1,7", "rows: an invalid rcpt");
+	is_int(q_int(path, "SELECT count(*) FROM events WHERE rcpt IN"
+	             " ('x@example.org', 'y@example.org', 'z@example.org')"), 3,
+	       "rows: recipients stored bare, blanks and brackets dropped");
 	is_str(q_text(path, "SELECT client FROM events WHERE class = 'valid'"),
 	       "2001:db8::7", "rows: v6 client text");
 	is_int(q_int(path, "SELECT count(*) FROM events WHERE kind = 'connect'"
@@ -638,6 +641,62 @@ test_migrate_v1(void)
 	fg_store_close(st);
 }
 
+/*
+ * Version 2 stored recipients as the MTA gave them, "<user@domain>";
+ * version 3 stores the bare address and strips the rows of older files.
+ */
+static void
+test_migrate_v2(void)
+{
+	static const struct {
+		const char *was, *now;
+	} t[] = {
+		{"<a@example.org>", "a@example.org"},
+		{" < b@example.org > ", "b@example.org"},
+		{"<<c@example.org>>", "<c@example.org>"},
+		{"<>", ""},
+		{"d@example.org", "d@example.org"},
+		{"<e@example.org", "<e@example.org"},
+		{"\t<f@example.org>\t", "f@example.org"},
+	};
+	const char *path = in_dir("v2.db");
+	fg_store *st = open_at(path, T0, HOUR, 0, 0);
+	char sql[256];
+
+	ok(st != NULL, "v2: created");
+	fg_store_close(st);
+	for (size_t i = 0; i < FG_NELEM(t); i++) {
+		snprintf(sql, sizeof(sql), "INSERT INTO events (ts_ms, kind,"
+		         " class, rcpt, sender) VALUES (%lld, 'rcpt', 'invalid',"
+		         " '%s', '<s@example.net>')", (long long)T0 + (long long)i,
+		         t[i].was);
+		q_exec(path, sql);
+	}
+	q_exec(path, "INSERT INTO events (ts_ms, kind) VALUES (1, 'connect');"
+	       "ALTER TABLE events DROP COLUMN host;"
+	       "ALTER TABLE events DROP COLUMN daemon;"
+	       "ALTER TABLE events DROP COLUMN auth;"
+	       "PRAGMA user_version = 2");
+	st = open_at(path, T0 + 5000, HOUR, 0, 0);
+	ok(st != NULL, "v2: a version 2 file opens");
+	if (st == NULL)
+		return;
+	is_int(q_int(path, "PRAGMA user_version"), FG_STORE_SCHEMA_VERSION,
+	       "v2: migrated to the current version");
+	for (size_t i = 0; i < FG_NELEM(t); i++) {
+		snprintf(sql, sizeof(sql), "SELECT rcpt FROM events WHERE"
+		         " ts_ms = %lld", (long long)T0 + (long long)i);
+		is_str(q_text(path, sql), t[i].now, "v2: \"%s\" becomes \"%s\"",
+		       t[i].was, t[i].now);
+	}
+	is_int(q_int(path, "SELECT count(*) FROM events WHERE rcpt IS NULL"), 1,
+	       "v2: a row without a recipient keeps none");
+	is_int(q_int(path, "SELECT count(*) FROM events WHERE sender ="
+	             " '<s@example.net>'"), (int64_t)FG_NELEM(t),
+	       "v2: senders are left as they were");
+	fg_store_close(st);
+}
+
 static void
 test_migrations(void)
 {
@@ -905,6 +964,7 @@ main(void)
 	test_external_bans();
 	test_migrations();
 	test_migrate_v1();
+	test_migrate_v2();
 	test_overflow();
 	test_unhealthy();
 	test_deleted();
