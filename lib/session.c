@@ -47,7 +47,8 @@ struct fg_session {
 	int64_t session_invalid;
 	/* How the MTA answers an unknown user (masking): its code, status
 	 * and the text after the address, and how the address is joined
-	 * to it (": " Postfix, "... " sendmail). */
+	 * to it (": " Postfix; NULL: not at all, the MTA adds it itself, as
+	 * sendmail does). */
 	int unknown_code;
 	char unknown_status[16];
 	char unknown_text[200];
@@ -545,6 +546,21 @@ fg_session_mail(fg_session *s, const char *sender, const char *queue_id,
 	return decide(s, &f, now_ms);
 }
 
+/* The address without one pair of angle brackets, in a static buffer
+ * of the calling thread. */
+static const char *
+bare(const char *addr)
+{
+	static _Thread_local char buf[NAME_LEN];
+	size_t n = strlen(addr);
+
+	if (n >= 2 && addr[0] == '<' && addr[n - 1] == '>') {
+		snprintf(buf, sizeof(buf), "%.*s", (int)(n - 2), addr + 1);
+		return buf;
+	}
+	return addr;
+}
+
 /* Learns from the MTA's reject text how it words an unknown user. */
 static void
 learn_unknown(fg_session *s, const char *status, const char *text)
@@ -559,7 +575,8 @@ learn_unknown(fg_session *s, const char *status, const char *text)
 	           &n) == 2 && n > 0 && (code[0] == '4' || code[0] == '5')) {
 		s->unknown_code = atoi(code);
 		copy_text(s->unknown_text, sizeof(s->unknown_text), text + n);
-		s->unknown_join = "... ";
+		/* sendmail puts "<ADDR>... " before a milter's reply itself */
+		s->unknown_join = NULL;
 		return;
 	}
 	/* Postfix: the text after the address, the status in {rcpt_host} */
@@ -606,10 +623,11 @@ fg_session_rcpt(fg_session *s, const char *rcpt, enum fg_rcpt_class cls,
 	f.rcpt_class = cls;
 	f.rcpt_status = st[0] != '\0' ? st : NULL;
 	if (s->session_invalid > 0) {
-		snprintf(mask, sizeof(mask), "%s%s%s%s", addr[0] == '<' ? "" : "<",
-		         addr, addr[0] == '<' ? "" : ">", s->unknown_join);
-		snprintf(mask + strlen(mask), sizeof(mask) - strlen(mask), "%s",
-		         s->unknown_text);
+		if (s->unknown_join != NULL)
+			snprintf(mask, sizeof(mask), "<%s>%s%s", bare(addr),
+			         s->unknown_join, s->unknown_text);
+		else
+			snprintf(mask, sizeof(mask), "%s", s->unknown_text);
 		f.mask_code = s->unknown_code;
 		f.mask_status = s->unknown_status;
 		f.mask_line = mask;

@@ -97,8 +97,9 @@ void fg_session_discard(fg_session *s);
  * session learns how the MTA words an unknown user, for masking
  * (policy.h): Postfix's "Recipient address rejected: User unknown in
  * local recipient table" becomes "<ADDR>: Recipient address rejected:
- * ...", sendmail's "550 5.1.1 User unknown" becomes "<ADDR>... User
- * unknown".  Until it has learned, Postfix's wording.  Each returns the verdict (never NULL).
+ * ...", sendmail's "550 5.1.1 User unknown" becomes "User unknown"
+ * (sendmail puts "<ADDR>... " before a milter's text itself).  Until it
+ * has learned, Postfix's wording.  Each returns the verdict (never NULL).
  */
 const struct fg_verdict *fg_session_connect(fg_session *s,
                                             const fg_addr *client,

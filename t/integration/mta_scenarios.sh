@@ -26,6 +26,10 @@
 #   concurrency        a 3rd session while 2 are held open: 421 at connect
 #   throttle           unknown recipients of a session delayed 0.5, 1, 1.5 s
 #   exempt             an exempt network past every limit: nothing happens
+#   harvest            guesses of valid and unknown users from one /24:
+#                      once flagged, the valid ones get the MTA's own
+#                      unknown-user reply; a session sending only valid
+#                      recipients gets a 4xx, never a 5xx
 #   dictionary         unknown users from many addresses of one /24:
 #                      delayed, tempfailed, banned; a legitimate client
 #                      from another network untouched throughout
@@ -524,6 +528,46 @@ attack() {		# attack SOURCE N1 N2 N3: one session, 3 unknown users
 	smtp "$1" --rcpt "$2@$FGS_DOM" --rcpt "$3@$FGS_DOM" --rcpt "$4@$FGS_DOM"
 }
 
+# The text of a reply with the address taken out: "550 5.1.1 : ..."
+unaddressed() { sed -E 's/<[^>]*>//' <<<"$1"; }
+
+sc_harvest() {
+	echo "# ---- harvest from 127.11.11.0/24 (limit 3: delay 0.5 s, tempfail from 6, masking)"
+	local out u x
+	out=$(smtp 127.11.11.2 --rcpt "h1@$FGS_DOM" --rcpt "h2@$FGS_DOM" \
+		--rcpt "h3@$FGS_DOM" --rcpt "h4@$FGS_DOM" --rcpt "alice@$FGS_DOM" \
+		--rcpt "h5@$FGS_DOM" --rcpt "h6@$FGS_DOM" --rcpt "bob@$FGS_DOM" \
+		--rcpt "h7@$FGS_DOM" --rcpt "alice@$FGS_DOM")
+	show "harvest" "$out"
+	took "$out" "rcpt:<h4@$FGS_DOM>" 0.45 2 "unknown 4: delayed 0.5 s"
+	# The first step only delays: below the flag a valid guess is
+	# still told apart, after the network's delay.
+	like "$(reply "$out" "rcpt:<alice@$FGS_DOM>")" "$X_OK_RCPT" "before the flag a valid guess gets 250 (after the delay)"
+	u=$(reply "$out" "rcpt:<h6@$FGS_DOM>")
+	x=$(reply "$out" "rcpt:<bob@$FGS_DOM>")
+	like "$u" "$X_UNKNOWN" "flagged: an unknown guess gets the MTA's own 550 5.1.1"
+	like "$x" "$X_UNKNOWN" "flagged: a valid guess gets the same reply"
+	is "$(unaddressed "$x")" "$(unaddressed "$u")" "... to the letter, but for the address"
+	like "$(reply "$out" "rcpt:<h7@$FGS_DOM>")" "$X_UNKNOWN" "and the next unknown one too"
+	is "$(status "$out")" ok "the session is not cut short (a 421 would tell)"
+	ok "Postfix/sendmail logged floodgate's refusal of the valid guess" \
+		grep -qE "(milter-reject|Milter: to=).*bob@$FGS_DOM" "$T/mta/maillog"
+	grep -E "bob@$FGS_DOM" "$T/mta/maillog" | head -2 | sed 's/^/# maillog: /'
+
+	# Another session of the flagged network, only valid recipients.
+	out=$(smtp 127.11.11.3 --rcpt "alice@$FGS_DOM" --data); show "harvest, valid only" "$out"
+	like "$(reply "$out" mail)" "^4" "a session with only valid recipients gets a 4xx at MAIL"
+	ok "... and no 5xx but the MTA's own 503 for commands after the refused MAIL" \
+		awk '$2 ~ /^5/ && $2 != "503" { bad = 1 } END { exit bad }' <<<"$out"
+	out=$(smtp 127.12.12.2 --rcpt "alice@$FGS_DOM" --rcpt "bob@$FGS_DOM" --data)
+	is "$(code "$out" "rcpt:<alice@$FGS_DOM>") $(code "$out" "rcpt:<bob@$FGS_DOM>") $(code "$out" dot)" \
+		"250 250 250" "a client of another network, during the harvest: 250s"
+	db_is "SELECT group_concat(action || ':' || count, ' ') FROM
+	       (SELECT * FROM verdicts WHERE rule = 'harvest' AND client = '127.11.11.2' ORDER BY id)" \
+		"delay:4 delay:4 delay:5 mask:6 mask:6 mask:7 mask:7" \
+		"verdicts: delays, then masked (the valid guesses too)"
+}
+
 sc_dictionary() {
 	echo "# ---- dictionary attack from 127.5.5.0/24 (limit 4: delay 1 s, tempfail from 8, then ban)"
 	local out q n
@@ -715,7 +759,7 @@ mta_scenarios_run() {
 	fgs_setup
 	# FGS_SCENARIOS="matrix dictionary ...": a subset, for debugging
 	for sc in ${FGS_SCENARIOS:-matrix rcpts_per_message conn_rate concurrency \
-	    throttle exempt dictionary reload monitor down_and_restart}; do
+	    throttle exempt harvest dictionary reload monitor down_and_restart}; do
 		"sc_$sc"
 	done
 	ok "floodgate never logged an internal error" bash -c \
