@@ -335,13 +335,15 @@ cmd_ban(struct ctl *c, int argc, char **argv)
 		                "usage: floodgatectl %s", usage);
 	if ((rc = parse_key("ban", pos[0], key)) != CTL_OK)
 		return rc;
-	/* The configuration says whether the daemon will look at the key;
-	 * without -c and with -d it may not exist, which is fine. */
+	/* What the daemon would not honour is refused, not stored. */
+	if (!fg_policy_ban_checked(NULL, key, &why))
+		return ctl_fail(CTL_USAGE, "ban: %s: %s; nothing banned",
+		                san(key), why);
+	/* The configuration names the database; without -c and with -d
+	 * it may not exist, which is fine. */
 	if (c->conf_given || c->db_path == NULL) {
 		if ((rc = ctl_load_config(c->conf_path, false, &cfg)) != CTL_OK)
 			return rc;
-		if (!fg_policy_ban_checked(cfg, key, &why))
-			ctl_warn("ban of %s: %s", san(key), why);
 	}
 	rc = ctl_open_db(c, cfg, FG_QUERY_WRITE, &q);
 	if (cfg != NULL)
@@ -357,7 +359,7 @@ cmd_ban(struct ctl *c, int argc, char **argv)
 		json_kstr(j, "banned", key);
 		json_ktime(j, "until", c->now_ms + o.for_ms);
 		json_kstr(j, "reason", o.reason ? o.reason : "");
-		json_kbool(j, "effective", why == NULL);
+		json_kbool(j, "effective", true);
 		json_finish(j);
 	} else {
 		printf("banned %s until %s %s (%s)%s%s\n", san(key),
@@ -368,38 +370,109 @@ cmd_ban(struct ctl *c, int argc, char **argv)
 	return CTL_OK;
 }
 
+/* The network bans in force that cover address key, into *out (n). */
+static int
+covering_bans(fg_query *q, const char *key, int64_t now,
+              struct fg_ban_entry **out, size_t *n)
+{
+	struct fg_ban_entry *all;
+	size_t nall;
+	fg_addr a;
+	fg_prefix p;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (fg_key_type_of(key) != FG_KEY_ADDRESS || fg_addr_parse(key, &a) != 0)
+		return 0;
+	if ((rc = fg_query_bans(q, now, &all, &nall)) < 0)
+		return rc;
+	*out = xcalloc(nall + 1, sizeof(**out));
+	for (size_t i = 0; i < nall; i++)
+		if (fg_key_type_of(all[i].key) == FG_KEY_NETWORK &&
+		    fg_prefix_parse(all[i].key, &p) == 0 &&
+		    fg_prefix_contains(&p, &a))
+			(*out)[(*n)++] = all[i];
+	fg_query_free(all);
+	return 0;
+}
+
+enum { O_COVERING = O_OLDER + 1 };
+
+static int
+unban_opt(void *arg, int id, const char *v)
+{
+	(void)v;
+	if (id == O_COVERING) {
+		*(bool *)arg = true;
+		return CTL_OK;
+	}
+	return CTL_USAGE;
+}
+
 int
 cmd_unban(struct ctl *c, int argc, char **argv)
 {
+	static const struct ctl_opt opts[] = {
+		{"covering", false, O_COVERING}, {NULL, 0, 0},
+	};
+	static const char usage[] = "unban KEY [--covering]";
+	struct fg_ban_entry *cov = NULL;
 	char key[FG_KEY_MAX];
 	const char *pos[1];
-	size_t npos;
+	bool covering = false;
+	size_t npos, ncov = 0;
 	struct json *j;
 	fg_query *q;
 	int rc, lifted;
 
-	if ((rc = ctl_parse(c, argc, argv, NULL, no_opt, NULL, pos, 1, &npos,
-	                    "unban KEY")) != CTL_OK)
+	if ((rc = ctl_parse(c, argc, argv, opts, unban_opt, &covering, pos, 1,
+	                    &npos, usage)) != CTL_OK)
 		return rc;
 	if (npos != 1)
 		return ctl_fail(CTL_USAGE, "unban: which key?\nusage: "
-		                "floodgatectl unban KEY");
+		                "floodgatectl %s", usage);
 	if ((rc = parse_key("unban", pos[0], key)) != CTL_OK)
 		return rc;
 	if ((rc = ctl_open_db(c, NULL, FG_QUERY_WRITE, &q)) != CTL_OK)
 		return rc;
-	if ((lifted = fg_query_ban_lift(q, key, c->now_ms)) < 0)
+	if ((lifted = fg_query_ban_lift(q, key, c->now_ms)) < 0 ||
+	    covering_bans(q, key, c->now_ms, &cov, &ncov) < 0) {
+		free(cov);
 		return query_fail(q, "unban");
+	}
+	for (size_t i = 0; covering && i < ncov; i++)
+		if (fg_query_ban_lift(q, cov[i].key, c->now_ms) < 0) {
+			free(cov);
+			return query_fail(q, "unban");
+		}
 	fg_query_close(q);
 	if ((j = json_answer(c)) != NULL) {
 		json_kstr(j, "key", key);
 		json_kbool(j, "lifted", lifted == 1);
+		json_key(j, "covering");
+		json_arr(j);
+		for (size_t i = 0; i < ncov; i++) {
+			json_obj(j);
+			json_kstr(j, "key", cov[i].key);
+			json_kbool(j, "lifted", covering);
+			json_end(j);
+		}
+		json_end(j);
 		json_finish(j);
-	} else if (lifted == 1) {
-		printf("lifted the ban of %s\n", san(key));
 	} else {
-		printf("%s was not banned\n", san(key));
+		if (lifted == 1)
+			printf("lifted the ban of %s\n", san(key));
+		else if (ncov == 0)
+			printf("%s was not banned\n", san(key));
+		for (size_t i = 0; i < ncov; i++)
+			printf(covering ? "lifted the ban of %s, which covers %s\n"
+			                : "%s is still banned: %s covers it "
+			                  "(unban --covering lifts it too)\n",
+			       covering ? san(cov[i].key) : san(key),
+			       covering ? san(key) : san(cov[i].key));
 	}
+	free(cov);
 	return CTL_OK;
 }
 

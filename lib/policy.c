@@ -1030,6 +1030,26 @@ banned_masked(const struct fg_config *cfg, const struct fg_facts *f,
 	return false;
 }
 
+/* The prefix lengths a's networks are looked up for bans at, longest
+ * first, below a host prefix: where bans exist, if the view knows; else
+ * the lengths the configuration counts by. */
+static size_t
+ban_lens(const struct fg_config *cfg, const struct fg_facts *f,
+         const struct fg_view *vw, const fg_addr *a, unsigned *out)
+{
+	bool used[129];
+	unsigned bits = fg_addr_bits(a), min = a->family == FG_AF_INET ? 8 : 16;
+	size_t n = 0;
+
+	if (vw->ban_lengths == NULL)
+		return client_lens(cfg, f, a, out);
+	vw->ban_lengths(vw->ctx, a->family, used);
+	for (unsigned len = bits; len-- > min;)
+		if (used[len])
+			out[n++] = len;
+	return n;
+}
+
 static bool
 check_bans(const struct fg_config *cfg, const struct fg_facts *f,
            const struct fg_view *vw, int64_t now, struct fg_verdict *v)
@@ -1048,7 +1068,7 @@ check_bans(const struct fg_config *cfg, const struct fg_facts *f,
 
 		k = client_key(f, a, key);
 		hit = view_banned(vw, k, now, &b);
-		n = client_lens(cfg, f, a, lens);
+		n = ban_lens(cfg, f, vw, a, lens);
 		for (size_t i = 0; i < n && !hit; i++) {
 			k = client_net_key(f, a, lens[i], key);
 			hit = view_banned(vw, k, now, &b);
@@ -1056,6 +1076,14 @@ check_bans(const struct fg_config *cfg, const struct fg_facts *f,
 	}
 	if (!hit && f->stage >= FG_STAGE_HELO && f->helo != NULL) {
 		k = fg_key_helo(key, f->helo);
+		hit = view_banned(vw, k, now, &b);
+	}
+	if (!hit && f->stage >= FG_STAGE_MAIL && f->sender != NULL) {
+		k = fg_key_sender_domain(key, f->sender);
+		hit = view_banned(vw, k, now, &b);
+	}
+	if (!hit && f->stage == FG_STAGE_RCPT && f->rcpt != NULL) {
+		k = fg_key_rcpt_domain(key, f->rcpt);
 		hit = view_banned(vw, k, now, &b);
 	}
 	if (!hit)
@@ -1175,30 +1203,32 @@ int
 fg_policy_ban_checked(const struct fg_config *cfg, const char *key,
                       const char **why)
 {
-	struct netlens nl;
 	fg_prefix p;
 
+	(void)cfg;
 	switch (fg_key_type_of(key)) {
 	case FG_KEY_ADDRESS:
 	case FG_KEY_HELO:
+	case FG_KEY_SENDER_DOMAIN:
+	case FG_KEY_RCPT_DOMAIN:
 		return 1;
 	case FG_KEY_NETWORK:
 		break;
 	default:
-		*why = "the daemon checks bans of addresses, networks and "
-		       "HELO names only";
+		*why = "a ban of every client is not honoured: use a network";
 		return 0;
 	}
 	if (fg_prefix_parse(key, &p) != 0) {
 		*why = "not a network";
 		return 0;
 	}
-	netlens_collect(cfg, &nl);
-	if (p.addr.family == FG_AF_INET ? nl.v4[p.len] : nl.v6[p.len])
-		return 1;
-	*why = "no rule counts by this prefix length: the daemon does not "
-	       "look bans up at it";
-	return 0;
+	if (p.len < (p.addr.family == FG_AF_INET ? 8u : 16u)) {
+		*why = p.addr.family == FG_AF_INET
+		           ? "networks shorter than /8 are not honoured"
+		           : "networks shorter than /16 are not honoured";
+		return 0;
+	}
+	return 1;
 }
 
 bool

@@ -10,7 +10,8 @@
  * apply, so fg_policy_decide() itself changes nothing.
  *
  * Stages and what is checked there:
- *   connect  bans of the address and its networks; connection_rate and
+ *   connect  bans of the address and of its networks at any prefix length
+ *            (longest first); connection_rate and
  *            concurrency (the current connection is already counted);
  *            refusing steps of address/network window rules already over
  *            their limit (delays are not applied at connect except by the
@@ -18,6 +19,8 @@
  *            the key one ladder step up for the next one (escalation by
  *            persistence: its clients cannot add to the count).
  *   helo     bans of the HELO name; helo_rate.
+ *            (MAIL adds bans of the sender's domain, RCPT those of the
+ *            recipient's domain.)
  *   mail     everything of connect again (a key that went over the limit
  *            during the session is refused before any RCPT); mail_rate.
  *   rcpt     recipient rules (the current recipient is already counted):
@@ -71,6 +74,10 @@ struct fg_view {
 	           struct fg_ban *out);
 	int (*level)(void *ctx, const char *rule, const char *key,
 	             int *level, int64_t *last_ms);
+	/* used[len] (len 0..32 or 0..128): whether a network ban of that
+	 * prefix length may exist.  NULL: the lengths the configuration
+	 * counts by. */
+	void (*ban_lengths)(void *ctx, int family, bool *used);
 };
 
 /*
@@ -277,10 +284,10 @@ void fg_policy_explain(const struct fg_config *cfg, const struct fg_facts *f,
                        struct fg_trace *trace);
 
 /*
- * Whether the daemon looks up a ban of this key (1), or why not (0, with
- * a static reason in *why): bans of addresses and HELO names are checked
- * always, of networks at the prefix lengths this configuration counts
- * by, of other keys never.
+ * Whether the daemon honours a ban of this key (1), or why not (0, with
+ * a static reason in *why): addresses, networks of IPv4 /8../32 and IPv6
+ * /16../128, HELO names, sender and recipient domains.  Not the global
+ * key (it would refuse every client).
  */
 int fg_policy_ban_checked(const struct fg_config *cfg, const char *key,
                           const char **why);

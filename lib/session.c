@@ -139,6 +139,12 @@ view_ban(void *ctx, const char *key, int64_t now, struct fg_ban *out)
 	return fg_store_ban_get(((fg_session *)ctx)->env->store, key, now, out);
 }
 
+static void
+view_ban_lengths(void *ctx, int family, bool *used)
+{
+	fg_store_ban_lengths(((fg_session *)ctx)->env->store, family, used);
+}
+
 static int
 view_level(void *ctx, const char *rule, const char *key, int *level,
            int64_t *last_ms)
@@ -417,6 +423,7 @@ decide(fg_session *s, struct fg_facts *f, int64_t now)
 		.concurrent = view_concurrent,
 		.ban = view_ban,
 		.level = view_level,
+		.ban_lengths = view_ban_lengths,
 	};
 	struct fg_verdict *v = &s->verdict;
 	struct fg_trace *tr = s->tracing ? &s->trace : NULL;

@@ -175,6 +175,9 @@ int fg_store_ban_set(fg_store *st, const char *key, int64_t until_ms,
 int fg_store_ban_get(fg_store *st, const char *key, int64_t now_ms,
                      struct fg_ban *out);
 int fg_store_ban_lift(fg_store *st, const char *key);
+/* used[len] for len 0..32 (FG_AF_INET) or 0..128 (FG_AF_INET6): whether
+ * a network ban of that prefix length exists.  Lock-free. */
+void fg_store_ban_lengths(fg_store *st, int family, bool *used);
 
 /* Drops in-memory counters and levels that fell out of the horizon and
  * expired bans; the writer prunes raw events past retention in small

@@ -139,6 +139,52 @@ hmap_sweep(struct fg_hmap *m, bool (*gone)(struct fg_hnode *, void *),
 	}
 }
 
+/*
+ * How many network bans there are at each prefix length, per family, so
+ * that a client's networks are looked up at the lengths that have bans
+ * (any length an operator chose) and at no other.  Kept with every
+ * insertion into and removal from the ban map; read without the lock.
+ */
+static void
+ban_len_note(fg_store *st, const char *key, int delta)
+{
+	fg_prefix p;
+
+	if (fg_key_type_of(key) != FG_KEY_NETWORK || fg_prefix_parse(key, &p) != 0)
+		return;
+	if (p.addr.family == FG_AF_INET && p.len <= 32)
+		atomic_fetch_add(&st->ban_lens4[p.len], delta);
+	else if (p.addr.family == FG_AF_INET6 && p.len <= 128)
+		atomic_fetch_add(&st->ban_lens6[p.len], delta);
+}
+
+static void
+ban_insert(fg_store *st, struct fg_hnode *n)
+{
+	fg_hmap_insert(&st->bans, n);
+	ban_len_note(st, n->key, 1);
+}
+
+static void
+ban_remove(fg_store *st, struct fg_hnode *n)
+{
+	ban_len_note(st, n->key, -1);
+	fg_hmap_remove(&st->bans, n);
+}
+
+void
+fg_store_ban_lengths(fg_store *st, int family, bool *used)
+{
+	unsigned max = family == FG_AF_INET ? 32 : 128;
+
+	for (unsigned len = 0; len <= max; len++)
+		used[len] = st != NULL &&
+		            atomic_load_explicit(family == FG_AF_INET
+		                                     ? &st->ban_lens4[len]
+		                                     : &st->ban_lens6[len],
+		                                 memory_order_relaxed) > 0;
+}
+
 /* What the expiry predicates below compare with, and the store whose
  * dirty counts they keep. */
 struct sweep {
@@ -165,6 +211,7 @@ ban_expired(struct fg_hnode *n, void *arg)
 		return false;
 	if (b->dirty)
 		sw->st->ban_dirty--;
+	ban_len_note(sw->st, b->h.key, -1);
 	return true;
 }
 
@@ -172,8 +219,10 @@ ban_expired(struct fg_hnode *n, void *arg)
 static bool
 ban_clean(struct fg_hnode *n, void *arg)
 {
-	(void)arg;
-	return !((const struct ban *)n)->dirty;
+	if (((const struct ban *)n)->dirty)
+		return false;
+	ban_len_note(arg, n->key, -1);
+	return true;
 }
 
 static bool
@@ -270,12 +319,12 @@ ban_replace(fg_store *st, struct ban *b)
 	if (old != NULL) {
 		if (((struct ban *)old)->dirty)
 			st->ban_dirty--;
-		fg_hmap_remove(&st->bans, old);
+		ban_remove(st, old);
 		free(old);
 	}
 	if (b->dirty)
 		st->ban_dirty++;
-	fg_hmap_insert(&st->bans, &b->h);
+	ban_insert(st, &b->h);
 }
 
 int
@@ -461,7 +510,7 @@ fg_store_ban_done(fg_store *st, struct fg_ban_op *ops, size_t n,
 				st->ban_dirty++;
 			b->dirty = true;
 		} else if (b->lifted && !b->dirty) {
-			fg_hmap_remove(&st->bans, &b->h);
+			ban_remove(st, &b->h);
 			free(b);
 		}
 	}
@@ -492,7 +541,7 @@ fg_store_ban_reload(fg_store *st, struct fg_ban_row *rows, size_t n)
 		nfresh++;
 	}
 	pthread_mutex_lock(&st->ban_mu);
-	hmap_sweep(&st->bans, ban_clean, NULL);
+	hmap_sweep(&st->bans, ban_clean, st);
 	for (size_t i = 0; i < nfresh; i++) {
 		struct ban *b = fresh[i];
 
@@ -501,7 +550,7 @@ fg_store_ban_reload(fg_store *st, struct fg_ban_row *rows, size_t n)
 			free(b);
 			continue;
 		}
-		fg_hmap_insert(&st->bans, &b->h);
+		ban_insert(st, &b->h);
 	}
 	pthread_mutex_unlock(&st->ban_mu);
 	free(fresh);

@@ -127,6 +127,8 @@ struct fg_store {
 	/* store_ban.c */
 	pthread_mutex_t ban_mu;
 	struct fg_hmap bans;
+	_Atomic int ban_lens4[33];  /* network bans per prefix length */
+	_Atomic int ban_lens6[129];
 	size_t ban_dirty;
 	pthread_mutex_t lvl_mu;
 	struct fg_hmap levels;

@@ -183,12 +183,18 @@ view_level(void *ctx, const char *rule, const char *key, int *level,
 	return fg_store_level_get(ctx, rule, key, level, last_ms);
 }
 
+static void
+view_ban_lengths(void *ctx, int family, bool *used)
+{
+	fg_store_ban_lengths(ctx, family, used);
+}
+
 /* The store as the policy sees it, for tests of the pure decision. */
 static struct fg_view
 fake_view(struct fake *fk)
 {
 	struct fg_view vw = {fake_store(fk), view_count, view_concurrent,
-	                     view_ban, view_level};
+	                     view_ban, view_level, view_ban_lengths};
 	return vw;
 }
 
@@ -1180,6 +1186,60 @@ test_bans(void)
 			ok(!v.banned && v.action == FG_ACT_CONTINUE,
 			   "ban: %s %s not banned", fg_stage_name(cases[i].stage),
 			   cases[i].ip ? cases[i].ip : "-");
+	}
+	/* Bans at any prefix length, longest first; domain bans at the
+	 * stage where the domain is known. */
+	fake_set_ban(&fk, "198.51.96.0/20", S(5000));
+	fake_set_ban(&fk, "2001:db8:1::/48", S(5000));
+	fake_set_ban(&fk, "10.0.0.0/8", S(5000));
+	fake_set_ban(&fk, "sender-domain:spam.example", S(5000));
+	fake_set_ban(&fk, "rcpt-domain:victim.example", S(5000));
+	{
+		static const struct {
+			enum fg_stage stage;
+			const char *ip, *sender, *rcpt, *key;
+		} any[] = {
+			{FG_STAGE_CONNECT, "198.51.97.5", NULL, NULL, "198.51.96.0/20"},
+			{FG_STAGE_CONNECT, "198.51.100.5", NULL, NULL, "198.51.100.0/24"},
+			{FG_STAGE_CONNECT, "198.51.112.5", NULL, NULL, NULL},
+			{FG_STAGE_CONNECT, "2001:db8:1:2::5", NULL, NULL, "2001:db8:1::/48"},
+			{FG_STAGE_CONNECT, "10.200.3.4", NULL, NULL, "10.0.0.0/8"},
+			{FG_STAGE_MAIL, "192.0.2.9", "<a@spam.example>", NULL,
+			 "sender-domain:spam.example"},
+			{FG_STAGE_HELO, "192.0.2.9", "<a@spam.example>", NULL, NULL},
+			{FG_STAGE_RCPT, "192.0.2.9", "<a@ok.example>",
+			 "<b@victim.example>", "rcpt-domain:victim.example"},
+			{FG_STAGE_MAIL, "192.0.2.9", "<a@ok.example>",
+			 "<b@victim.example>", NULL},
+		};
+		for (size_t i = 0; i < FG_NELEM(any); i++) {
+			struct sess s;
+			sess_open(&s, any[i].ip);
+			s.f.stage = any[i].stage;
+			s.f.sender = any[i].sender;
+			s.f.rcpt = any[i].rcpt;
+			decide_direct(cfg, &s, &vw, S(2000), &v);
+			if (any[i].key != NULL)
+				ok(v.banned && strcmp(v.key, any[i].key) == 0,
+				   "ban at any length: %s %s by %s",
+				   fg_stage_name(any[i].stage), any[i].ip,
+				   any[i].key);
+			else
+				ok(!v.banned, "ban at any length: %s %s not banned",
+				   fg_stage_name(any[i].stage), any[i].ip);
+		}
+	}
+	{
+		const char *why = NULL;
+
+		ok(fg_policy_ban_checked(cfg, "198.51.96.0/20", &why) == 1 &&
+		   fg_policy_ban_checked(cfg, "2001:db8::/48", &why) == 1 &&
+		   fg_policy_ban_checked(cfg, "rcpt-domain:x.example", &why) == 1,
+		   "ban_checked: any network length, domains");
+		ok(fg_policy_ban_checked(cfg, "*", &why) == 0 && why != NULL,
+		   "ban_checked: not the global key (%s)", why ? why : "-");
+		ok(fg_policy_ban_checked(cfg, "10.0.0.0/7", &why) == 0,
+		   "ban_checked: not an IPv4 network shorter than /8");
 	}
 	fg_config_release(cfg);
 
