@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "ctl.h"
@@ -215,6 +216,7 @@ struct why {
 	size_t nrows;
 	struct fg_verdict now;
 	size_t limit;
+	bool no_config;          /* -d alone: rules and limits unknown */
 };
 
 /* Does the ban of key concern this client? */
@@ -358,6 +360,7 @@ print_json(struct why *w, fg_query *q)
 	json_kstr(j, "network", w->network);
 	json_ktime(j, "now", w->c->now_ms);
 	json_kstr(j, "exempt", w->exempt);
+	json_kbool(j, "limits_known", !w->no_config);
 	json_key(j, "keys");
 	json_arr(j);
 	for (size_t i = 0; i < w->nkeys; i++)
@@ -447,7 +450,13 @@ print_text(struct why *w, fg_query *q)
 
 	printf("client %s, network %s; configuration %s\n", san(w->addr_key),
 	       w->network[0] ? san(w->network) : "-", san(w->cfg->path));
-	if (w->exempt != NULL)
+	if (w->no_config)
+		printf("no configuration could be read (%s): the rules and their "
+		       "limits are unknown; give it with -c\n",
+		       san(w->c->conf_path));
+	if (w->no_config)
+		printf("exempt: unknown without the configuration\n");
+	else if (w->exempt != NULL)
 		printf("exempt: %s: no rule and no ban applies to it\n",
 		       w->exempt);
 	else
@@ -486,7 +495,10 @@ print_text(struct why *w, fg_query *q)
 		putchar('\n');
 	}
 
-	printf("rules:\n");
+	if (w->no_config)
+		printf("rules: unknown without the configuration\n");
+	else
+		printf("rules:\n");
 	t = table_new("llrrlrl", "RULE", "KEY", "COUNT", "LIMIT", "WINDOW",
 	              "LEVEL", "NOW", (char *)NULL);
 	for (size_t i = 0; i < w->nrows; i++) {
@@ -562,8 +574,16 @@ cmd_why(struct ctl *c, int argc, char **argv)
 	if (fg_addr_parse(pos[0], &w.addr) != 0)
 		return ctl_fail(CTL_USAGE, "why: '%s' is not an IP address",
 		                san(pos[0]));
-	if ((rc = ctl_load_config(c->conf_path, false, &cfg)) != CTL_OK)
+	/* With -d and no readable configuration: the database alone, the
+	 * limits unknown (a configuration with no rules). */
+	if (!c->conf_given && c->db_path != NULL &&
+	    access(c->conf_path, R_OK) != 0) {
+		if (fg_config_load_string("", "(none)", &cfg, NULL, NULL) != 0)
+			return ctl_fail(CTL_RUNTIME, "why: out of memory");
+		w.no_config = true;
+	} else if ((rc = ctl_load_config(c->conf_path, false, &cfg)) != CTL_OK) {
 		return rc;
+	}
 	w.cfg = cfg;
 	fg_key_address(w.addr_key, &w.addr);
 	fg_policy_network_key(cfg, &w.addr, w.network);

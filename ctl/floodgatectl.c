@@ -112,8 +112,8 @@ ctl_load_config(const char *path, bool warnings, struct fg_config **out)
 	*out = NULL;
 	if (access(path, R_OK) != 0)
 		return ctl_fail(CTL_RUNTIME, "%s: cannot read the "
-		                "configuration: %s (give one with -c, or the "
-		                "database with -d)", path, strerror(errno));
+		                "configuration: %s (give one with -c)", path,
+		                strerror(errno));
 	if ((rc = fg_config_load(path, out, diag, &warnings)) == 0)
 		return CTL_OK;
 	*out = NULL;

@@ -112,6 +112,19 @@ out=$(ctl --json why 192.0.2.11)
 is "$(py 'd["rules"][0]["count"], d["rules"][0]["limit"], d["rules"][0]["level"], d["keys"]' <<<"$out")" \
 	"8 5 2 ['192.0.2.11', '192.0.2.0/24']" "why --json: count, limit, level, keys"
 
+# From the database alone, when no configuration can be read.
+if [ ! -e /etc/floodgate/floodgate.conf ]; then
+	out=$("$CTL" -d "$db" why 192.0.2.11 2>"$T/err"); rc=$?
+	is "$rc" 0 "why -d works without a configuration"
+	ok "... and says the limits are unknown" grep -q '^no configuration could be read' <<<"$out"
+	ok "... still listing the daemon's verdicts" grep -q 'rcpt .*dictionary .*451 4.7.1' <<<"$out"
+else
+	echo "# skipping why without a configuration: /etc/floodgate/floodgate.conf exists"
+fi
+err=$("$CTL" -c "$T/missing.conf" why 192.0.2.11 2>&1); rc=$?
+is "$rc" 1 "why with -c naming a missing file fails"
+ok "... with a hint that does not ask for -d" bash -c '! grep -q -- "-d" <<<"$1" && grep -q "give one with -c" <<<"$1"' _ "$err"
+
 # ---- ban, unban: the live daemon follows ---------------------------------
 out=$(ctl ban 192.0.2 --for 1h --reason "dictionary attack" 2>"$T/err"); rc=$?
 t0=$(date +%s%N)
