@@ -510,9 +510,24 @@ fg_session_connect(fg_session *s, const fg_addr *client, const char *host,
 	/* Concurrency: one slot under every key the connection counts. */
 	s->nconc = event_keys(s, &f, s->conc_keys);
 	record_keys(s, &f, FG_EV_CONNECT, s->conc_keys, s->nconc, now_ms);
-	for (size_t i = 0; i < s->nconc; i++)
-		s->conc_pos[i] = fg_store_conn_acquire(s->env->store,
-		                                       s->conc_keys[i]);
+	/* Only the slots really taken are given back at close: a failed
+	 * acquire must not later release another session's slot. */
+	{
+		size_t kept = 0;
+
+		for (size_t i = 0; i < s->nconc; i++) {
+			int64_t pos = fg_store_conn_acquire(s->env->store,
+			                                    s->conc_keys[i]);
+
+			if (pos <= 0)
+				continue;
+			if (kept != i)
+				memcpy(s->conc_keys[kept], s->conc_keys[i],
+				       FG_KEY_MAX);
+			s->conc_pos[kept++] = pos;
+		}
+		s->nconc = kept;
+	}
 	s->at_connect = true;
 	v = decide(s, &f, now_ms);
 	s->at_connect = false;

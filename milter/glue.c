@@ -43,8 +43,6 @@ static struct fg_session_env env;
 static _Atomic uint64_t next_session_id;
 static _Atomic bool shutting_down;
 static _Atomic bool warned_rcpt_rej;
-static pthread_mutex_t delay_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t delay_cond;
 static struct fg_ratelimit rl_internal = FG_RATELIMIT_INIT;
 static struct fg_ratelimit rl_unhealthy = FG_RATELIMIT_INIT;
 static struct fg_ratelimit rl_macro = FG_RATELIMIT_INIT;
@@ -157,24 +155,24 @@ action_status(enum fg_action a)
 	}
 }
 
-/* Sleeps ms on the monotonic clock (a step of the wall clock neither
- * stretches nor cuts it), or until shutdown. */
+/* Sleeps ms by the monotonic clock (a step of the wall clock neither
+ * stretches nor cuts it), in slices of at most 100 ms so that a stop
+ * wakes it soon. */
 static void
 sleep_delay(int64_t ms)
 {
-	int64_t end = clock_ms(CLOCK_MONOTONIC) + ms;
-	struct timespec until = {
-		.tv_sec = (time_t)(end / 1000),
-		.tv_nsec = (long)(end % 1000) * 1000000L,
-	};
+	int64_t end = clock_ms(CLOCK_MONOTONIC) + ms, left;
 
-	pthread_mutex_lock(&delay_lock);
-	while (!atomic_load(&shutting_down)) {
-		if (pthread_cond_timedwait(&delay_cond, &delay_lock, &until) ==
-		    ETIMEDOUT)
-			break;
+	while (!atomic_load(&shutting_down) &&
+	       (left = end - clock_ms(CLOCK_MONOTONIC)) > 0) {
+		struct timespec ts;
+
+		if (left > 100)
+			left = 100;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)left * 1000000L;
+		nanosleep(&ts, NULL);
 	}
-	pthread_mutex_unlock(&delay_lock);
 }
 
 static sfsistat
@@ -461,16 +459,10 @@ fg_glue_register(void)
 void
 fg_glue_init(fg_store *st)
 {
-	pthread_condattr_t ca;
-
 	store = st;
 	env.store = st;
 	env.tarpit = &tarpit;
 	env.log = true;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&delay_cond, &ca);
-	pthread_condattr_destroy(&ca);
 	/* Ids unique across restarts: start from the clock in ms × 1000. */
 	atomic_store(&next_session_id, (uint64_t)now_ms() * 1000);
 }
@@ -481,11 +473,8 @@ fg_glue_shutdown(void)
 	struct timespec tick = {0, 10 * 1000000L};
 
 	atomic_store(&shutting_down, true);
-	pthread_mutex_lock(&delay_lock);
-	pthread_cond_broadcast(&delay_cond);
-	pthread_mutex_unlock(&delay_lock);
-	/* Sleepers wake at once; give every callback in flight up to 10 s
-	 * to leave before the store goes away. */
+	/* Sleepers wake within 100 ms; give every callback in flight up to
+	 * 10 s to leave before the store goes away. */
 	for (int i = 0; i < 1000 && atomic_load(&inflight) > 0; i++)
 		nanosleep(&tick, NULL);
 	if (atomic_load(&inflight) > 0)

@@ -28,6 +28,7 @@ PKGS=(
   procps         # ps, pgrep (t/mta/selftest.sh)
   dpkg-dev debhelper lintian fakeroot  # the .deb from debian/ (t/integration/test_package.sh)
   clang-tidy cppcheck  # static analysis (contrib/dev/lint.sh)
+  faketime       # a wall clock stepped back under the daemon (t/integration/test_tarpit.sh)
 )
 
 missing=()
