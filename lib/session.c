@@ -595,7 +595,7 @@ learn_unknown(fg_session *s, const char *status, const char *text)
 	/* sendmail: "550 5.1.1 User unknown" */
 	if (sscanf(text, "%3[0-9] %15[0-9.] %n", code, s->unknown_status,
 	           &n) == 2 && n > 0 && (code[0] == '4' || code[0] == '5')) {
-		s->unknown_code = atoi(code);
+		s->unknown_code = (int)strtol(code, NULL, 10);
 		copy_text(s->unknown_text, sizeof(s->unknown_text), text + n);
 		/* sendmail puts "<ADDR>... " before a milter's reply itself */
 		s->unknown_join = NULL;
