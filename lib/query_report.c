@@ -263,7 +263,7 @@ fg_query_client_keys(fg_query *q, const char *client,
 /* ---- statistics ------------------------------------------------------------ */
 
 /* An enforced verdict that answered with an error reply. */
-#define REFUSAL "(monitor = 0 AND (action IN ('tempfail', 'reject'," \
+#define REFUSAL "(monitor = 0 AND (action IN ('tempfail', 'reject', 'mask'," \
 	" 'disconnect', 'ban') OR (action = 'delay' AND reply IS NOT NULL)))"
 
 static int
