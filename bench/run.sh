@@ -35,6 +35,8 @@
 #   --pf-sessions N      smtp-source sessions per Postfix run (default
 #                        3000, quick 1000)
 #   --seconds S          length of one milter-protocol run (default 3, quick 1)
+#   --mixes "M ..."      only these traffic mixes (legit dha flood mix)
+#   --conc "C ..."       only these concurrencies (default 1 8 64)
 #   --big-db             floodgate's database is, at every run, a fresh
 #                        copy of one pre-filled with --prefill-events
 #                        events (default 10000000; ~1 minute and ~380 MB
@@ -70,6 +72,7 @@ quick=0 do_milter=1 do_postfix=1 rounds=3 seconds='' keep=0 json_out=''
 pf_rounds='' pf_sessions=''
 big_db=0 prefill_events=10000000 big_db_file='' flood_rss=0 flood_n=1000000
 flood_rate=
+only_mixes='' only_conc=''
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 usage() { sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
@@ -92,6 +95,8 @@ while [ $# -gt 0 ]; do
 	--flood-rate) flood_rate=${2:?--flood-rate R}; shift ;;
 	--json) json_out=${2:?--json FILE}; shift ;;
 	--keep) keep=1 ;;
+	--mixes) only_mixes=${2:?--mixes "legit mix ..."}; shift ;;
+	--conc) only_conc=${2:?--conc "8 64"}; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
@@ -121,6 +126,16 @@ else
 	pf_conc=(1 16) pf_sessions=${pf_sessions:-3000} pf_rounds=${pf_rounds:-5}
 fi
 if ! [[ $pf_rounds =~ ^[0-9]+$ ]] || [ "$pf_rounds" -lt 3 ]; then die "--pf-rounds: at least 3"; fi
+if [ -n "$only_mixes" ]; then
+	for m in $only_mixes; do
+		[[ $m =~ ^(legit|dha|flood|mix)$ ]] || die "--mixes: legit, dha, flood or mix"
+	done
+	read -ra mixes <<<"$only_mixes"
+fi
+if [ -n "$only_conc" ]; then
+	for c in $only_conc; do [[ $c =~ ^[1-9][0-9]*$ ]] || die "--conc: whole numbers"; done
+	read -ra concurrency <<<"$only_conc"
+fi
 
 # ---- build ---------------------------------------------------------------
 
