@@ -86,6 +86,8 @@ int cmd_check(struct ctl *c, int argc, char **argv);
 int cmd_why(struct ctl *c, int argc, char **argv);
 int cmd_replay(struct ctl *c, int argc, char **argv);
 int cmd_doctor(struct ctl *c, int argc, char **argv);
+int cmd_status(struct ctl *c, int argc, char **argv);
+int cmd_metrics(struct ctl *c, int argc, char **argv);
 
 /* ---- out.c --------------------------------------------------------------- */
 

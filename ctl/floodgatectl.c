@@ -42,6 +42,8 @@ static const char usage_text[] =
     "  vacuum\n"
     "  check\n"
     "  doctor [--postfix-config DIR] [--sendmail-cf FILE]\n"
+    "  status [--stale 30s]\n"
+    "  metrics\n"
     "options:\n"
     "  -d database  the SQLite database (default: the config's database)\n"
     "  -c config    configuration file (default %s)\n"
@@ -64,6 +66,8 @@ static const struct {
 	{"vacuum", cmd_vacuum},
 	{"check", cmd_check},
 	{"doctor", cmd_doctor},
+	{"status", cmd_status},
+	{"metrics", cmd_metrics},
 };
 
 int

@@ -163,6 +163,25 @@ int fg_query_client_keys(fg_query *q, const char *client,
                          int64_t now_ms, size_t limit, fg_query_key_fn *fn,
                          void *arg);
 
+/* ---- the running daemon's status row (store.h) ----------------------- */
+
+struct fg_query_status {
+	int64_t updated_ms, pid, started_ms, config_ms;
+	char version[32], config[256], last_error[256];
+	int64_t queued, queue_size, recorded, written, dropped, write_errors;
+	int64_t commits, commit_ms_sum, last_commit_ms, tarpit, tarpit_max;
+	int64_t keys, connects, helos, mails, rcpts, closes;
+	bool healthy;
+};
+
+/* Tri-state: 1 and *out filled, 0 when the daemon never wrote one. */
+int fg_query_status(fg_query *q, struct fg_query_status *out);
+
+/* The daemon's verdicts since it started, by rule, action and mode. */
+typedef int fg_query_total_fn(void *arg, const char *rule, const char *action,
+                              bool monitor, int64_t n);
+int fg_query_verdict_totals(fg_query *q, fg_query_total_fn *fn, void *arg);
+
 /* ---- bans ------------------------------------------------------------ */
 
 struct fg_ban_entry {

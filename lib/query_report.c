@@ -598,3 +598,89 @@ fg_query_verdicts(fg_query *q, const char *client, int64_t since_ms,
 		return stop;
 	return rc == SQLITE_DONE ? 0 : fg_query_dberr(q, rc, "verdicts");
 }
+
+/* ---- status ------------------------------------------------------------ */
+
+static void
+col_copy(sqlite3_stmt *s, int i, char *dst, size_t size)
+{
+	const char *t = fg_query_col_text(s, i);
+
+	snprintf(dst, size, "%s", t != NULL ? t : "");
+}
+
+int
+fg_query_status(fg_query *q, struct fg_query_status *out)
+{
+	sqlite3_stmt *s;
+	int rc, i = 0;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = fg_query_prepare(q, "SELECT updated_ms, pid, started_ms,"
+	                           " config_ms, version, config, last_error,"
+	                           " queued, queue_size, recorded, written,"
+	                           " dropped, write_errors, commits,"
+	                           " commit_ms_sum, last_commit_ms, tarpit,"
+	                           " tarpit_max, keys, connects, helos, mails,"
+	                           " rcpts, closes, healthy FROM status"
+	                           " WHERE id = 1", &s)) < 0)
+		return rc;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->updated_ms = sqlite3_column_int64(s, i++);
+		out->pid = sqlite3_column_int64(s, i++);
+		out->started_ms = sqlite3_column_int64(s, i++);
+		out->config_ms = sqlite3_column_int64(s, i++);
+		col_copy(s, i++, out->version, sizeof(out->version));
+		col_copy(s, i++, out->config, sizeof(out->config));
+		col_copy(s, i++, out->last_error, sizeof(out->last_error));
+		out->queued = sqlite3_column_int64(s, i++);
+		out->queue_size = sqlite3_column_int64(s, i++);
+		out->recorded = sqlite3_column_int64(s, i++);
+		out->written = sqlite3_column_int64(s, i++);
+		out->dropped = sqlite3_column_int64(s, i++);
+		out->write_errors = sqlite3_column_int64(s, i++);
+		out->commits = sqlite3_column_int64(s, i++);
+		out->commit_ms_sum = sqlite3_column_int64(s, i++);
+		out->last_commit_ms = sqlite3_column_int64(s, i++);
+		out->tarpit = sqlite3_column_int64(s, i++);
+		out->tarpit_max = sqlite3_column_int64(s, i++);
+		out->keys = sqlite3_column_int64(s, i++);
+		out->connects = sqlite3_column_int64(s, i++);
+		out->helos = sqlite3_column_int64(s, i++);
+		out->mails = sqlite3_column_int64(s, i++);
+		out->rcpts = sqlite3_column_int64(s, i++);
+		out->closes = sqlite3_column_int64(s, i++);
+		out->healthy = sqlite3_column_int(s, i++) != 0;
+		sqlite3_finalize(s);
+		return 1;
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : fg_query_dberr(q, rc, "status");
+}
+
+int
+fg_query_verdict_totals(fg_query *q, fg_query_total_fn *fn, void *arg)
+{
+	sqlite3_stmt *s;
+	int rc, stop = 0;
+
+	if ((rc = fg_query_prepare(q, "SELECT rule, action, monitor, n FROM"
+	                           " verdict_totals ORDER BY rule, action,"
+	                           " monitor", &s)) < 0)
+		return rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *rule = fg_query_col_text(s, 0);
+		const char *action = fg_query_col_text(s, 1);
+
+		if (rule == NULL || action == NULL)
+			continue;
+		if ((stop = fn(arg, rule, action, sqlite3_column_int(s, 2) != 0,
+		               sqlite3_column_int64(s, 3))) != 0)
+			break;
+	}
+	sqlite3_finalize(s);
+	if (stop != 0)
+		return stop;
+	return rc == SQLITE_DONE ? 0 : fg_query_dberr(q, rc, "verdict totals");
+}

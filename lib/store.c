@@ -73,6 +73,7 @@ store_free(fg_store *st)
 	fg_store_db_close(st);
 	fg_store_count_free(st);
 	fg_store_ban_free(st);
+	fg_store_status_free(st);
 	pthread_mutex_destroy(&st->qmu);
 	pthread_cond_destroy(&st->qcv);
 	pthread_cond_destroy(&st->fcv);
@@ -128,6 +129,7 @@ fg_store_open(const struct fg_store_options *opt, int64_t now_ms,
 	st->rl_full = st->rl_busy = st->rl_error = st->rl_prune =
 	    st->rl_reload = rl0;
 	fg_store_ban_init(st);
+	fg_store_status_init(st);
 	if ((rc = fg_store_count_init(st)) < 0 ||
 	    (!opt->counters_only &&
 	     ((rc = fg_store_db_open(st, now_ms, err, errlen)) < 0 ||
@@ -289,6 +291,7 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 		                        nctr, sec) < 0)
 			return FG_ENOMEM;
 	atomic_fetch_add(&st->recorded, 1);
+	atomic_fetch_add_explicit(&st->by_kind[ev->kind], 1, memory_order_relaxed);
 	if (st->opt.counters_only)
 		return 0;
 
@@ -350,6 +353,7 @@ fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v)
 		return FG_EINVAL;
 	if (st->opt.counters_only)
 		return 0;
+	fg_store_status_verdict(st, v->rule, v->action, v->monitor);
 	texts[0] = v->queue_id;
 	texts[1] = v->stage;
 	texts[2] = v->rule;

@@ -122,6 +122,25 @@ struct fg_store_stats {
 };
 
 /*
+ * The status row: what `floodgatectl status` and `metrics` read.  The
+ * writer thread writes it about once a second, with what the store knows
+ * (queue, drops, commits, totals by kind and by verdict) and what the
+ * daemon tells through fn (its pid, version, configuration, tarpit).  A
+ * database that cannot be written leaves the row to age: that age is the
+ * health signal.  fn runs on the writer thread.
+ */
+struct fg_store_status_info {
+	int64_t pid;
+	char version[32];
+	int64_t started_ms;
+	char config[256];          /* the configuration file */
+	int64_t config_ms;         /* when it was (re)loaded */
+	int64_t tarpit, tarpit_max;
+};
+typedef void fg_store_status_fn(void *arg, struct fg_store_status_info *out);
+void fg_store_set_status_fn(fg_store *st, fg_store_status_fn *fn, void *arg);
+
+/*
  * Process-wide SQLite settings for a daemon: no memory statistics (they
  * take a global lock on every SQLite allocation).  Call once, first
  * thing, before any thread uses SQLite; later calls do nothing.

@@ -698,3 +698,83 @@ fail:
 	snprintf(err, errlen, "%s", sqlite3_errmsg(d->db));
 	return classify(rc) == FG_DB_BUSY ? FG_DB_BUSY : FG_DB_ERROR;
 }
+
+/* ---- the status row ---------------------------------------------------- */
+
+#define STATUS_UPSERT                                                        \
+	"INSERT OR REPLACE INTO status (id, updated_ms, pid, version,"         \
+	" started_ms, config, config_ms, queued, queue_size, recorded,"        \
+	" written, dropped, write_errors, commits, commit_ms_sum,"             \
+	" last_commit_ms, healthy, last_error, tarpit, tarpit_max, keys,"      \
+	" connects, helos, mails, rcpts, closes) VALUES (1, ?1, ?2, ?3, ?4,"    \
+	" ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"    \
+	" ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
+#define VTOTAL_UPSERT                                                        \
+	"INSERT OR REPLACE INTO verdict_totals (rule, action, monitor, n)"     \
+	" VALUES (?1, ?2, ?3, ?4)"
+
+enum fg_db_rc
+fg_store_db_status(fg_store *st, const struct fg_status_row *r,
+                   const struct fg_vtotal *vt, size_t nvt, char *err,
+                   size_t errlen)
+{
+	struct fg_db *d = st->db;
+	sqlite3_stmt *s = NULL, *v = NULL;
+	int rc, i = 1;
+
+	if (d == NULL)
+		return FG_DB_OK;
+	if ((rc = sqlite3_prepare_v2(d->db, STATUS_UPSERT, -1, &s, NULL)) !=
+	        SQLITE_OK ||
+	    (rc = sqlite3_prepare_v2(d->db, VTOTAL_UPSERT, -1, &v, NULL)) !=
+	        SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(s, i++, r->updated_ms);
+	sqlite3_bind_int64(s, i++, r->d.pid);
+	bind_text(s, i++, r->d.version);
+	sqlite3_bind_int64(s, i++, r->d.started_ms);
+	bind_text(s, i++, r->d.config);
+	sqlite3_bind_int64(s, i++, r->d.config_ms);
+	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->queued);
+	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->queue_size);
+	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->recorded);
+	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->written);
+	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->dropped);
+	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->write_errors);
+	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->commits);
+	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->commit_ms_sum);
+	sqlite3_bind_int64(s, i++, r->last_commit_ms);
+	sqlite3_bind_int(s, i++, r->healthy);
+	bind_text(s, i++, r->last_error[0] != '\0' ? r->last_error : NULL);
+	sqlite3_bind_int64(s, i++, r->d.tarpit);
+	sqlite3_bind_int64(s, i++, r->d.tarpit_max);
+	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->keys);
+	for (int k = FG_EV_CONNECT; k <= FG_EV_CLOSE; k++)
+		sqlite3_bind_int64(s, i++, (sqlite3_int64)r->by_kind[k]);
+	if ((rc = run(d->begin)) != SQLITE_OK)
+		goto fail;
+	if ((rc = run(s)) != SQLITE_OK)
+		goto rollback;
+	for (size_t k = 0; k < nvt; k++) {
+		bind_text(v, 1, vt[k].rule);
+		bind_text(v, 2, vt[k].action);
+		sqlite3_bind_int(v, 3, vt[k].monitor);
+		sqlite3_bind_int64(v, 4, (sqlite3_int64)vt[k].n);
+		if ((rc = run(v)) != SQLITE_OK)
+			goto rollback;
+	}
+	if ((rc = run(d->commit)) != SQLITE_OK)
+		goto rollback;
+	sqlite3_finalize(s);
+	sqlite3_finalize(v);
+	return FG_DB_OK;
+rollback:
+	run(d->rollback);
+fail:
+	if (err != NULL && errlen > 0)
+		snprintf(err, errlen, "status: %s", sqlite3_errmsg(d->db));
+	sqlite3_finalize(s);
+	sqlite3_finalize(v);
+	return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? FG_DB_BUSY
+	                                                : FG_DB_ERROR;
+}

@@ -153,6 +153,16 @@ struct fg_store {
 
 	/* statistics */
 	_Atomic uint64_t recorded, written, dropped, write_errors;
+	_Atomic uint64_t by_kind[FG_EV_CLOSE + 1];  /* events recorded */
+	_Atomic uint64_t commits, commit_ms_sum;
+	_Atomic int64_t last_commit_ms;             /* wall clock */
+
+	/* store_status.c: totals of verdicts, and the daemon's part */
+	pthread_mutex_t vt_mu;
+	struct fg_vtotal *vtotals;
+	size_t nvtotals, vtcap;
+	fg_store_status_fn *status_fn;
+	void *status_arg;
 	_Atomic bool healthy;
 	pthread_mutex_t err_mu;
 	char last_error[256];
@@ -163,6 +173,19 @@ struct fg_store {
 /* store.c */
 void fg_store_set_error(fg_store *st, const char *text);
 int64_t fg_store_mono_ms(void);
+
+/* store_status.c */
+struct fg_vtotal {
+	char rule[64], action[16];
+	bool monitor;
+	uint64_t n;
+};
+void fg_store_status_init(fg_store *st);
+void fg_store_status_free(fg_store *st);
+void fg_store_status_verdict(fg_store *st, const char *rule,
+                             const char *action, bool monitor);
+/* Writes the status row and the verdict totals (writer thread). */
+void fg_store_status_write(fg_store *st);
 
 /* store_count.c */
 uint64_t fg_store_hash(const fg_store *st, const char *s, size_t len);
@@ -236,6 +259,20 @@ enum fg_db_rc fg_store_db_prune(fg_store *st, int64_t now_ms, char *err,
                                 size_t errlen);
 /* Reloads the bans if another connection changed the database. */
 enum fg_db_rc fg_store_db_poll(fg_store *st, char *err, size_t errlen);
+/* The status row and verdict totals in one transaction. */
+struct fg_status_row {
+	int64_t updated_ms;
+	struct fg_store_status_info d;   /* the daemon's part */
+	uint64_t queued, queue_size, recorded, written, dropped, write_errors;
+	uint64_t commits, commit_ms_sum, keys;
+	int64_t last_commit_ms;
+	bool healthy;
+	char last_error[256];
+	uint64_t by_kind[FG_EV_CLOSE + 1];
+};
+enum fg_db_rc fg_store_db_status(fg_store *st, const struct fg_status_row *r,
+                                 const struct fg_vtotal *vt, size_t nvt,
+                                 char *err, size_t errlen);
 
 /* store_writer.c */
 int fg_store_writer_start(fg_store *st, char *err, size_t errlen);

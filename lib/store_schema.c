@@ -179,7 +179,22 @@ static const struct migration {
 	 " WHERE rcpt IS NOT NULL"
 	 "  AND length(trim(rcpt, ' ' || char(9))) >= 2"
 	 "  AND substr(trim(rcpt, ' ' || char(9)), 1, 1) = '<'"
-	 "  AND substr(trim(rcpt, ' ' || char(9)), -1, 1) = '>';"},
+	 "  AND substr(trim(rcpt, ' ' || char(9)), -1, 1) = '>';"
+	 /* The running daemon's health, for floodgatectl status and
+	  * metrics: one row, rewritten about once a second. */
+	 "CREATE TABLE status ("
+	 " id INTEGER PRIMARY KEY CHECK (id = 1),"
+	 " updated_ms INTEGER, pid INTEGER, version TEXT, started_ms INTEGER,"
+	 " config TEXT, config_ms INTEGER, queued INTEGER, queue_size INTEGER,"
+	 " recorded INTEGER, written INTEGER, dropped INTEGER,"
+	 " write_errors INTEGER, commits INTEGER, commit_ms_sum INTEGER,"
+	 " last_commit_ms INTEGER, healthy INTEGER, last_error TEXT,"
+	 " tarpit INTEGER, tarpit_max INTEGER, keys INTEGER,"
+	 " connects INTEGER, helos INTEGER, mails INTEGER, rcpts INTEGER,"
+	 " closes INTEGER);"
+	 "CREATE TABLE verdict_totals ("
+	 " rule TEXT NOT NULL, action TEXT NOT NULL, monitor INTEGER NOT NULL,"
+	 " n INTEGER NOT NULL, PRIMARY KEY (rule, action, monitor));"},
 };
 
 #define SCHEMA_VERSION (migrations[FG_NELEM(migrations) - 1].version)

@@ -111,9 +111,22 @@ drain(fg_store *st, struct fg_row **batch)
 		fg_store_level_collect(st, &lvls, &nlvls);
 
 		rc = FG_DB_OK;
-		if (n > 0 || nbans > 0 || nlvls > 0)
+		if (n > 0 || nbans > 0 || nlvls > 0) {
+			int64_t t0 = fg_store_mono_ms();
+			struct timespec wall;
+
 			rc = fg_store_db_commit(st, batch, n, bans, nbans, lvls,
 			                        nlvls, err, sizeof(err));
+			if (rc == FG_DB_OK) {
+				clock_gettime(CLOCK_REALTIME, &wall);
+				atomic_fetch_add(&st->commits, 1);
+				atomic_fetch_add(&st->commit_ms_sum,
+				                 (uint64_t)(fg_store_mono_ms() - t0));
+				atomic_store(&st->last_commit_ms,
+				             (int64_t)wall.tv_sec * 1000 +
+				                 wall.tv_nsec / 1000000);
+			}
+		}
 		fg_store_ban_done(st, bans, nbans, rc == FG_DB_OK);
 		fg_store_level_done(st, lvls, nlvls, rc == FG_DB_OK);
 		if (rc != FG_DB_OK) {
@@ -161,6 +174,8 @@ housekeeping(fg_store *st)
 		fg_log(FG_LOG_WARNING, "store: %s: reading bans failed: %s "
 		       "(%llu similar messages suppressed)", st->path, err,
 		       (unsigned long long)suppressed);
+	if (st->path != NULL)
+		fg_store_status_write(st);
 	if (now > 0 &&
 	    (rc = fg_store_db_prune(st, now, err, sizeof(err))) != FG_DB_OK &&
 	    fg_ratelimit(&st->rl_prune, fg_store_mono_ms(), LOG_EVERY_MS,

@@ -467,6 +467,12 @@ fg_glue_init(fg_store *st)
 	atomic_store(&next_session_id, (uint64_t)now_ms() * 1000);
 }
 
+int64_t
+fg_glue_tarpit(void)
+{
+	return fg_tarpit_count(&tarpit);
+}
+
 void
 fg_glue_shutdown(void)
 {

@@ -6,12 +6,16 @@
 #ifndef FG_GLUE_H
 #define FG_GLUE_H
 
+#include <stdint.h>
+
 #include "store.h"
 
 /* smfi_register() with floodgate's callbacks; 0 or -1. */
 int fg_glue_register(void);
 /* The store the callbacks record into; before smfi_main(). */
 void fg_glue_init(fg_store *st);
+/* Sessions asleep in the tarpit now. */
+int64_t fg_glue_tarpit(void);
 /* After smfi_main() returned: wakes sleeping delays. */
 void fg_glue_shutdown(void);
 

@@ -130,6 +130,28 @@ mono_ms(void)
 
 /* ---- reload and housekeeping -------------------------------------- */
 
+static _Atomic int64_t started_ms, config_ms;
+
+/* The daemon's part of the status row (store.h); on the writer thread. */
+static void
+status_info(void *arg, struct fg_store_status_info *out)
+{
+	struct fg_config *c = fg_config_acquire();
+
+	(void)arg;
+	out->pid = (int64_t)getpid();
+	snprintf(out->version, sizeof(out->version), "%s", FG_VERSION);
+	out->started_ms = atomic_load(&started_ms);
+	out->config_ms = atomic_load(&config_ms);
+	out->tarpit = fg_glue_tarpit();
+	if (c != NULL) {
+		snprintf(out->config, sizeof(out->config), "%s",
+		         c->path != NULL ? c->path : "");
+		out->tarpit_max = c->max_delayed_sessions;
+		fg_config_release(c);
+	}
+}
+
 static void
 reload(void)
 {
@@ -164,6 +186,7 @@ reload(void)
 	fg_log_set_syslog(cfg->syslog_socket,
 	                  fg_log_facility_code(cfg->syslog_facility));
 	fg_config_publish(cfg);
+	atomic_store(&config_ms, now_ms());
 	fg_log(FG_LOG_INFO, "configuration reloaded: %zu rules", cfg->nrules);
 	fg_notify_ready("serving on %s, %zu rules", cfg->socket, cfg->nrules);
 }
@@ -540,6 +563,9 @@ main(int argc, char **argv)
 	fg_config_publish(cfg);
 	cfg = NULL;
 	fg_glue_init(st);
+	atomic_store(&started_ms, now_ms());
+	atomic_store(&config_ms, now_ms());
+	fg_store_set_status_fn(st, status_info, NULL);
 	atomic_store(&housekeeping_ms, mono_ms());
 	if (pthread_create(&sigthr, NULL, signal_thread, st) != 0) {
 		fg_log(FG_LOG_ERR, "cannot start the signal thread");

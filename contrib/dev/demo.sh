@@ -93,6 +93,9 @@ grep -E 'rule=' "$work/floodgate.log" |
 
 if [ -x "$ctl" ]; then
 	echo
+	echo "== floodgatectl status (is the daemon healthy?)"
+	"$ctl" -d "$db" status
+	echo
 	echo "== floodgatectl top"
 	"$ctl" -d "$db" top --since 1h
 	echo

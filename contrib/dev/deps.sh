@@ -29,6 +29,7 @@ PKGS=(
   dpkg-dev debhelper lintian fakeroot  # the .deb from debian/ (t/integration/test_package.sh)
   clang-tidy cppcheck  # static analysis (contrib/dev/lint.sh)
   faketime       # a wall clock stepped back under the daemon (t/integration/test_tarpit.sh)
+  prometheus     # promtool checks floodgatectl metrics (t/integration/test_status.sh); not started
 )
 
 missing=()
