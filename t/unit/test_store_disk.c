@@ -598,6 +598,7 @@ test_migrate_v1(void)
 	q_exec(path, "ALTER TABLE events DROP COLUMN host;"
 	       "ALTER TABLE events DROP COLUMN daemon;"
 	       "ALTER TABLE events DROP COLUMN auth;"
+	       "DROP TABLE status; DROP TABLE verdict_totals;"
 	       "DROP TABLE counts;"
 	       "CREATE TABLE counts (key TEXT NOT NULL, counter TEXT NOT NULL,"
 	       " sec INTEGER NOT NULL, n INTEGER NOT NULL,"
@@ -676,6 +677,7 @@ test_migrate_v2(void)
 	       "ALTER TABLE events DROP COLUMN host;"
 	       "ALTER TABLE events DROP COLUMN daemon;"
 	       "ALTER TABLE events DROP COLUMN auth;"
+	       "DROP TABLE status; DROP TABLE verdict_totals;"
 	       "PRAGMA user_version = 2");
 	st = open_at(path, T0 + 5000, HOUR, 0, 0);
 	ok(st != NULL, "v2: a version 2 file opens");
