@@ -1060,7 +1060,8 @@ check_bans(const struct fg_config *cfg, const struct fg_facts *f,
 	struct fg_ban b;
 	bool hit = false;
 
-	if (vw == NULL || vw->ban == NULL)
+	if (vw == NULL || vw->ban == NULL ||
+	    (vw->any_bans != NULL && !vw->any_bans(vw->ctx)))
 		return false;
 	if (a != NULL) {
 		unsigned lens[129];

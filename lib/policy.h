@@ -78,6 +78,9 @@ struct fg_view {
 	 * prefix length may exist.  NULL: the lengths the configuration
 	 * counts by. */
 	void (*ban_lengths)(void *ctx, int family, bool *used);
+	/* Whether any ban at all is in force (NULL: maybe): a quick no
+	 * spares formatting the client's keys to look them up. */
+	bool (*any_bans)(void *ctx);
 };
 
 /*

@@ -139,6 +139,12 @@ view_ban(void *ctx, const char *key, int64_t now, struct fg_ban *out)
 	return fg_store_ban_get(((fg_session *)ctx)->env->store, key, now, out);
 }
 
+static bool
+view_any_bans(void *ctx)
+{
+	return fg_store_any_bans(((fg_session *)ctx)->env->store);
+}
+
 static void
 view_ban_lengths(void *ctx, int family, bool *used)
 {
@@ -424,6 +430,7 @@ decide(fg_session *s, struct fg_facts *f, int64_t now)
 		.ban = view_ban,
 		.level = view_level,
 		.ban_lengths = view_ban_lengths,
+		.any_bans = view_any_bans,
 	};
 	struct fg_verdict *v = &s->verdict;
 	struct fg_trace *tr = s->tracing ? &s->trace : NULL;

@@ -197,6 +197,8 @@ int fg_store_ban_lift(fg_store *st, const char *key);
 /* used[len] for len 0..32 (FG_AF_INET) or 0..128 (FG_AF_INET6): whether
  * a network ban of that prefix length exists.  Lock-free. */
 void fg_store_ban_lengths(fg_store *st, int family, bool *used);
+/* Whether any ban (or a lifted one not yet written) is held; lock-free. */
+bool fg_store_any_bans(fg_store *st);
 
 /* Drops in-memory counters and levels that fell out of the horizon and
  * expired bans; the writer prunes raw events past retention in small

@@ -172,6 +172,13 @@ ban_remove(fg_store *st, struct fg_hnode *n)
 	fg_hmap_remove(&st->bans, n);
 }
 
+bool
+fg_store_any_bans(fg_store *st)
+{
+	return st != NULL &&
+	       atomic_load_explicit(&st->bans.n, memory_order_relaxed) > 0;
+}
+
 void
 fg_store_ban_lengths(fg_store *st, int family, bool *used)
 {

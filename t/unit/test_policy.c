@@ -194,7 +194,7 @@ static struct fg_view
 fake_view(struct fake *fk)
 {
 	struct fg_view vw = {fake_store(fk), view_count, view_concurrent,
-	                     view_ban, view_level, view_ban_lengths};
+	                     view_ban, view_level, view_ban_lengths, NULL};
 	return vw;
 }
 
