@@ -283,6 +283,26 @@ make_db_dir(const char *db, uid_t uid, gid_t gid)
 	return 0;
 }
 
+/* Every signal the daemon handles is taken by a thread that waits for
+ * it; blocked before anything else, a signal that comes during start-up
+ * waits for that thread instead of killing the process.  A vanished MTA
+ * must not kill us with SIGPIPE. */
+static void
+block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	/* libmilter's own thread sigwait()s for these; every other thread
+	 * (ours start before smfi_main) must keep them blocked. */
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
 static int
 drop_privileges(const struct passwd *pw)
 {
@@ -322,9 +342,9 @@ main(int argc, char **argv)
 	char err[512];
 	const char *upath;
 	pthread_t sigthr;
-	sigset_t set;
 	int ch, rc, status = 0;
 
+	block_signals();
 	/* libmilter runs each connection on a thread of its own, and glibc
 	 * would give up to eight malloc arenas per CPU to them, each keeping
 	 * its own free memory: under a flood of distinct clients that is
@@ -430,18 +450,6 @@ main(int argc, char **argv)
 		fg_log(FG_LOG_ERR, "cannot daemonize: %s", strerror(errno));
 		return start_failed(cfg, NULL, 71);
 	}
-
-	/* SIGUSR1 goes to the signal thread only; block it before any
-	 * thread exists.  A vanished MTA must not kill us with SIGPIPE. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	/* libmilter's own thread sigwait()s for these; every other thread
-	 * (ours start before smfi_main) must keep them blocked. */
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
 
 	if (fg_glue_register() != 0 || smfi_setconn(cfg->socket) != MI_SUCCESS) {
 		fg_log(FG_LOG_ERR, "cannot register with libmilter");

@@ -73,6 +73,33 @@ ok "the stop is logged" grep -q 'stopped' "$T/a.log"
 n=$(sqlite3 "$T/a.db" "SELECT count(*) FROM events WHERE kind = 'connect'")
 is "$n" 4 "a clean stop flushed every event"
 
+# ---- signals during start-up ----
+# SIGUSR1 from the moment main() runs (its configuration file is open,
+# kept slow by a long valid_recipients list) until well after the start:
+# every one of them is held for the signal thread, none kills the daemon.
+awk 'BEGIN { for (i = 0; i < 600000; i++) printf "user%d@d%d.example\n", i, i % 997 }' >"$T/sig-list"
+fg_conf "$T/sig.conf" <<EOF2
+valid_recipients = "$T/sig-list";
+EOF2
+"$FG_BIN" -f -c "$T/sig.conf" -p "unix:$T/sig.sock" -d "$T/sig.db" -P "" 2>"$T/sig.log" &
+spid=$!; fg_pids+=("$spid")
+until ls -l "/proc/$spid/fd" 2>/dev/null | grep -q "$T/sig.conf"; do
+	kill -0 "$spid" 2>/dev/null || break
+done
+early=0
+while kill -USR1 "$spid" 2>/dev/null && ! grep -q started "$T/sig.log"; do
+	early=$((early + 1))
+done
+for ((i = 0; i < 200; i++)); do kill -USR1 "$spid" 2>/dev/null; done
+echo "# $early SIGUSR1 sent while the daemon started"
+ok "SIGUSR1 was sent while the configuration loaded" [ "$early" -gt 0 ]
+wait_for "[ -S '$T/sig.sock' ] && grep -q 'configuration reloaded' '$T/sig.log'" 30
+ok "the daemon survives SIGUSR1 from the moment it starts" kill -0 "$spid"
+ok "... and reloads once it is up" grep -q 'configuration reloaded' "$T/sig.log"
+session 192.0.2.13 continue | miltc sig -q
+ok "... and serves a milter session" [ $? -eq 0 ]
+fg_stop "$spid"; is "$?" 0 "... and stops cleanly"
+
 # ---- inet socket ----
 port=$((20000 + RANDOM % 20000))
 fg_conf "$T/b.conf" </dev/null
