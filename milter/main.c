@@ -385,7 +385,9 @@ main(int argc, char **argv)
 		/* The command line is checked like the file. */
 		struct fg_config *probe;
 		char text[1200];
-		snprintf(text, sizeof(text), "socket = \"%s\";", ov.socket);
+		snprintf(text, sizeof(text), "socket = \"%s\"; "
+		         "socket_public = %s;", ov.socket,
+		         cfg->socket_public ? "true" : "false");
 		if (strchr(ov.socket, '"') != NULL ||
 		    fg_config_load_string(text, "-p", &probe, diag_stderr,
 		                          NULL) != 0)

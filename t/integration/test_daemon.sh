@@ -22,6 +22,31 @@ ok "-p is validated like the file" [ "$rc" -ne 0 ]
 "$FG_BIN" -V | grep -q '^floodgate [0-9]'
 ok "-V prints the version" [ $? -eq 0 ]
 
+# An inet socket beyond the loopback only on purpose: the milter protocol
+# has no authentication.
+for spec in "inet:8891" "inet:8891@0.0.0.0" "inet6:8891@[::]" "inet:8891@192.0.2.1"; do
+	printf 'log_level = "info";\nsocket = "%s";\n' "$spec" >"$T/pub.conf"
+	out=$("$FG_BIN" -n -c "$T/pub.conf" 2>&1); rc=$?
+	is "$rc" 1 "-n refuses socket = \"$spec\" without socket_public"
+	ok "... and says why at file:line: socket:" \
+		grep -qF "$T/pub.conf:2: socket: \"$spec\" " <<<"$out"
+	ok "... and how to allow it" grep -q "set socket_public = true and firewall the port$" <<<"$out"
+	printf 'socket_public = true;\n' >>"$T/pub.conf"
+	out=$("$FG_BIN" -n -c "$T/pub.conf" 2>&1); rc=$?
+	is "$rc:$out" "0:configuration OK" "... and accepts it with socket_public = true"
+done
+for spec in "inet:8891@127.0.0.1" "inet:8891@[127.0.0.2]" "inet6:8891@[::1]" "inet:8891@localhost"; do
+	printf 'socket = "%s";\n' "$spec" >"$T/lo.conf"
+	out=$("$FG_BIN" -n -c "$T/lo.conf" 2>&1)
+	is "$out" "configuration OK" "-n accepts the loopback socket $spec"
+done
+out=$("$FG_BIN" -n -c "$T/lo.conf" -p "inet:8891" 2>&1); rc=$?
+ok "-p inet:PORT is refused like the setting" [ "$rc" -ne 0 ]
+ok "... as -p: socket:" grep -q '^-p:1: socket: "inet:8891" listens on every interface' <<<"$out"
+printf 'socket_public = true;\n' >"$T/pubok.conf"
+out=$("$FG_BIN" -n -c "$T/pubok.conf" -p "inet:8891" 2>&1)
+is "$out" "configuration OK" "... and accepted when the file sets socket_public"
+
 # ---- start on a unix socket ----
 fg_conf "$T/a.conf" <<'EOF2'
 rules = ( { name = "conn"; type = "connection_rate"; per = "address";
