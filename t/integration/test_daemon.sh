@@ -108,8 +108,9 @@ valid_recipients = "$T/sig-list";
 EOF2
 "$FG_BIN" -f -c "$T/sig.conf" -p "unix:$T/sig.sock" -d "$T/sig.db" -P "" 2>"$T/sig.log" &
 spid=$!; fg_pids+=("$spid")
-until ls -l "/proc/$spid/fd" 2>/dev/null | grep -q "$T/sig.conf"; do
-	kill -0 "$spid" 2>/dev/null || break
+for ((i = 0; i < 3000; i++)); do
+	ls -l "/proc/$spid/fd" 2>/dev/null | grep -q "$T/sig.conf" && break
+	kill -0 "$spid" 2>/dev/null && ! grep -q started "$T/sig.log" || break
 done
 early=0
 while kill -USR1 "$spid" 2>/dev/null && ! grep -q started "$T/sig.log"; do
