@@ -53,6 +53,7 @@ static const struct field top_fields[] = {
 	{"socket", F_STRING, OFF(socket), "\"unix:/run/floodgate/floodgate.sock\"", 0, 0, NULL, fg_cfg_check_socket},
 	{"socket_mode", F_MODE, OFF(socket_mode), "\"0660\"", 0, 0, NULL, NULL},
 	{"socket_group", F_STRING, OFF(socket_group), "\"\"", 0, 0, NULL, fg_cfg_check_user},
+	{"socket_public", F_BOOL, OFF(socket_public), "false", 0, 0, NULL, NULL},
 	{"database", F_STRING, OFF(database), "\"/var/lib/floodgate/floodgate.db\"", 0, 0, NULL, fg_cfg_check_abs_path},
 	{"user", F_STRING, OFF(user), "\"floodgate\"", 0, 0, NULL, fg_cfg_check_user},
 	{"allow_root", F_BOOL, OFF(allow_root), "false", 0, 0, NULL, NULL},
@@ -244,6 +245,69 @@ rcptlist_diag(void *arg, const char *msg)
 	CERR(d->c, d->line, "valid_recipients", "%s", msg);
 }
 
+/*
+ * The milter protocol has no authentication: whoever reaches an inet
+ * socket can present any client address and have any network banned.
+ * Only the loopback is accepted unless socket_public says otherwise:
+ * a numeric 127.0.0.0/8 or ::1 host (bracketed or not), or "localhost".
+ */
+static const char *
+socket_reach(const char *spec)
+{
+	const char *colon = strchr(spec, ':');
+	const char *at = colon != NULL ? strchr(colon, '@') : NULL;
+	char host[FG_ADDR_STRLEN + 2];
+	size_t len;
+	fg_addr a;
+
+	if (strncmp(spec, "inet:", 5) != 0 && strncmp(spec, "inet6:", 6) != 0)
+		return NULL;
+	if (at == NULL)
+		return "listens on every interface";
+	at++;
+	len = strlen(at);
+	if (len >= 2 && at[0] == '[' && at[len - 1] == ']') {
+		at++;
+		len -= 2;
+	}
+	if (len >= sizeof(host))
+		return "is not a loopback address";
+	memcpy(host, at, len);
+	host[len] = '\0';
+	if (strcasecmp(host, "localhost") == 0)
+		return NULL;
+	if (fg_addr_parse(host, &a) != 0)
+		return "is a host name, not a loopback address";
+	if (a.family == FG_AF_INET && a.bytes[0] == 127)
+		return NULL;
+	if (a.family == FG_AF_INET6) {
+		static const uint8_t lo6[16] = {[15] = 1};
+		if (memcmp(a.bytes, lo6, 16) == 0)
+			return NULL;
+	}
+	for (size_t i = 0; i < 16; i++)
+		if (a.bytes[i] != 0)
+			return "is not a loopback address";
+	return "listens on every interface";
+}
+
+static void
+check_socket_reach(struct ctx *c, const struct fg_config *cfg,
+                   config_t *cf)
+{
+	config_setting_t *s = config_lookup(cf, "socket");
+	const char *why;
+
+	if (cfg->socket == NULL || cfg->socket_public ||
+	    fg_cfg_check_socket(cfg->socket) != NULL ||
+	    (why = socket_reach(cfg->socket)) == NULL)
+		return;
+	CERR(c, s != NULL ? config_setting_source_line(s) : 0, "socket",
+	     "\"%s\" %s; anyone who reaches it can have any network "
+	     "banned: give a loopback host (such as 127.0.0.1), or set "
+	     "socket_public = true and firewall the port", cfg->socket, why);
+}
+
 static void
 cross_checks(struct ctx *c, struct fg_config *cfg, config_t *cf)
 {
@@ -365,6 +429,8 @@ load(config_t *cf, const char *name, struct fg_config **out,
 	s = config_setting_get_member(root, "rules");
 	if (s != NULL)
 		fg_cfg_parse_rules(&c, cfg, s);
+	if (!c.nomem)
+		check_socket_reach(&c, cfg, cf);
 	/* Even after other errors: config.h promises every error of the
 	 * file at once.  A setting in error keeps its default. */
 	if (!c.nomem)

@@ -135,6 +135,7 @@ struct fg_config {
 	char *socket;                /* libmilter socket spec */
 	unsigned socket_mode;
 	char *socket_group;          /* "" = keep */
+	bool socket_public;          /* an inet socket beyond the loopback */
 	char *database;
 	char *user;                  /* "" = do not change user */
 	bool allow_root;

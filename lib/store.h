@@ -152,7 +152,11 @@ void fg_store_init_process(void);
  * aggregate table for the last horizon_ms before now_ms and the bans still
  * in force, and starts the writer thread.  Refuses a database that is not
  * floodgate's or has a newer schema (FG_ESCHEMA), one it cannot create or
- * write (FG_EIO).  err gets a one-line reason.
+ * write (FG_EIO), and files another user could have written (FG_EIO): a
+ * directory, database, -wal or -shm owned by neither the effective user
+ * nor root, or writable by group or others beyond file_mode, or a file
+ * that is a symbolic link, not a regular file, or has a second name.
+ * err gets a one-line reason.
  */
 int fg_store_open(const struct fg_store_options *opt, int64_t now_ms,
                   fg_store **out, char *err, size_t errlen);

@@ -17,6 +17,7 @@
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -237,31 +238,113 @@ fg_store_errf(int code, char *err, size_t errlen, const char *fmt, ...)
 }
 
 /*
- * Creates the file with exactly the requested mode (whatever the umask),
- * so SQLite, which gives -wal and -shm the mode of the database file,
- * gets it right for them too.  An existing file keeps its mode.
+ * The files of a database must be ours alone before SQLite opens them:
+ * the directory, the database, and any -wal and -shm a previous run left.
+ * Each must be owned by the effective user or by root and writable by
+ * nobody else beyond what mode grants (a group-writable file is allowed
+ * only when mode is); the files must be plain files with one link.  What
+ * fails is refused, not repaired: a file another user could write may
+ * already hold what they wrote.  Nothing here follows a symbolic link.
  */
 static int
-create_file(const char *path, unsigned mode, char *err, size_t errlen)
+check_stat(const struct stat *sb, const char *path, unsigned mode,
+           bool is_dir, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-	              (mode_t)mode);
+	uid_t me = geteuid();
+	mode_t loose = sb->st_mode & (S_IWGRP | S_IWOTH) & ~(mode_t)mode;
 
-	if (fd >= 0) {
-		int rc = fchmod(fd, (mode_t)mode);
-
-		close(fd);
-		if (rc < 0)
-			return fg_store_errf(FG_EIO, err, errlen,
-			                     "%s: chmod: %s", path,
-			                     strerror(errno));
-		return 0;
-	}
-	if (errno != EEXIST || (fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
-		return fg_store_errf(FG_EIO, err, errlen, "%s: %s", path,
-		                     strerror(errno));
-	close(fd);
+	if (S_ISLNK(sb->st_mode))
+		return fg_store_errf(FG_EIO, err, errlen, "%s: is a symbolic "
+		                     "link; refusing to follow it", path);
+	if (is_dir ? !S_ISDIR(sb->st_mode) : !S_ISREG(sb->st_mode))
+		return fg_store_errf(FG_EIO, err, errlen, "%s: not a %s", path,
+		                     is_dir ? "directory" : "regular file");
+	if (sb->st_uid != me && sb->st_uid != 0)
+		return fg_store_errf(FG_EIO, err, errlen, "%s: owned by uid "
+		                     "%ld, not by uid %ld or root", path,
+		                     (long)sb->st_uid, (long)me);
+	if (loose != 0)
+		return fg_store_errf(FG_EIO, err, errlen, "%s: mode %04o lets "
+		                     "other users write it; chmod %s it",
+		                     path, (unsigned)(sb->st_mode & 07777),
+		                     loose & S_IWGRP ? (loose & S_IWOTH ? "go-w"
+		                                                        : "g-w")
+		                                     : "o-w");
+	if (!is_dir && sb->st_nlink != 1)
+		return fg_store_errf(FG_EIO, err, errlen, "%s: has %lu hard "
+		                     "links; refusing a file shared with "
+		                     "another name", path,
+		                     (unsigned long)sb->st_nlink);
 	return 0;
+}
+
+/* Checks name in the directory dfd, if it exists; path for messages. */
+static int
+check_entry(int dfd, const char *name, const char *path, unsigned mode,
+            char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+		return errno == ENOENT ? 0
+		       : fg_store_errf(FG_EIO, err, errlen, "%s: %s", path,
+		                       strerror(errno));
+	return check_stat(&sb, path, mode, false, err, errlen);
+}
+
+/*
+ * Checks the directory and the files of the database at path, then
+ * creates the database with exactly the requested mode (whatever the
+ * umask) if it is missing, so SQLite, which gives -wal and -shm the mode
+ * of the database file, gets it right for them too.  An existing file
+ * keeps its mode.
+ */
+static int
+prepare_files(const char *path, unsigned mode, char *err, size_t errlen)
+{
+	static const char *const suffix[] = {"", "-wal", "-shm"};
+	const char *slash = strrchr(path, '/');
+	const char *base = slash != NULL ? slash + 1 : path;
+	char dir[4096], name[4096 + 8], full[4096 + 8];
+	struct stat sb;
+	int dfd, fd, rc = 0;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s",
+		         slash == path ? 1 : (int)(slash - path), path);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return fg_store_errf(FG_EIO, err, errlen, "%s: directory %s: %s",
+		                     path, dir, strerror(errno));
+	if (fstat(dfd, &sb) != 0)
+		rc = fg_store_errf(FG_EIO, err, errlen, "%s: %s", dir,
+		                   strerror(errno));
+	else
+		rc = check_stat(&sb, dir, mode, true, err, errlen);
+	for (size_t i = 0; rc == 0 && i < FG_NELEM(suffix); i++) {
+		snprintf(name, sizeof(name), "%s%s", base, suffix[i]);
+		snprintf(full, sizeof(full), "%s%s", path, suffix[i]);
+		rc = check_entry(dfd, name, full, mode, err, errlen);
+	}
+	if (rc < 0) {
+		close(dfd);
+		return rc;
+	}
+	fd = openat(dfd, base, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC |
+	            O_NOFOLLOW, (mode_t)mode);
+	if (fd >= 0) {
+		if (fchmod(fd, (mode_t)mode) != 0)
+			rc = fg_store_errf(FG_EIO, err, errlen, "%s: chmod: %s",
+			                   path, strerror(errno));
+		close(fd);
+	} else if (errno != EEXIST) {
+		rc = fg_store_errf(FG_EIO, err, errlen, "%s: cannot create: "
+		                   "%s", path, strerror(errno));
+	}
+	close(dfd);
+	return rc;
 }
 
 static bool
@@ -361,7 +444,7 @@ fg_store_schema_open(const char *path, unsigned mode, struct sqlite3 **out,
 	int rc;
 
 	if (path != NULL) {
-		if ((rc = create_file(path, mode, err, errlen)) < 0)
+		if ((rc = prepare_files(path, mode, err, errlen)) < 0)
 			return rc;
 	} else {
 		flags |= SQLITE_OPEN_CREATE | SQLITE_OPEN_MEMORY;

@@ -269,13 +269,22 @@ unix_path(const char *spec)
 	return NULL;
 }
 
+/*
+ * The pid file, written as root before the drop.  Whatever is at the
+ * path goes first (a stale file, or a link someone placed), and the new
+ * file is created with O_EXCL, so the write can only land in a file of
+ * our own; it stays root's, so that the user cannot point it at another
+ * process.
+ */
 static int
-write_pid_file(const char *path, uid_t uid, gid_t gid)
+write_pid_file(const char *path)
 {
 	char buf[32];
 	int fd, n;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	if (unlink(path) != 0 && errno != ENOENT)
+		return -1;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 	          0644);
 	if (fd < 0)
 		return -1;
@@ -284,57 +293,111 @@ write_pid_file(const char *path, uid_t uid, gid_t gid)
 		close(fd);
 		return -1;
 	}
-	if (uid != (uid_t)-1 && fchown(fd, uid, gid) != 0) {
-		/* Only means the pid file outlives us; say so at stop. */
-	}
 	return close(fd);
 }
 
-/* The database directory and files must belong to the user we become. */
-static void
-hand_over_database(const char *db, uid_t uid, gid_t gid)
-{
-	static const char *const suffix[] = {"", "-wal", "-shm"};
-	char path[PATH_MAX];
-
-	for (size_t i = 0; i < FG_NELEM(suffix); i++) {
-		snprintf(path, sizeof(path), "%s%s", db, suffix[i]);
-		if (chown(path, uid, gid) != 0 && errno != ENOENT)
-			fg_log(FG_LOG_WARNING, "chown %s: %s", path,
-			       strerror(errno));
-	}
-	snprintf(path, sizeof(path), "%s", db);
-	char *slash = strrchr(path, '/');
-	if (slash != NULL && slash != path) {
-		struct stat sb;
-		*slash = '\0';
-		if (stat(path, &sb) == 0 && sb.st_uid == 0 &&
-		    (sb.st_mode & S_IWOTH) == 0 && strcmp(path, "/tmp") != 0)
-			fg_log(FG_LOG_DEBUG, "database directory %s is owned "
-			       "by root; the daemon keeps its open files but "
-			       "cannot recreate them", path);
-	}
-}
-
+/*
+ * The database directory, when it is missing: created by root (its parent
+ * is usually root's), then given to the user through a descriptor of the
+ * directory just made, never by path.  The database itself is opened
+ * after the drop, by the user, in this directory.
+ */
 static int
 make_db_dir(const char *db, uid_t uid, gid_t gid)
 {
 	char path[PATH_MAX];
 	char *slash;
 	struct stat sb;
+	int fd, rc = 0;
 
 	snprintf(path, sizeof(path), "%s", db);
 	slash = strrchr(path, '/');
 	if (slash == NULL || slash == path)
 		return 0;
 	*slash = '\0';
-	if (stat(path, &sb) == 0)
-		return 0;
+	if (lstat(path, &sb) == 0 || errno != ENOENT)
+		return 0;     /* there (the store checks it), or not ours */
 	if (mkdir(path, 0750) != 0)
 		return -1;
-	if (uid != (uid_t)-1 && chown(path, uid, gid) != 0)
+	if (uid == (uid_t)-1)
+		return 0;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
 		return -1;
+	/* Still the directory we made: root's, nobody else's to swap in. */
+	if (fstat(fd, &sb) != 0 || sb.st_uid != geteuid() ||
+	    fchown(fd, uid, gid) != 0)
+		rc = -1;
+	close(fd);
+	return rc;
+}
+
+/*
+ * Opens the milter socket; libmilter binds and listens here, and accepts
+ * only in smfi_main().  A unix socket is born with its final mode and
+ * group, so nothing is changed by path afterwards (where the directory
+ * is another user's, such a change could be made to land on a file they
+ * put there): the umask gives the mode, and as root the effective group
+ * of the moment gives the group.  Started as another user, who cannot
+ * take a supplementary group as effective group, the group is set after
+ * the bind without following a link: such a process has no privilege
+ * that a swapped file could borrow.
+ */
+static int
+open_socket(const struct fg_config *cfg, gid_t sock_gid)
+{
+	const char *upath = unix_path(cfg->socket);
+	gid_t egid = getegid();
+	bool as_group = upath != NULL && sock_gid != (gid_t)-1 &&
+	                sock_gid != egid && geteuid() == 0;
+	mode_t old;
+	struct stat sb;
+	int rc;
+
+	if (as_group && setegid(sock_gid) != 0)
+		return -1;
+	old = umask(~(mode_t)cfg->socket_mode & 0777);
+	rc = smfi_opensocket(true);
+	umask(old);
+	if (as_group && setegid(egid) != 0)
+		return -1;
+	if (rc != MI_SUCCESS)
+		return -1;
+	if (upath == NULL || sock_gid == (gid_t)-1)
+		return 0;
+	if (!as_group) {
+		if (fchownat(AT_FDCWD, upath, (uid_t)-1, sock_gid,
+		             AT_SYMLINK_NOFOLLOW) != 0)
+			fg_log(FG_LOG_WARNING, "socket %s: cannot set group "
+			       "%s: %s", upath, cfg->socket_group,
+			       strerror(errno));
+	} else if (lstat(upath, &sb) == 0 && sb.st_gid != sock_gid) {
+		/* A set-group-ID directory gives its own group. */
+		fg_log(FG_LOG_WARNING, "socket %s: group is %ld, not "
+		       "socket_group %s (set-group-ID directory?)", upath,
+		       (long)sb.st_gid, cfg->socket_group);
+	}
 	return 0;
+}
+
+/* Every signal the daemon handles is taken by a thread that waits for
+ * it; blocked before anything else, a signal that comes during start-up
+ * waits for that thread instead of killing the process.  A vanished MTA
+ * must not kill us with SIGPIPE. */
+static void
+block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	/* libmilter's own thread sigwait()s for these; every other thread
+	 * (ours start before smfi_main) must keep them blocked. */
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
 }
 
 static int
@@ -360,6 +423,8 @@ start_failed(struct fg_config *cfg, fg_store *st, int status)
 		fg_store_close(st);
 	if (cfg != NULL)
 		fg_config_release(cfg);
+	if (pid_path[0] != '\0')
+		unlink(pid_path);
 	return status;
 }
 
@@ -374,11 +439,10 @@ main(int argc, char **argv)
 	gid_t gid = (gid_t)-1, sock_gid = (gid_t)-1;
 	bool foreground = false, check = false;
 	char err[512];
-	const char *upath;
 	pthread_t sigthr;
-	sigset_t set;
 	int ch, rc, status = 0;
 
+	block_signals();
 	/* libmilter runs each connection on a thread of its own, and glibc
 	 * would give up to eight malloc arenas per CPU to them, each keeping
 	 * its own free memory: under a flood of distinct clients that is
@@ -421,7 +485,9 @@ main(int argc, char **argv)
 		/* The command line is checked like the file. */
 		struct fg_config *probe;
 		char text[1200];
-		snprintf(text, sizeof(text), "socket = \"%s\";", ov.socket);
+		snprintf(text, sizeof(text), "socket = \"%s\"; "
+		         "socket_public = %s;", ov.socket,
+		         cfg->socket_public ? "true" : "false");
 		if (strchr(ov.socket, '"') != NULL ||
 		    fg_config_load_string(text, "-p", &probe, diag_stderr,
 		                          NULL) != 0)
@@ -489,47 +555,38 @@ main(int argc, char **argv)
 		return start_failed(cfg, NULL, 71);
 	}
 
-	/* SIGUSR1 goes to the signal thread only; block it before any
-	 * thread exists.  A vanished MTA must not kill us with SIGPIPE. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	/* libmilter's own thread sigwait()s for these; every other thread
-	 * (ours start before smfi_main) must keep them blocked. */
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
 	if (fg_glue_register() != 0 || smfi_setconn(cfg->socket) != MI_SUCCESS) {
 		fg_log(FG_LOG_ERR, "cannot register with libmilter");
 		return start_failed(cfg, NULL, 71);
 	}
 	smfi_settimeout((int)(cfg->milter_timeout_ms / 1000));
-	upath = unix_path(cfg->socket);
-	{
-		mode_t old = umask(0177);
-		rc = smfi_opensocket(true);
-		umask(old);
-	}
-	if (rc != MI_SUCCESS) {
+	if (open_socket(cfg, sock_gid) != 0) {
 		fg_log(FG_LOG_ERR, "cannot open socket %s: %s", cfg->socket,
 		       strerror(errno));
 		return start_failed(cfg, NULL, 71);
-	}
-	if (upath != NULL) {
-		if (chmod(upath, cfg->socket_mode) != 0)
-			fg_log(FG_LOG_WARNING, "chmod %s: %s", upath,
-			       strerror(errno));
-		if ((uid != (uid_t)-1 || sock_gid != (gid_t)-1) &&
-		    chown(upath, uid, sock_gid) != 0)
-			fg_log(FG_LOG_WARNING, "chown %s: %s", upath,
-			       strerror(errno));
 	}
 
 	if (make_db_dir(cfg->database, uid, gid) != 0)
 		fg_log(FG_LOG_WARNING, "cannot create the directory of %s: %s",
 		       cfg->database, strerror(errno));
+	if (cfg->pid_file[0] != '\0') {
+		if (write_pid_file(cfg->pid_file) != 0)
+			fg_log(FG_LOG_WARNING, "pid file %s: %s",
+			       cfg->pid_file, strerror(errno));
+		else
+			snprintf(pid_path, sizeof(pid_path), "%s",
+			         cfg->pid_file);
+	}
+
+	if (pw != NULL && drop_privileges(pw) != 0) {
+		fg_log(FG_LOG_ERR, "cannot become user %s: %s", cfg->user,
+		       strerror(errno));
+		return start_failed(cfg, NULL, 71);
+	}
+
+	/* Opened by the user it runs as: what it creates is the user's
+	 * from the start, and a link placed in its directory can lead it
+	 * nowhere the user could not go anyway. */
 	memset(&so, 0, sizeof(so));
 	so.path = cfg->database;
 	so.horizon_ms = cfg->horizon_ms;
@@ -541,23 +598,6 @@ main(int argc, char **argv)
 	if (rc != 0) {
 		fg_log(FG_LOG_ERR, "database %s: %s", cfg->database, err);
 		return start_failed(cfg, NULL, 74);
-	}
-	if (uid != (uid_t)-1)
-		hand_over_database(cfg->database, uid, gid);
-
-	if (cfg->pid_file[0] != '\0') {
-		if (write_pid_file(cfg->pid_file, uid, gid) != 0)
-			fg_log(FG_LOG_WARNING, "pid file %s: %s",
-			       cfg->pid_file, strerror(errno));
-		else
-			snprintf(pid_path, sizeof(pid_path), "%s",
-			         cfg->pid_file);
-	}
-
-	if (pw != NULL && drop_privileges(pw) != 0) {
-		fg_log(FG_LOG_ERR, "cannot become user %s: %s", cfg->user,
-		       strerror(errno));
-		return start_failed(cfg, st, 71);
 	}
 
 	fg_config_publish(cfg);

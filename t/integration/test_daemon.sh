@@ -22,6 +22,31 @@ ok "-p is validated like the file" [ "$rc" -ne 0 ]
 "$FG_BIN" -V | grep -q '^floodgate [0-9]'
 ok "-V prints the version" [ $? -eq 0 ]
 
+# An inet socket beyond the loopback only on purpose: the milter protocol
+# has no authentication.
+for spec in "inet:8891" "inet:8891@0.0.0.0" "inet6:8891@[::]" "inet:8891@192.0.2.1"; do
+	printf 'log_level = "info";\nsocket = "%s";\n' "$spec" >"$T/pub.conf"
+	out=$("$FG_BIN" -n -c "$T/pub.conf" 2>&1); rc=$?
+	is "$rc" 1 "-n refuses socket = \"$spec\" without socket_public"
+	ok "... and says why at file:line: socket:" \
+		grep -qF "$T/pub.conf:2: socket: \"$spec\" " <<<"$out"
+	ok "... and how to allow it" grep -q "set socket_public = true and firewall the port$" <<<"$out"
+	printf 'socket_public = true;\n' >>"$T/pub.conf"
+	out=$("$FG_BIN" -n -c "$T/pub.conf" 2>&1); rc=$?
+	is "$rc:$out" "0:configuration OK" "... and accepts it with socket_public = true"
+done
+for spec in "inet:8891@127.0.0.1" "inet:8891@[127.0.0.2]" "inet6:8891@[::1]" "inet:8891@localhost"; do
+	printf 'socket = "%s";\n' "$spec" >"$T/lo.conf"
+	out=$("$FG_BIN" -n -c "$T/lo.conf" 2>&1)
+	is "$out" "configuration OK" "-n accepts the loopback socket $spec"
+done
+out=$("$FG_BIN" -n -c "$T/lo.conf" -p "inet:8891" 2>&1); rc=$?
+ok "-p inet:PORT is refused like the setting" [ "$rc" -ne 0 ]
+ok "... as -p: socket:" grep -q '^-p:1: socket: "inet:8891" listens on every interface' <<<"$out"
+printf 'socket_public = true;\n' >"$T/pubok.conf"
+out=$("$FG_BIN" -n -c "$T/pubok.conf" -p "inet:8891" 2>&1)
+is "$out" "configuration OK" "... and accepted when the file sets socket_public"
+
 # ---- start on a unix socket ----
 fg_conf "$T/a.conf" <<'EOF2'
 rules = ( { name = "conn"; type = "connection_rate"; per = "address";
@@ -72,6 +97,34 @@ ok "pid file removed at stop" [ ! -e "$T/a.pid" ]
 ok "the stop is logged" grep -q 'stopped' "$T/a.log"
 n=$(sqlite3 "$T/a.db" "SELECT count(*) FROM events WHERE kind = 'connect'")
 is "$n" 4 "a clean stop flushed every event"
+
+# ---- signals during start-up ----
+# SIGUSR1 from the moment main() runs (its configuration file is open,
+# kept slow by a long valid_recipients list) until well after the start:
+# every one of them is held for the signal thread, none kills the daemon.
+awk 'BEGIN { for (i = 0; i < 600000; i++) printf "user%d@d%d.example\n", i, i % 997 }' >"$T/sig-list"
+fg_conf "$T/sig.conf" <<EOF2
+valid_recipients = "$T/sig-list";
+EOF2
+"$FG_BIN" -f -c "$T/sig.conf" -p "unix:$T/sig.sock" -d "$T/sig.db" -P "" 2>"$T/sig.log" &
+spid=$!; fg_pids+=("$spid")
+for ((i = 0; i < 3000; i++)); do
+	ls -l "/proc/$spid/fd" 2>/dev/null | grep -q "$T/sig.conf" && break
+	kill -0 "$spid" 2>/dev/null && ! grep -q started "$T/sig.log" || break
+done
+early=0
+while kill -USR1 "$spid" 2>/dev/null && ! grep -q started "$T/sig.log"; do
+	early=$((early + 1))
+done
+for ((i = 0; i < 200; i++)); do kill -USR1 "$spid" 2>/dev/null; done
+echo "# $early SIGUSR1 sent while the daemon started"
+ok "SIGUSR1 was sent while the configuration loaded" [ "$early" -gt 0 ]
+wait_for "[ -S '$T/sig.sock' ] && grep -q 'configuration reloaded' '$T/sig.log'" 30
+ok "the daemon survives SIGUSR1 from the moment it starts" kill -0 "$spid"
+ok "... and reloads once it is up" grep -q 'configuration reloaded' "$T/sig.log"
+session 192.0.2.13 continue | miltc sig -q
+ok "... and serves a milter session" [ $? -eq 0 ]
+fg_stop "$spid"; is "$?" 0 "... and stops cleanly"
 
 # ---- inet socket ----
 port=$((20000 + RANDOM % 20000))

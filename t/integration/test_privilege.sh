@@ -303,7 +303,8 @@ is "$(awk '/^CapEff:/ { print $2 }' /proc/$ppid/status)" 0000000000000000 "no ef
 is "$(awk '/^CapPrm:/ { print $2 }' /proc/$ppid/status)" 0000000000000000 "no permitted capabilities left"
 ok "the log says which uid it runs as" grep -q "running as uid $uid" "$T/p.log"
 
-is "$(stat -c '%a %U %G' "$T/priv/fg.sock")" "660 $user $sgroup" "the socket is 0660, $user's, group socket_group ($sgroup)"
+is "$(stat -c '%a %U %G' "$T/priv/fg.sock")" "660 root $sgroup" \
+	"the socket is born 0660 with group socket_group ($sgroup), and stays root's"
 
 printf 'connect host=ok.example addr=192.0.2.1 family=4 port=25\nexpect continue\nhelo ok.example\nexpect continue\nquit\n' |
 	"$MILTC" -s "unix:$T/priv/fg.sock" -t 10 -q -
@@ -316,6 +317,107 @@ for f in fg.db fg.db-wal fg.db-shm; do
 		ok "$f exists while the daemon runs" false
 	fi
 done
+
+# ---- files placed beforehand in the user's directories --------------------
+# Whoever runs as the user owns the database directory and may put links
+# there before a root start; nothing root does may follow them.  The
+# target is a root-owned file; after each start it must be as it was.
+printf 'root only\n' >"$T/target"; chmod 0600 "$T/target"
+target_is_intact() {
+	[ "$(stat -c '%a %U %G %s' "$T/target")" = "600 root root 10" ] &&
+		[ "$(cat "$T/target")" = "root only" ]
+}
+swap_start() {		# swap_start NAME FILES...: links FILES to the target, starts
+	local name=$1 f; shift
+	mkdir -m 0750 "$T/$name"
+	for f in "$@"; do ln -s "$T/target" "$T/$name/$f"; done
+	chown -h "$user:$ugroup" "$T/$name" "$T/$name"/*
+	"$FG_BIN" -f -c "$T/p.conf" -p "unix:$T/$name/fg.sock" -d "$T/$name/fg.db" \
+		2>"$T/$name.log" &
+	SWAP_PID=$!; fg_pids+=("$SWAP_PID")
+	wait_for "! kill -0 $SWAP_PID 2>/dev/null || grep -q started '$T/$name.log'" 15
+	if kill -0 "$SWAP_PID" 2>/dev/null; then
+		fg_stop "$SWAP_PID"
+		SWAP_RC=started
+	else
+		wait "$SWAP_PID"; SWAP_RC=$?
+	fi
+}
+swap_start swap1 fg.db-wal fg.db-shm
+ok "-wal and -shm linked to a root file: the target keeps its owner, mode and content" target_is_intact
+is "$SWAP_RC" 74 "... and the start is refused (exit 74)"
+ok "... saying which file is a link" grep -q "fg.db-wal: is a symbolic link" "$T/swap1.log"
+swap_start swap2 fg.db-shm
+ok "-shm alone linked: the target is intact" target_is_intact
+ok "... and the link is refused" grep -q "fg.db-shm: is a symbolic link" "$T/swap2.log"
+swap_start swap3 fg.db
+ok "the database itself linked: the target is intact" target_is_intact
+ok "... and the link is refused" grep -q "fg.db: is a symbolic link" "$T/swap3.log"
+# The swap itself: as the user, wait for the -wal and -shm the start
+# creates and put a link to the target in the place of each at once (a
+# rename over them), while the daemon goes on starting.
+mkdir -m 0750 "$T/race"; chown "$user:$ugroup" "$T/race"
+cat >"$T/swap.py" <<'PY'
+import os, stat, sys, time
+d, target, mark = sys.argv[1:4]
+open(mark, "w").close()
+done, deadline = [], time.monotonic() + 20
+while len(done) < 2 and time.monotonic() < deadline:
+    for suf in ("-wal", "-shm"):
+        p = os.path.join(d, "fg.db" + suf)
+        if suf in done:
+            continue
+        try:
+            if not stat.S_ISREG(os.lstat(p).st_mode):
+                continue
+        except FileNotFoundError:
+            continue
+        os.symlink(target, p + ".new")
+        os.rename(p + ".new", p)
+        done.append(suf)
+print(" ".join(done))
+PY
+setpriv --reuid="$user" --regid="$ugroup" --clear-groups \
+	/usr/bin/python3 "$T/swap.py" "$T/race" "$T/target" "$T/race/.ready" >"$T/swap.out" 2>&1 &
+swapper=$!
+wait_for "[ -e '$T/race/.ready' ]" 10
+"$FG_BIN" -f -c "$T/p.conf" -p "unix:$T/race/fg.sock" -d "$T/race/fg.db" 2>"$T/race.log" &
+race_pid=$!; fg_pids+=("$race_pid")
+wait "$swapper"
+echo "# swapped for links: $(cat "$T/swap.out")"
+is "$(cat "$T/swap.out")" "-wal -shm" "the user swapped -wal and -shm for links to a root file during the start"
+wait_for "! kill -0 $race_pid 2>/dev/null || grep -q started '$T/race.log'" 15
+ok "... and the target keeps its owner, mode and content" target_is_intact
+kill -0 "$race_pid" 2>/dev/null && fg_stop "$race_pid"
+
+mkdir -m 0750 "$T/pidd"; chown "$user:$ugroup" "$T/pidd"
+ln "$T/target" "$T/priv.pid"
+"$FG_BIN" -f -c "$T/p.conf" -p "unix:$T/pidd/fg.sock" -d "$T/pidd/fg.db" -P "$T/priv.pid" \
+	2>"$T/pid.log" &
+pid_pid=$!; fg_pids+=("$pid_pid")
+wait_for "grep -q started '$T/pid.log'" 15
+ok "a pid file path hard-linked to a root file: the target is intact" target_is_intact
+is "$(cat "$T/priv.pid" 2>/dev/null)" "$pid_pid" "... and the pid file is a new file with the pid"
+is "$(stat -c '%h %U' "$T/priv.pid")" "1 root" "... of its own (one link), root's"
+fg_stop "$pid_pid"
+
+# ---- a database other users can write ------------------------------------
+# (bounded: a daemon that took the file would run on)
+mkdir -m 0750 "$T/ww"; chown "$user:$ugroup" "$T/ww"
+sqlite3 "$T/ww/fg.db" 'PRAGMA user_version = 0; VACUUM;' && chown "$user:$ugroup" "$T/ww/fg.db"
+chmod 0666 "$T/ww/fg.db"
+out=$(timeout 20 "$FG_BIN" -f -c "$T/p.conf" -p "unix:$T/ww/fg.sock" -d "$T/ww/fg.db" 2>&1); rc=$?
+is "$rc" 74 "a world-writable database placed beforehand is refused (exit 74)"
+ok "... saying why" grep -q "fg.db: mode 0666 lets other users write it; chmod go-w it" <<<"$out"
+is "$(stat -c %a "$T/ww/fg.db")" 666 "... and left as it was"
+chmod 0640 "$T/ww/fg.db"; chmod 0777 "$T/ww"
+out=$(timeout 20 "$FG_BIN" -f -c "$T/p.conf" -p "unix:$T/priv/ww.sock" -d "$T/ww/fg.db" 2>&1); rc=$?
+is "$rc" 74 "a database directory every user can write is refused"
+ok "... saying why" grep -q "$T/ww: mode 0777 lets other users write it" <<<"$out"
+chmod 0750 "$T/ww"; chown daemon "$T/ww/fg.db"
+out=$(timeout 20 "$FG_BIN" -f -c "$T/p.conf" -p "unix:$T/priv/ww.sock" -d "$T/ww/fg.db" 2>&1); rc=$?
+is "$rc" 74 "a database of a third user is refused"
+ok "... saying whose it is" grep -q "fg.db: owned by uid $(id -u daemon), not by uid $(id -u "$user") or root" <<<"$out"
 
 # ---- client text with format specifiers ------------------------------------
 {

@@ -242,6 +242,51 @@ test_modes(void)
 	umask(old);
 }
 
+/* Files another user could have written, or links, are refused before
+ * SQLite sees them, and left as they were. */
+static void
+test_unsafe_files(void)
+{
+	struct fg_store_options o = {.horizon_ms = HOUR};
+	fg_store *st = NULL;
+	char err[256];
+	int fd;
+
+	o.path = in_dir("ww.db");
+	fd = open(o.path, O_CREAT | O_WRONLY, 0600);
+	close(fd);
+	chmod(o.path, 0666);
+	is_int(fg_store_open(&o, T0, &st, err, sizeof(err)), FG_EIO,
+	       "unsafe: a world-writable database is refused");
+	ok(strstr(err, "mode 0666 lets other users write it") != NULL,
+	   "unsafe: ... saying why (%s)", err);
+	is_int(mode_of(o.path), 0666, "unsafe: ... and left as it was");
+	chmod(o.path, 0620);
+	is_int(fg_store_open(&o, T0, &st, err, sizeof(err)), FG_EIO,
+	       "unsafe: a group-writable one too, under mode 0640");
+	o.file_mode = 0660;
+	is_int(fg_store_open(&o, T0, &st, err, sizeof(err)), 0,
+	       "unsafe: ... but not when the mode grants it");
+	fg_store_close(st);
+	o.file_mode = 0;
+
+	o.path = in_dir("ln.db");
+	(void)!symlink(in_dir("ww.db"), in_dir("ln.db-shm"));
+	is_int(fg_store_open(&o, T0, &st, err, sizeof(err)), FG_EIO,
+	       "unsafe: a -shm that is a link is refused");
+	ok(strstr(err, "ln.db-shm: is a symbolic link") != NULL,
+	   "unsafe: ... saying which (%s)", err);
+	ok(access(in_dir("ln.db"), F_OK) != 0,
+	   "unsafe: ... before the database is created");
+
+	o.path = in_dir("hard.db");
+	chmod(in_dir("ww.db"), 0600);
+	(void)!link(in_dir("ww.db"), in_dir("hard.db"));
+	is_int(fg_store_open(&o, T0, &st, err, sizeof(err)), FG_EIO,
+	       "unsafe: a database with a second name is refused");
+	ok(strstr(err, "has 2 hard links") != NULL, "unsafe: ... saying so");
+}
+
 static void
 test_schema(void)
 {
@@ -959,6 +1004,7 @@ main(void)
 	if (fixture_dir_make("fg-store") != 0)
 		return 1;
 	test_modes();
+	test_unsafe_files();
 	test_schema();
 	test_rows();
 	test_restart();
