@@ -131,6 +131,8 @@ struct fg_store_options {
 	int64_t flush_interval_ms; /* commit at least this often (default 1 s) */
 	size_t queue_size;         /* rows the writer queue holds (default 65536) */
 	unsigned file_mode;        /* mode of a new database file (default 0640) */
+	uint64_t memory_limit;     /* bytes of counters; 0: no limit (see
+	                              fg_store_record) */
 };
 
 struct fg_store_stats {
@@ -139,6 +141,13 @@ struct fg_store_stats {
 	uint64_t dropped;       /* rows lost to a full queue */
 	uint64_t write_errors;  /* failed commits (retried) */
 	uint64_t keys;          /* keys held in memory */
+	uint64_t memory;        /* bytes the counters take (keys, cells,
+	                           series, hash tables) */
+	uint64_t memory_limit;  /* as opened; 0: none */
+	uint64_t keys_refused;  /* key updates not made: a new key held
+	                           back by the memory limit */
+	uint64_t alloc_failures; /* key updates lost to malloc failing */
+	bool limited;           /* the memory limit holds new keys back now */
 	size_t queued;          /* rows waiting now */
 	bool healthy;           /* last commit attempt succeeded */
 	char last_error[256];   /* text of the last write error, "" if none */
@@ -166,9 +175,20 @@ void fg_store_close(fg_store *st);
  * FG_EBUSY if not. */
 int fg_store_flush(fg_store *st, int timeout_ms);
 
-/* Counts the event under each of its keys and queues it.  Never blocks on
+/*
+ * Counts the event under each of its keys and queues it.  Never blocks on
  * disk; a full queue drops the row (counted in stats) but the counters are
- * still bumped.  Returns 0, FG_EINVAL, or FG_EFULL (row dropped). */
+ * still bumped.  Returns 0, FG_EINVAL, FG_EFULL (row dropped), or
+ * FG_ENOMEM (a key could not be counted: malloc failed; the other keys
+ * were, the row was queued, and the failure is counted and logged).
+ *
+ * Memory limit: once the counters take memory_limit bytes, a key not yet
+ * held is created only if it is a network or the global key; past an
+ * eighth more, no key is created.  The event still counts under the keys
+ * that exist (usually its networks), and the key not created is counted
+ * in stats.keys_refused and logged at most once a minute.  Keys already
+ * held keep counting exactly.  Concurrent-session counts are not limited.
+ */
 int fg_store_record(fg_store *st, const struct fg_event *ev);
 int fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v);
 

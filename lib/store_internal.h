@@ -120,6 +120,9 @@ struct fg_store {
 	/* store_count.c */
 	struct fg_shard *shards;
 	_Atomic uint64_t nkeys;
+	_Atomic uint64_t mem_bytes; /* what the counters take, charged as
+	                               malloc would hand it out */
+	_Atomic uint64_t keys_refused, alloc_failures;
 	void *load_hint;            /* rebuild: the entry loaded last */
 
 	/* store_ban.c */
@@ -153,7 +156,8 @@ struct fg_store {
 	pthread_mutex_t err_mu;
 	char last_error[256];
 
-	struct fg_ratelimit rl_full, rl_busy, rl_error, rl_prune, rl_reload;
+	struct fg_ratelimit rl_full, rl_busy, rl_error, rl_prune, rl_reload,
+	    rl_limit, rl_nomem;
 };
 
 /* store.c */
@@ -165,11 +169,13 @@ uint64_t fg_store_hash(const fg_store *st, const char *s, size_t len);
 int fg_store_count_init(fg_store *st);
 void fg_store_count_free(fg_store *st);
 /* Bumps counter ctrs[0..n) of key by one at second sec, under the
- * newest-second rule. */
+ * newest-second rule.  0, 1 (a new key held back by the memory limit),
+ * or FG_ENOMEM. */
 int fg_store_count_bump(fg_store *st, const char *key, size_t klen,
                         const enum fg_counter *ctrs, size_t n, uint32_t sec);
 /* Adds n at exactly sec (rebuild: rows arrive in ascending sec per key
- * and counter, grouped by key).  Only while no other thread runs. */
+ * and counter, grouped by key).  Only while no other thread runs.  A key
+ * the memory limit holds back is skipped (0). */
 int fg_store_count_load(fg_store *st, const char *key, size_t klen,
                         enum fg_counter c, uint32_t sec, uint32_t n);
 /* Events of c under key in seconds > cutoff. */
