@@ -13,7 +13,10 @@
  * lifted ban, kept until then as a tombstone so the row gets deleted, is
  * dropped.  A reload from the table (another process banned or unbanned)
  * replaces every clean entry and leaves dirty ones alone: a local change
- * not yet committed is newer than what the table says.
+ * not yet committed is usually newer than what the table says.  When it
+ * is not (an operator unbanned the key after the daemon banned it, before
+ * the commit), the commit leaves the table's later row alone, the ban is
+ * dropped from memory, and the next poll reads the table again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -460,7 +463,9 @@ fg_store_ban_done(fg_store *st, struct fg_ban_op *ops, size_t n,
 			if (!b->dirty)
 				st->ban_dirty++;
 			b->dirty = true;
-		} else if (b->lifted && !b->dirty) {
+		} else if ((b->lifted || ops[i].superseded) && !b->dirty) {
+			/* A superseded ban goes too: the table's later row
+			 * (usually an operator's unban) stands. */
 			fg_hmap_remove(&st->bans, &b->h);
 			free(b);
 		}

@@ -23,6 +23,7 @@
 #define PRUNE_BUDGET_MS 100 /* pruning time per poll, at most (about) */
 
 #define AGG_MIN 1024    /* slots of the aggregation table, at least */
+#define UNBAN_KEEP_MS (INT64_C(86400) * 1000)
 
 /* The counters of one key in one second of a batch, summed before they
  * reach the table (one row of counts). */
@@ -81,11 +82,14 @@ static const struct {
 	     " rcpt = rcpt + excluded.rcpt, valid = valid + excluded.valid,"
 	     " invalid = invalid + excluded.invalid,"
 	     " rejected = rejected + excluded.rejected"),
+	/* A row made later than this ban (an operator's unban or ban while
+	 * this one waited for its commit) wins. */
 	STMT(up_ban,
 	     "INSERT INTO bans (key, until_ms, created_ms, reason, source)"
 	     " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key) DO UPDATE SET"
 	     " until_ms = excluded.until_ms, created_ms = excluded.created_ms,"
-	     " reason = excluded.reason, source = excluded.source"),
+	     " reason = excluded.reason, source = excluded.source"
+	     " WHERE excluded.created_ms >= bans.created_ms"),
 	STMT(del_ban, "DELETE FROM bans WHERE key = ?1"),
 	STMT(up_level,
 	     "INSERT INTO levels (rule, key, level, last_ms) VALUES (?1, ?2, ?3,"
@@ -102,7 +106,10 @@ static const struct {
 	     " (SELECT sec, key FROM counts WHERE sec <= ?1"
 	     " ORDER BY sec LIMIT ?2)"),
 	STMT(prune_levels, "DELETE FROM levels WHERE last_ms <= ?1"),
-	STMT(prune_bans, "DELETE FROM bans WHERE until_ms <= ?1"),
+	/* An unban's row (until_ms 0) stays a day, for the commit of a
+	 * ban it outranks. */
+	STMT(prune_bans, "DELETE FROM bans WHERE until_ms <= ?1 AND"
+	     " (until_ms <> 0 OR created_ms <= ?2)"),
 	STMT(sel_counts,
 	     "SELECT key, sec, connect, helo, mail, rcpt, valid, invalid,"
 	     " rejected FROM counts WHERE sec > ?1 ORDER BY sec"),
@@ -488,7 +495,7 @@ insert_verdict(struct fg_db *d, const struct fg_row *r)
 
 enum fg_db_rc
 fg_store_db_commit(fg_store *st, struct fg_row *const *rows, size_t n,
-                   const struct fg_ban_op *bans, size_t nbans,
+                   struct fg_ban_op *bans, size_t nbans,
                    const struct fg_level_op *lvls, size_t nlvls, char *err,
                    size_t errlen)
 {
@@ -552,6 +559,11 @@ fg_store_db_commit(fg_store *st, struct fg_row *const *rows, size_t n,
 		}
 		if ((rc = run(s)) != SQLITE_OK)
 			goto fail;
+		/* Outranked: read the table's bans again at the next poll. */
+		if (!bans[i].lift && sqlite3_changes(d->db) == 0) {
+			bans[i].superseded = true;
+			d->data_version_seen = INT64_MIN;
+		}
 	}
 	for (size_t i = 0; i < nlvls; i++) {
 		sqlite3_stmt *s = d->up_level;
@@ -617,6 +629,7 @@ fg_store_db_prune(fg_store *st, int64_t now_ms, char *err, size_t errlen)
 	if ((rc = run(d->prune_levels)) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(d->prune_bans, 1, now_ms);
+	sqlite3_bind_int64(d->prune_bans, 2, now_ms - UNBAN_KEEP_MS);
 	if ((rc = run(d->prune_bans)) != SQLITE_OK)
 		goto fail;
 	return FG_DB_OK;

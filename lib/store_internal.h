@@ -92,6 +92,7 @@ struct fg_ban_op {
 	int64_t until_ms, created_ms;
 	char *reason, *source;
 	uint64_t seq;
+	bool superseded;  /* the table had a later row: not written */
 };
 
 struct fg_level_op {
@@ -228,9 +229,10 @@ enum fg_db_rc { FG_DB_OK = 0, FG_DB_BUSY = 1, FG_DB_ERROR = 2 };
 
 int fg_store_db_open(fg_store *st, int64_t now_ms, char *err, size_t errlen);
 void fg_store_db_close(fg_store *st);
-/* One transaction: the rows, their counts, the ban and level changes. */
+/* One transaction: the rows, their counts, the ban and level changes;
+ * marks the bans a later row of the table outranked (superseded). */
 enum fg_db_rc fg_store_db_commit(fg_store *st, struct fg_row *const *rows,
-                                 size_t n, const struct fg_ban_op *bans,
+                                 size_t n, struct fg_ban_op *bans,
                                  size_t nbans, const struct fg_level_op *lvls,
                                  size_t nlvls, char *err, size_t errlen);
 /* Deletes past-retention rows, at most a few small batches. */
