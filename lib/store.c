@@ -193,7 +193,7 @@ fg_store_open(const struct fg_store_options *opt, int64_t now_ms,
 	pthread_condattr_destroy(&ca);
 	atomic_init(&st->healthy, true);
 	st->rl_full = st->rl_busy = st->rl_error = st->rl_prune =
-	    st->rl_reload = st->rl_limit = st->rl_nomem = rl0;
+	    st->rl_reload = st->rl_limit = st->rl_nomem = st->rl_size = rl0;
 	fg_store_ban_init(st);
 	if ((rc = fg_store_count_init(st)) < 0 ||
 	    (rc = fg_store_db_open(st, now_ms, err, errlen)) < 0 ||
@@ -531,6 +531,10 @@ fg_store_get_stats(fg_store *st, struct fg_store_stats *out)
 	out->alloc_failures = atomic_load(&st->alloc_failures);
 	out->limited = out->memory_limit > 0 &&
 	               out->memory >= out->memory_limit;
+	out->db_size = atomic_load(&st->db_bytes);
+	out->max_database_size = st->opt.max_database_size;
+	out->size_pruned = atomic_load(&st->size_pruned);
+	out->reopened = atomic_load(&st->reopened);
 	out->healthy = atomic_load(&st->healthy);
 	pthread_mutex_lock(&st->qmu);
 	out->queued = st->qcount;

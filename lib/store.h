@@ -24,6 +24,17 @@
  * live in memory and in the "bans" table; rows another process writes there
  * (floodgatectl) are picked up by the writer thread within a second.
  *
+ * Disk: the database is a log, never needed for a decision.  With
+ * max_database_size the writer deletes the oldest events and verdicts
+ * when the rows take nine tenths of it, and SQLite refuses to grow the
+ * file past it; on SQLITE_FULL (that limit or a full disk) the oldest
+ * events and verdicts make room and the batch is tried again.  A file
+ * that cannot be written is retried every flush interval while rows wait
+ * in the queue (then are dropped, counted); fg_store_healthy() says so.
+ * A file deleted or replaced under the store is noticed at the next
+ * commit and the path opened again (created if need be), with every ban
+ * and level written into it; counters stay in memory as they were.
+ *
  * Ownership: the store copies every string it is handed.  fg_store is
  * thread-safe: any number of threads may record, count and ban at once.
  * Errors: FG_E* codes (fg.h); detail text in the caller's buffer.
@@ -133,6 +144,8 @@ struct fg_store_options {
 	unsigned file_mode;        /* mode of a new database file (default 0640) */
 	uint64_t memory_limit;     /* bytes of counters; 0: no limit (see
 	                              fg_store_record) */
+	uint64_t max_database_size; /* bytes of database file; 0: no limit
+	                              (see "Disk" above) */
 };
 
 struct fg_store_stats {
@@ -148,6 +161,12 @@ struct fg_store_stats {
 	                           back by the memory limit */
 	uint64_t alloc_failures; /* key updates lost to malloc failing */
 	bool limited;           /* the memory limit holds new keys back now */
+	uint64_t db_size;       /* bytes of the database file, as last seen */
+	uint64_t max_database_size; /* as opened; 0: none */
+	uint64_t size_pruned;   /* oldest events and verdicts deleted to keep
+	                           under it (or after the disk filled) */
+	uint64_t reopened;      /* times the file was deleted or replaced and
+	                           opened again */
 	size_t queued;          /* rows waiting now */
 	bool healthy;           /* last commit attempt succeeded */
 	char last_error[256];   /* text of the last write error, "" if none */

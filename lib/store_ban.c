@@ -480,6 +480,34 @@ fg_store_ban_done(fg_store *st, struct fg_ban_op *ops, size_t n,
 }
 
 void
+fg_store_ban_mark_all(fg_store *st)
+{
+	pthread_mutex_lock(&st->ban_mu);
+	for (size_t i = 0; st->bans.tab != NULL && i <= st->bans.mask; i++) {
+		for (struct fg_hnode *h = st->bans.tab[i]; h; h = h->next) {
+			struct ban *b = (struct ban *)h;
+
+			if (!b->dirty)
+				st->ban_dirty++;
+			b->dirty = true;
+		}
+	}
+	pthread_mutex_unlock(&st->ban_mu);
+	pthread_mutex_lock(&st->lvl_mu);
+	for (size_t i = 0; st->levels.tab != NULL && i <= st->levels.mask;
+	     i++) {
+		for (struct fg_hnode *h = st->levels.tab[i]; h; h = h->next) {
+			struct level *l = (struct level *)h;
+
+			if (!l->dirty)
+				st->lvl_dirty++;
+			l->dirty = true;
+		}
+	}
+	pthread_mutex_unlock(&st->lvl_mu);
+}
+
+void
 fg_store_ban_reload(fg_store *st, struct fg_ban_row *rows, size_t n)
 {
 	struct ban **fresh;

@@ -153,12 +153,13 @@ struct fg_store {
 
 	/* statistics */
 	_Atomic uint64_t recorded, written, dropped, write_errors;
+	_Atomic uint64_t db_bytes, size_pruned, reopened;
 	_Atomic bool healthy;
 	pthread_mutex_t err_mu;
 	char last_error[256];
 
 	struct fg_ratelimit rl_full, rl_busy, rl_error, rl_prune, rl_reload,
-	    rl_limit, rl_nomem;
+	    rl_limit, rl_nomem, rl_size;
 };
 
 /* store.c */
@@ -211,6 +212,8 @@ int fg_store_level_collect(fg_store *st, struct fg_level_op **out,
                            size_t *nout);
 void fg_store_level_done(fg_store *st, struct fg_level_op *ops, size_t n,
                          bool committed);
+/* Marks every ban and level to be written again (a new file). */
+void fg_store_ban_mark_all(fg_store *st);
 /* Replaces the clean bans with the table's rows; dirty ones win. */
 void fg_store_ban_reload(fg_store *st, struct fg_ban_row *rows, size_t n);
 void fg_store_ban_rows_free(struct fg_ban_row *rows, size_t n);
@@ -225,7 +228,8 @@ int fg_store_errf(int code, char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 /* store_db.c */
-enum fg_db_rc { FG_DB_OK = 0, FG_DB_BUSY = 1, FG_DB_ERROR = 2 };
+/* FG_DB_FULL: SQLITE_FULL (the disk, or max_database_size) */
+enum fg_db_rc { FG_DB_OK = 0, FG_DB_BUSY = 1, FG_DB_ERROR = 2, FG_DB_FULL = 3 };
 
 int fg_store_db_open(fg_store *st, int64_t now_ms, char *err, size_t errlen);
 void fg_store_db_close(fg_store *st);
@@ -235,7 +239,14 @@ enum fg_db_rc fg_store_db_commit(fg_store *st, struct fg_row *const *rows,
                                  size_t n, struct fg_ban_op *bans,
                                  size_t nbans, const struct fg_level_op *lvls,
                                  size_t nlvls, char *err, size_t errlen);
-/* Deletes past-retention rows, at most a few small batches. */
+/* Opens the path again if the file was deleted or replaced, or if the
+ * last attempt failed. */
+enum fg_db_rc fg_store_db_check(fg_store *st, char *err, size_t errlen);
+/* After SQLITE_FULL: deletes the oldest events and verdicts; FG_DB_OK if
+ * some went, FG_DB_FULL if there were none. */
+enum fg_db_rc fg_store_db_make_room(fg_store *st, char *err, size_t errlen);
+/* Deletes past-retention rows, at most a few small batches, and the
+ * oldest events and verdicts near max_database_size. */
 enum fg_db_rc fg_store_db_prune(fg_store *st, int64_t now_ms, char *err,
                                 size_t errlen);
 /* Reloads the bans if another connection changed the database. */

@@ -91,13 +91,25 @@ static enum fg_db_rc
 drain(fg_store *st, struct fg_row **batch)
 {
 	char err[256];
+	bool made_room = false;
+	enum fg_db_rc rc;
 
+	if ((rc = fg_store_db_check(st, err, sizeof(err))) != FG_DB_OK) {
+		size_t queued;
+
+		pthread_mutex_lock(&st->qmu);
+		queued = st->qcount;
+		pthread_mutex_unlock(&st->qmu);
+		atomic_store(&st->healthy, false);
+		report_failure(st, rc, "opening the file again", err, queued);
+		atomic_fetch_add(&st->write_errors, 1);
+		return rc;
+	}
 	for (;;) {
 		struct fg_ban_op *bans = NULL;
 		struct fg_level_op *lvls = NULL;
 		size_t n, nbans = 0, nlvls = 0;
 		uint64_t gen = atomic_load(&st->mod_gen);
-		enum fg_db_rc rc;
 
 		pthread_mutex_lock(&st->qmu);
 		n = st->qcount < FG_STORE_BATCH_ROWS ? st->qcount
@@ -116,9 +128,17 @@ drain(fg_store *st, struct fg_row **batch)
 			                        nlvls, err, sizeof(err));
 		fg_store_ban_done(st, bans, nbans, rc == FG_DB_OK);
 		fg_store_level_done(st, lvls, nlvls, rc == FG_DB_OK);
+		/* The disk or the file is full: the oldest events and
+		 * verdicts make room, and the batch is tried once more. */
+		if (rc == FG_DB_FULL && !made_room) {
+			made_room = true;
+			if (fg_store_db_make_room(st, err, sizeof(err)) ==
+			    FG_DB_OK)
+				continue;
+		}
 		if (rc != FG_DB_OK) {
 			/* The count last: a reader who sees it sees the rest. */
-			if (rc == FG_DB_ERROR)
+			if (rc != FG_DB_BUSY)
 				atomic_store(&st->healthy, false);
 			report_failure(st, rc, "commit", err, n);
 			atomic_fetch_add(&st->write_errors, 1);
@@ -161,8 +181,7 @@ housekeeping(fg_store *st)
 		fg_log(FG_LOG_WARNING, "store: %s: reading bans failed: %s "
 		       "(%llu similar messages suppressed)", st->path, err,
 		       (unsigned long long)suppressed);
-	if (now > 0 &&
-	    (rc = fg_store_db_prune(st, now, err, sizeof(err))) != FG_DB_OK &&
+	if ((rc = fg_store_db_prune(st, now, err, sizeof(err))) != FG_DB_OK &&
 	    fg_ratelimit(&st->rl_prune, fg_store_mono_ms(), LOG_EVERY_MS,
 	                 &suppressed))
 		fg_log(rc == FG_DB_BUSY ? FG_LOG_WARNING : FG_LOG_ERR,
