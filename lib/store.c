@@ -193,7 +193,8 @@ fg_store_open(const struct fg_store_options *opt, int64_t now_ms,
 	pthread_condattr_destroy(&ca);
 	atomic_init(&st->healthy, true);
 	st->rl_full = st->rl_busy = st->rl_error = st->rl_prune =
-	    st->rl_reload = st->rl_limit = st->rl_nomem = st->rl_size = rl0;
+	    st->rl_reload = st->rl_limit = st->rl_nomem = st->rl_size =
+	    st->rl_dbfull = rl0;
 	fg_store_ban_init(st);
 	if ((rc = fg_store_count_init(st)) < 0 ||
 	    (rc = fg_store_db_open(st, now_ms, err, errlen)) < 0 ||
@@ -213,11 +214,38 @@ fg_store_init_process(void)
 	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* What the memory and the file came to, once, at close. */
+static void
+log_totals(fg_store *st)
+{
+	struct fg_store_stats s;
+
+	fg_store_get_stats(st, &s);
+	fg_log(s.keys_refused > 0 || s.alloc_failures > 0 ? FG_LOG_WARNING
+	                                                   : FG_LOG_INFO,
+	       "store: %llu keys in %llu bytes of memory (memory_limit "
+	       "%llu), %llu key updates held back by the limit, %llu lost to "
+	       "failed allocations; database %llu bytes (max_database_size "
+	       "%llu), %llu oldest rows deleted for size, opened again %llu "
+	       "times",
+	       (unsigned long long)s.keys, (unsigned long long)s.memory,
+	       (unsigned long long)s.memory_limit,
+	       (unsigned long long)s.keys_refused,
+	       (unsigned long long)s.alloc_failures,
+	       (unsigned long long)s.db_size,
+	       (unsigned long long)s.max_database_size,
+	       (unsigned long long)s.size_pruned,
+	       (unsigned long long)s.reopened);
+}
+
 void
 fg_store_close(fg_store *st)
 {
-	if (st != NULL)
-		store_free(st);
+	if (st == NULL)
+		return;
+	if (st->path != NULL)
+		log_totals(st);
+	store_free(st);
 }
 
 /* Bytes a copied string needs in a row (0 for NULL). */

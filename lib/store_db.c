@@ -618,7 +618,7 @@ insert_verdict(struct fg_db *d, const struct fg_row *r)
 
 enum fg_db_rc
 fg_store_db_commit(fg_store *st, struct fg_row *const *rows, size_t n,
-                   struct fg_ban_op *bans, size_t nbans,
+                   bool counts_only, struct fg_ban_op *bans, size_t nbans,
                    const struct fg_level_op *lvls, size_t nlvls, char *err,
                    size_t errlen)
 {
@@ -639,8 +639,9 @@ fg_store_db_commit(fg_store *st, struct fg_row *const *rows, size_t n,
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		if (rows[i]->type != FG_ROW_EVENT) {
-			rc = insert_verdict(d, rows[i]);
-		} else if ((rc = count_event(st, d, rows[i])) == SQLITE_OK) {
+			rc = counts_only ? SQLITE_OK : insert_verdict(d, rows[i]);
+		} else if ((rc = count_event(st, d, rows[i])) == SQLITE_OK &&
+		           !counts_only) {
 			group[ngroup++] = rows[i];
 			if (ngroup == EVENT_GROUP) {
 				rc = insert_events(d, group, ngroup);

@@ -159,7 +159,7 @@ struct fg_store {
 	char last_error[256];
 
 	struct fg_ratelimit rl_full, rl_busy, rl_error, rl_prune, rl_reload,
-	    rl_limit, rl_nomem, rl_size;
+	    rl_limit, rl_nomem, rl_size, rl_dbfull;
 };
 
 /* store.c */
@@ -233,10 +233,12 @@ enum fg_db_rc { FG_DB_OK = 0, FG_DB_BUSY = 1, FG_DB_ERROR = 2, FG_DB_FULL = 3 };
 
 int fg_store_db_open(fg_store *st, int64_t now_ms, char *err, size_t errlen);
 void fg_store_db_close(fg_store *st);
-/* One transaction: the rows, their counts, the ban and level changes;
- * marks the bans a later row of the table outranked (superseded). */
+/* One transaction: the rows (with counts_only, just their counts), their
+ * counts, the ban and level changes; marks the bans a later row of the
+ * table outranked (superseded). */
 enum fg_db_rc fg_store_db_commit(fg_store *st, struct fg_row *const *rows,
-                                 size_t n, struct fg_ban_op *bans,
+                                 size_t n, bool counts_only,
+                                 struct fg_ban_op *bans,
                                  size_t nbans, const struct fg_level_op *lvls,
                                  size_t nlvls, char *err, size_t errlen);
 /* Opens the path again if the file was deleted or replaced, or if the

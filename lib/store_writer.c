@@ -83,6 +83,23 @@ report_failure(fg_store *st, enum fg_db_rc rc, const char *what,
 	       (unsigned long long)suppressed);
 }
 
+/* Rows given up for a full database: their counts were written. */
+static void
+note_full_drop(fg_store *st, size_t n)
+{
+	uint64_t suppressed = 0;
+
+	atomic_fetch_add(&st->dropped, n);
+	if (fg_ratelimit(&st->rl_dbfull, fg_store_mono_ms(), LOG_EVERY_MS,
+	                 &suppressed))
+		fg_log(FG_LOG_WARNING, "store: %s: the database is full even "
+		       "without its oldest rows: %zu rows dropped, their counts "
+		       "written (%llu similar messages suppressed, %llu rows "
+		       "dropped in all)", st->path ? st->path : ":memory:", n,
+		       (unsigned long long)suppressed,
+		       (unsigned long long)atomic_load(&st->dropped));
+}
+
 /*
  * Commits everything queued (in batches) and the dirty bans and levels.
  * Returns the outcome of the last transaction tried.
@@ -91,7 +108,7 @@ static enum fg_db_rc
 drain(fg_store *st, struct fg_row **batch)
 {
 	char err[256];
-	bool made_room = false;
+	bool made_room = false, counts_only = false;
 	enum fg_db_rc rc;
 
 	if ((rc = fg_store_db_check(st, err, sizeof(err))) != FG_DB_OK) {
@@ -124,17 +141,24 @@ drain(fg_store *st, struct fg_row **batch)
 
 		rc = FG_DB_OK;
 		if (n > 0 || nbans > 0 || nlvls > 0)
-			rc = fg_store_db_commit(st, batch, n, bans, nbans, lvls,
-			                        nlvls, err, sizeof(err));
+			rc = fg_store_db_commit(st, batch, n, counts_only, bans,
+			                        nbans, lvls, nlvls, err,
+			                        sizeof(err));
 		fg_store_ban_done(st, bans, nbans, rc == FG_DB_OK);
 		fg_store_level_done(st, lvls, nlvls, rc == FG_DB_OK);
 		/* The disk or the file is full: the oldest events and
-		 * verdicts make room, and the batch is tried once more. */
+		 * verdicts make room, and the batch is tried once more; if
+		 * it is still too big, its rows go and only what they add
+		 * to the counts is written, with the bans and levels. */
 		if (rc == FG_DB_FULL && !made_room) {
 			made_room = true;
 			if (fg_store_db_make_room(st, err, sizeof(err)) ==
 			    FG_DB_OK)
 				continue;
+		}
+		if (rc == FG_DB_FULL && !counts_only && n > 0) {
+			counts_only = true;
+			continue;
 		}
 		if (rc != FG_DB_OK) {
 			/* The count last: a reader who sees it sees the rest. */
@@ -146,7 +170,11 @@ drain(fg_store *st, struct fg_row **batch)
 		}
 
 		/* Statistics first: a flush waiter reads them next. */
-		atomic_fetch_add(&st->written, n);
+		if (counts_only)
+			note_full_drop(st, n);
+		else
+			atomic_fetch_add(&st->written, n);
+		made_room = counts_only = false;
 		if (!atomic_exchange(&st->healthy, true))
 			fg_log(FG_LOG_INFO, "store: %s: writes succeed again",
 			       st->path ? st->path : ":memory:");

@@ -353,6 +353,31 @@ test_max_size(void)
 }
 
 /*
+ * One batch bigger than the whole limit: its rows cannot be written even
+ * with every older one gone, so they are dropped (counted) and only what
+ * they add to the counts is written.
+ */
+static void
+test_batch_too_big(void)
+{
+	const char *path = in_dir("tiny.db");
+	fg_store *st = open_at(path, 10000, 128 * 1024);
+	struct fg_store_stats s;
+
+	for (int i = 0; i < 2000; i++)
+		rec(st, T0 + i, "192.0.2.1", 400);
+	is_int(fg_store_flush(st, 10000), 0, "too big: the flush succeeds");
+	fg_store_get_stats(st, &s);
+	ok(s.healthy, "too big: healthy");
+	is_int(s.dropped, 2000, "too big: the rows were dropped, counted");
+	is_int(q_int(path, "SELECT sum(connect) FROM counts"), 2000,
+	       "too big: their counts were written");
+	is_int(q_int(path, "SELECT count(*) FROM events"), 0,
+	       "too big: no event row");
+	fg_store_close(st);
+}
+
+/*
  * A full file system (a small tmpfs, root only): counting goes on, the
  * rows are held or make room by deleting the oldest; once space is free
  * again, every held row lands.
@@ -417,6 +442,7 @@ main(void)
 	test_replaced();
 	test_foreign();
 	test_max_size();
+	test_batch_too_big();
 	test_full_disk();
 	fixture_dir_remove();
 	return tap_done();
