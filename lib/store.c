@@ -394,13 +394,19 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	}
 
 	sec = (uint32_t)(ev->time_ms / 1000);
-	for (size_t i = 0; i < nkeys; i++) {
+	for (size_t i = 0; i < nkeys;) {
 		rc = fg_store_count_bump(st, keys[i], strlen(keys[i]), ctrs,
 		                         nctr, sec);
-		if (rc > 0)
+		if (rc > 0) {
+			/* Not in memory, not in the counts table either:
+			 * the table is what memory is rebuilt from. */
 			note_limit(st, keys[i]);
-		else if (rc < 0)
+			keys[i] = keys[--nkeys];
+			continue;
+		}
+		if (rc < 0)
 			nomem = note_nomem(st, keys[i]);
+		i++;
 	}
 	atomic_fetch_add(&st->recorded, 1);
 
