@@ -461,6 +461,17 @@ shard_grow(fg_store *st, struct fg_shard *sh)
 	sh->mask = nsize - 1;
 }
 
+static bool
+kent_empty(const struct kent *e)
+{
+	if (e->mode != KENT_BIG)
+		return e->mode == 0;
+	for (int c = 0; c < FG_CNT__COUNT; c++)
+		if (big_of(e)->s[c] != NULL)
+			return false;
+	return true;
+}
+
 /*
  * Whether the memory limit lets a new entry for key be made.  Below the
  * limit, any key; in the reserve above it (an eighth of the limit), only
@@ -499,9 +510,11 @@ shard_get(fg_store *st, struct fg_shard *sh, uint64_t h, const char *key,
 {
 	struct kent *e = shard_find(sh, h, key, klen);
 
-	if (e != NULL)
+	/* An entry kept only for its sessions counts as new. */
+	if (e != NULL && (!limited || e->conns == 0 || !kent_empty(e) ||
+	                  may_create(st, key)))
 		return e;
-	if (limited && !may_create(st, key)) {
+	if (e != NULL || (limited && !may_create(st, key))) {
 		*why = FG_EFULL;
 		return NULL;
 	}
@@ -913,16 +926,6 @@ fg_store_count_get(fg_store *st, const char *key, size_t klen,
 	return sum;
 }
 
-static bool
-kent_empty(const struct kent *e)
-{
-	if (e->mode != KENT_BIG)
-		return e->mode == 0;
-	for (int c = 0; c < FG_CNT__COUNT; c++)
-		if (big_of(e)->s[c] != NULL)
-			return false;
-	return true;
-}
 
 static void
 kent_trim(fg_store *st, struct kent *e, int64_t cutoff)

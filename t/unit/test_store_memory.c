@@ -259,6 +259,16 @@ test_limit(void)
 	is_int(fg_store_count(st, addr, FG_CNT_CONNECT, HOUR, T0 + 20000), 0,
 	       "limit: a new address past the limit is not held");
 
+	/* A session's concurrency entry does not let its address in. */
+	snprintf(addr, sizeof(addr), "2001:db8:ffff::1");
+	is_int(fg_store_conn_acquire(st, addr), 1,
+	       "limit: sessions are still counted past it");
+	rec(st, T0 + 20000, FG_EV_CONNECT, FG_RCPT_NONE, keys, 1);
+	is_int(fg_store_count(st, addr, FG_CNT_CONNECT, HOUR, T0 + 20000), 0,
+	       "limit: the session's address gets no counts");
+	fg_store_conn_release(st, addr);
+	is_int(fg_store_conn_count(st, addr), 0, "limit: and goes with it");
+
 	/* Between the limit and the reserve: networks, not addresses. */
 	{
 		uint64_t refused = s.keys_refused;
