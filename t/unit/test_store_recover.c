@@ -410,7 +410,8 @@ test_full_disk(void)
 	is_int(fg_store_flush(st, 10000), 0, "full disk: first rows written");
 	snprintf(cmd, sizeof(cmd), "dd if=/dev/zero of='%s' bs=4k "
 	         "2>/dev/null", filler);
-	(void)system(cmd);
+	if (system(cmd) == -1)
+		printf("# %s: cannot run\n", cmd);
 	/* Until the store fails or has made room a few times over. */
 	for (int round = 0; round < 50 && fg_store_healthy(st); round++) {
 		for (int i = 0; i < 200; i++, t += 10, n++)
@@ -427,7 +428,8 @@ test_full_disk(void)
 	       "full disk: up to the newest row");
 	fg_store_close(st);
 	snprintf(cmd, sizeof(cmd), "umount '%s'", mnt);
-	(void)system(cmd);
+	if (system(cmd) != 0)
+		printf("# %s failed\n", cmd);
 	rmdir(mnt);
 }
 
