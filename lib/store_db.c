@@ -808,7 +808,7 @@ shrink(fg_store *st, struct fg_db *d, bool force, int64_t deadline,
 }
 
 static void
-note_shrink(fg_store *st, struct fg_db *d, bool force, uint64_t deleted)
+note_shrink(fg_store *st, bool force, uint64_t deleted)
 {
 	uint64_t suppressed = 0;
 
@@ -822,7 +822,6 @@ note_shrink(fg_store *st, struct fg_db *d, bool force, uint64_t deleted)
 	             : "max_database_size reached",
 	       (unsigned long long)deleted,
 	       (unsigned long long)atomic_load(&st->size_pruned));
-	(void)d;
 }
 
 enum fg_db_rc
@@ -834,9 +833,9 @@ fg_store_db_make_room(fg_store *st, char *err, size_t errlen)
 
 	if (d->db == NULL)
 		return FG_DB_OK;
-	rc = shrink(st, d, true, fg_store_mono_ms() + PRUNE_BUDGET_MS * 2,
+	rc = shrink(st, d, true, fg_store_mono_ms() + 2 * (int64_t)PRUNE_BUDGET_MS,
 	            &deleted);
-	note_shrink(st, d, true, deleted);
+	note_shrink(st, true, deleted);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s", sqlite3_errmsg(d->db));
 		return classify(rc) == FG_DB_BUSY ? FG_DB_BUSY : FG_DB_ERROR;
@@ -879,7 +878,7 @@ fg_store_db_prune(fg_store *st, int64_t now_ms, char *err, size_t errlen)
 		goto fail;
 size:
 	rc = shrink(st, d, false, deadline + PRUNE_BUDGET_MS, &deleted);
-	note_shrink(st, d, false, deleted);
+	note_shrink(st, false, deleted);
 	if (rc != SQLITE_OK)
 		goto fail;
 	return FG_DB_OK;
