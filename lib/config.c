@@ -48,6 +48,8 @@ check_syslog_socket(const char *v)
 #define OFF(field) offsetof(struct fg_config, field)
 #define MS_S INT64_C(1000)
 #define MS_D (INT64_C(86400) * 1000)
+#define MIB (INT64_C(1) << 20)
+#define TIB (INT64_C(1) << 40)
 
 static const struct field top_fields[] = {
 	{"socket", F_STRING, OFF(socket), "\"unix:/run/floodgate/floodgate.sock\"", 0, 0, NULL, fg_cfg_check_socket},
@@ -66,6 +68,8 @@ static const struct field top_fields[] = {
 	{"retention", F_DURATION, OFF(retention_ms), "\"7d\"", 3600 * MS_S, 3660 * MS_D, NULL, NULL},
 	{"flush_interval", F_DURATION, OFF(flush_interval_ms), "\"" FG_XSTR(FG_STORE_DEFAULT_FLUSH_MS) "ms\"", 100, 10 * MS_S, NULL, NULL},
 	{"queue_size", F_INT, OFF(queue_size), FG_XSTR(FG_STORE_DEFAULT_QUEUE), 1024, 16777216, NULL, NULL},
+	{"memory_limit", F_SIZE, OFF(memory_limit), "\"128M\"", MIB, TIB, NULL, NULL},
+	{"max_database_size", F_SIZE, OFF(max_database_size), "\"1G\"", MIB, 64 * TIB, NULL, NULL},
 	{"network_prefix4", F_UINT, OFF(network_prefix4), "24", 8, 32, NULL, NULL},
 	{"network_prefix6", F_UINT, OFF(network_prefix6), "64", 16, 128, NULL, NULL},
 	{"monitor", F_BOOL, OFF(monitor), "false", 0, 0, NULL, NULL},

@@ -150,6 +150,8 @@ struct fg_config {
 	int64_t retention_ms;
 	int64_t flush_interval_ms;
 	int64_t queue_size;
+	int64_t memory_limit;        /* bytes of in-memory counters */
+	int64_t max_database_size;   /* bytes of database file */
 	unsigned network_prefix4;    /* network recorded with each event */
 	unsigned network_prefix6;
 

@@ -45,6 +45,7 @@ enum ftype {
 	F_INT,      /* int64_t, bounds */
 	F_UINT,     /* unsigned, bounds */
 	F_DURATION, /* int64_t ms, bounds in ms */
+	F_SIZE,     /* int64_t bytes, "64M" or a number; bounds in bytes */
 	F_MODE,     /* unsigned, octal text */
 	F_ENUM,     /* int (enum), names */
 	F_RATIO,    /* double 0..1 */

@@ -171,6 +171,53 @@ fg_cfg_type_name(int t)
 	}
 }
 
+/* "123", "512K", "64M", "1G", "2T" (powers of 1024) into bytes; 0 or
+ * -1. */
+static int
+size_parse(const char *s, int64_t *out)
+{
+	static const char units[] = "KMGT";
+	int64_t v = 0, mult = 1;
+	const char *p = s;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		if (v > (INT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	if (*p != '\0') {
+		const char *u = strchr(units, toupper((unsigned char)*p));
+
+		if (u == NULL || p[1] != '\0')
+			return -1;
+		for (const char *q = units; q <= u; q++)
+			mult *= 1024;
+	}
+	if (v > INT64_MAX / mult)
+		return -1;
+	*out = v * mult;
+	return 0;
+}
+
+/* The largest unit that divides bytes exactly: "64M", "1G", "1000". */
+static char *
+size_format(int64_t bytes, char *buf, size_t size)
+{
+	static const char units[] = "TGMK";
+	int64_t mult = INT64_C(1) << 40;
+
+	for (const char *u = units; *u != '\0'; u++, mult >>= 10) {
+		if (bytes != 0 && bytes % mult == 0) {
+			snprintf(buf, size, "%" PRId64 "%c", bytes / mult, *u);
+			return buf;
+		}
+	}
+	snprintf(buf, size, "%" PRId64, bytes);
+	return buf;
+}
+
 /* Reads 1 to max decimal digits (no sign, no blanks) at *pp into *out
  * and moves *pp past them; -1 when there are none or too many. */
 static int
@@ -405,6 +452,30 @@ fg_cfg_set_field(struct ctx *c, const struct field *f, config_setting_t *s,
 			return;
 		}
 		*(int64_t *)dst = ms;
+		return;
+	}
+	case F_SIZE: {
+		int64_t v;
+		char lo[32], hi[32];
+		if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
+			v = config_setting_get_int64(s);
+		} else if (str == NULL) {
+			CERR(c, line, key, "expected a size such as \"64M\" or "
+			     "\"1G\", got %s", fg_cfg_type_name(t));
+			return;
+		} else if (size_parse(str, &v) != 0) {
+			CERR(c, line, key, "\"%s\" is not a size (use e.g. "
+			     "\"512K\", \"64M\", \"1G\")", str);
+			return;
+		}
+		if (v < f->min || v > f->max) {
+			CERR(c, line, key, "%s is out of range (%s..%s)",
+			     str != NULL ? str : "value",
+			     size_format(f->min, lo, sizeof(lo)),
+			     size_format(f->max, hi, sizeof(hi)));
+			return;
+		}
+		*(int64_t *)dst = v;
 		return;
 	}
 	case F_MODE: {

@@ -583,12 +583,21 @@ fg_query_ban_lift(fg_query *q, const char *key, int64_t now_ms)
 		return fg_query_dberr(q, rc, "unban");
 	if ((found = fg_query_ban_get(q, key, now_ms, NULL)) < 0)
 		goto fail;
-	if ((rc = fg_query_prepare(q, "DELETE FROM bans WHERE key = ?1",
-	                           &s)) < 0) {
+	/* Not a delete: a row that ends at 0, made now, says "lifted now"
+	 * and outranks a ban the daemon made earlier and has not committed
+	 * yet (the daemon keeps such rows for a day). */
+	if ((rc = fg_query_prepare(q, "INSERT INTO bans (key, until_ms,"
+	                           " created_ms, reason, source) VALUES (?1, 0,"
+	                           " ?2, 'lifted', 'unban') ON CONFLICT (key) DO"
+	                           " UPDATE SET until_ms = excluded.until_ms,"
+	                           " created_ms = excluded.created_ms,"
+	                           " reason = excluded.reason,"
+	                           " source = excluded.source", &s)) < 0) {
 		found = rc;
 		goto fail;
 	}
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, now_ms);
 	rc = sqlite3_step(s);
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE) {

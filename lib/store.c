@@ -127,7 +127,8 @@ fg_store_open(const struct fg_store_options *opt, int64_t now_ms,
 	pthread_condattr_destroy(&ca);
 	atomic_init(&st->healthy, true);
 	st->rl_full = st->rl_busy = st->rl_error = st->rl_prune =
-	    st->rl_reload = rl0;
+	    st->rl_reload = st->rl_limit = st->rl_nomem = st->rl_size =
+	    st->rl_dbfull = rl0;
 	fg_store_ban_init(st);
 	fg_store_status_init(st);
 	if ((rc = fg_store_count_init(st)) < 0 ||
@@ -149,11 +150,38 @@ fg_store_init_process(void)
 	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* What the memory and the file came to, once, at close. */
+static void
+log_totals(fg_store *st)
+{
+	struct fg_store_stats s;
+
+	fg_store_get_stats(st, &s);
+	fg_log(s.keys_refused > 0 || s.alloc_failures > 0 ? FG_LOG_WARNING
+	                                                   : FG_LOG_INFO,
+	       "store: %llu keys in %llu bytes of memory (memory_limit "
+	       "%llu), %llu key updates held back by the limit, %llu lost to "
+	       "failed allocations; database %llu bytes (max_database_size "
+	       "%llu), %llu oldest rows deleted for size, opened again %llu "
+	       "times",
+	       (unsigned long long)s.keys, (unsigned long long)s.memory,
+	       (unsigned long long)s.memory_limit,
+	       (unsigned long long)s.keys_refused,
+	       (unsigned long long)s.alloc_failures,
+	       (unsigned long long)s.db_size,
+	       (unsigned long long)s.max_database_size,
+	       (unsigned long long)s.size_pruned,
+	       (unsigned long long)s.reopened);
+}
+
 void
 fg_store_close(fg_store *st)
 {
-	if (st != NULL)
-		store_free(st);
+	if (st == NULL)
+		return;
+	if (st->path != NULL)
+		log_totals(st);
+	store_free(st);
 }
 
 /* Bytes a copied string needs in a row (0 for NULL). */
@@ -242,6 +270,45 @@ note_drop(fg_store *st, int64_t now_ms)
 		       (unsigned long long)atomic_load(&st->dropped));
 }
 
+/* A new key the memory limit held back: counted, said once a minute. */
+static void
+note_limit(fg_store *st, const char *key)
+{
+	uint64_t suppressed = 0;
+	char buf[64];
+
+	atomic_fetch_add(&st->keys_refused, 1);
+	if (fg_ratelimit(&st->rl_limit, fg_store_mono_ms(), LOG_EVERY_MS,
+	                 &suppressed))
+		fg_log(FG_LOG_WARNING, "store: memory_limit reached (%llu of "
+		       "%llu bytes): new keys such as %s are not created, their "
+		       "events count under the keys already held (%llu more "
+		       "since the last message, %llu in all)",
+		       (unsigned long long)atomic_load(&st->mem_bytes),
+		       (unsigned long long)st->opt.memory_limit,
+		       fg_sanitize(buf, sizeof(buf), key),
+		       (unsigned long long)suppressed,
+		       (unsigned long long)atomic_load(&st->keys_refused));
+}
+
+/* A key malloc failed for: counted, said once a minute; FG_ENOMEM. */
+static int
+note_nomem(fg_store *st, const char *key)
+{
+	uint64_t suppressed = 0;
+	char buf[64];
+
+	atomic_fetch_add(&st->alloc_failures, 1);
+	if (fg_ratelimit(&st->rl_nomem, fg_store_mono_ms(), LOG_EVERY_MS,
+	                 &suppressed))
+		fg_log(FG_LOG_ERR, "store: out of memory: an event was not "
+		       "counted under %s (%llu more since the last message, "
+		       "%llu in all)", fg_sanitize(buf, sizeof(buf), key),
+		       (unsigned long long)suppressed,
+		       (unsigned long long)atomic_load(&st->alloc_failures));
+	return FG_ENOMEM;
+}
+
 static int
 enqueue(fg_store *st, struct fg_row *row, int64_t now_ms)
 {
@@ -260,6 +327,7 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	char cbuf[FG_ADDR_STRLEN];
 	enum fg_counter ctrs[2];
 	size_t nkeys = 0, nctr, len = 0;
+	int nomem = 0, rc;
 	struct fg_row *row;
 	char *p;
 	uint32_t sec;
@@ -286,10 +354,20 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	}
 
 	sec = (uint32_t)(ev->time_ms / 1000);
-	for (size_t i = 0; i < nkeys && nctr > 0; i++)
-		if (fg_store_count_bump(st, keys[i], strlen(keys[i]), ctrs,
-		                        nctr, sec) < 0)
-			return FG_ENOMEM;
+	for (size_t i = 0; i < nkeys && nctr > 0;) {
+		rc = fg_store_count_bump(st, keys[i], strlen(keys[i]), ctrs,
+		                         nctr, sec);
+		if (rc > 0) {
+			/* Not in memory, not in the counts table either:
+			 * the table is what memory is rebuilt from. */
+			note_limit(st, keys[i]);
+			keys[i] = keys[--nkeys];
+			continue;
+		}
+		if (rc < 0)
+			nomem = note_nomem(st, keys[i]);
+		i++;
+	}
 	atomic_fetch_add(&st->recorded, 1);
 	atomic_fetch_add_explicit(&st->by_kind[ev->kind], 1, memory_order_relaxed);
 	if (st->opt.counters_only)
@@ -337,7 +415,8 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 		row->u.ev.keys[i] = p;
 		p += n + 1;
 	}
-	return enqueue(st, row, ev->time_ms);
+	rc = enqueue(st, row, ev->time_ms);
+	return rc < 0 ? rc : nomem;
 }
 
 int
@@ -451,6 +530,16 @@ fg_store_get_stats(fg_store *st, struct fg_store_stats *out)
 	out->dropped = atomic_load(&st->dropped);
 	out->write_errors = atomic_load(&st->write_errors);
 	out->keys = atomic_load(&st->nkeys);
+	out->memory = atomic_load(&st->mem_bytes);
+	out->memory_limit = st->opt.memory_limit;
+	out->keys_refused = atomic_load(&st->keys_refused);
+	out->alloc_failures = atomic_load(&st->alloc_failures);
+	out->limited = out->memory_limit > 0 &&
+	               out->memory >= out->memory_limit;
+	out->db_size = atomic_load(&st->db_bytes);
+	out->max_database_size = st->opt.max_database_size;
+	out->size_pruned = atomic_load(&st->size_pruned);
+	out->reopened = atomic_load(&st->reopened);
 	out->healthy = atomic_load(&st->healthy);
 	pthread_mutex_lock(&st->qmu);
 	out->queued = st->qcount;

@@ -24,6 +24,17 @@
  * live in memory and in the "bans" table; rows another process writes there
  * (floodgatectl) are picked up by the writer thread within a second.
  *
+ * Disk: the database is a log, never needed for a decision.  With
+ * max_database_size the writer deletes the oldest events and verdicts
+ * when the rows take nine tenths of it, and SQLite refuses to grow the
+ * file past it; on SQLITE_FULL (that limit or a full disk) the oldest
+ * events and verdicts make room and the batch is tried again.  A file
+ * that cannot be written is retried every flush interval while rows wait
+ * in the queue (then are dropped, counted); fg_store_healthy() says so.
+ * A file deleted or replaced under the store is noticed at the next
+ * commit and the path opened again (created if need be), with every ban
+ * and level written into it; counters stay in memory as they were.
+ *
  * Ownership: the store copies every string it is handed.  fg_store is
  * thread-safe: any number of threads may record, count and ban at once.
  * Errors: FG_E* codes (fg.h); detail text in the caller's buffer.
@@ -108,6 +119,10 @@ struct fg_store_options {
 	 * and for tests of the session; path and the writer settings are
 	 * ignored. */
 	bool counters_only;
+	uint64_t memory_limit;     /* bytes of counters; 0: no limit (see
+	                              fg_store_record) */
+	uint64_t max_database_size; /* bytes of database file; 0: no limit
+	                              (see "Disk" above) */
 };
 
 struct fg_store_stats {
@@ -116,6 +131,19 @@ struct fg_store_stats {
 	uint64_t dropped;       /* rows lost to a full queue */
 	uint64_t write_errors;  /* failed commits (retried) */
 	uint64_t keys;          /* keys held in memory */
+	uint64_t memory;        /* bytes the counters take (keys, cells,
+	                           series, hash tables) */
+	uint64_t memory_limit;  /* as opened; 0: none */
+	uint64_t keys_refused;  /* key updates not made: a new key held
+	                           back by the memory limit */
+	uint64_t alloc_failures; /* key updates lost to malloc failing */
+	bool limited;           /* the memory limit holds new keys back now */
+	uint64_t db_size;       /* bytes of the database file, as last seen */
+	uint64_t max_database_size; /* as opened; 0: none */
+	uint64_t size_pruned;   /* oldest events and verdicts deleted to keep
+	                           under it (or after the disk filled) */
+	uint64_t reopened;      /* times the file was deleted or replaced and
+	                           opened again */
 	size_t queued;          /* rows waiting now */
 	bool healthy;           /* last commit attempt succeeded */
 	char last_error[256];   /* text of the last write error, "" if none */
@@ -166,10 +194,20 @@ void fg_store_close(fg_store *st);
  * FG_EBUSY if not. */
 int fg_store_flush(fg_store *st, int timeout_ms);
 
-/* Counts the event under each of its keys (a close under none) and
- * queues it.  Never blocks on
+/*
+ * Counts the event under each of its keys and queues it.  Never blocks on
  * disk; a full queue drops the row (counted in stats) but the counters are
- * still bumped.  Returns 0, FG_EINVAL, or FG_EFULL (row dropped). */
+ * still bumped.  Returns 0, FG_EINVAL, FG_EFULL (row dropped), or
+ * FG_ENOMEM (a key could not be counted: malloc failed; the other keys
+ * were, the row was queued, and the failure is counted and logged).
+ *
+ * Memory limit: once the counters take memory_limit bytes, a key not yet
+ * held is created only if it is a network or the global key; past an
+ * eighth more, no key is created.  The event still counts under the keys
+ * that exist (usually its networks), and the key not created is counted
+ * in stats.keys_refused and logged at most once a minute.  Keys already
+ * held keep counting exactly.  Concurrent-session counts are not limited.
+ */
 int fg_store_record(fg_store *st, const struct fg_event *ev);
 int fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v);
 

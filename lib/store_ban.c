@@ -13,7 +13,10 @@
  * lifted ban, kept until then as a tombstone so the row gets deleted, is
  * dropped.  A reload from the table (another process banned or unbanned)
  * replaces every clean entry and leaves dirty ones alone: a local change
- * not yet committed is newer than what the table says.
+ * not yet committed is usually newer than what the table says.  When it
+ * is not (an operator unbanned the key after the daemon banned it, before
+ * the commit), the commit leaves the table's later row alone, the ban is
+ * dropped from memory, and the next poll reads the table again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -516,7 +519,9 @@ fg_store_ban_done(fg_store *st, struct fg_ban_op *ops, size_t n,
 			if (!b->dirty)
 				st->ban_dirty++;
 			b->dirty = true;
-		} else if (b->lifted && !b->dirty) {
+		} else if ((b->lifted || ops[i].superseded) && !b->dirty) {
+			/* A superseded ban goes too: the table's later row
+			 * (usually an operator's unban) stands. */
 			ban_remove(st, &b->h);
 			free(b);
 		}
@@ -528,6 +533,34 @@ fg_store_ban_done(fg_store *st, struct fg_ban_op *ops, size_t n,
 		free(ops[i].source);
 	}
 	free(ops);
+}
+
+void
+fg_store_ban_mark_all(fg_store *st)
+{
+	pthread_mutex_lock(&st->ban_mu);
+	for (size_t i = 0; st->bans.tab != NULL && i <= st->bans.mask; i++) {
+		for (struct fg_hnode *h = st->bans.tab[i]; h; h = h->next) {
+			struct ban *b = (struct ban *)h;
+
+			if (!b->dirty)
+				st->ban_dirty++;
+			b->dirty = true;
+		}
+	}
+	pthread_mutex_unlock(&st->ban_mu);
+	pthread_mutex_lock(&st->lvl_mu);
+	for (size_t i = 0; st->levels.tab != NULL && i <= st->levels.mask;
+	     i++) {
+		for (struct fg_hnode *h = st->levels.tab[i]; h; h = h->next) {
+			struct level *l = (struct level *)h;
+
+			if (!l->dirty)
+				st->lvl_dirty++;
+			l->dirty = true;
+		}
+	}
+	pthread_mutex_unlock(&st->lvl_mu);
 }
 
 void

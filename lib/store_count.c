@@ -16,18 +16,25 @@
  * Totals are uint32_t and subtracted modulo 2^32, so they may wrap; only
  * the number of events inside one horizon has to fit.
  *
- * Most keys of a flood see one or two events and are never asked about
- * again, so a key starts with three packed inline cells (second, counter,
- * n) and moves to per-counter series only when it outgrows them.  Such a
- * key costs 40 bytes plus its name and a bucket pointer.  Dropping what fell
- * out of the horizon only moves a series' start; the dead prefix is
- * reclaimed when the series next has to grow, so expiry stays cheap for
- * keys with a day of buckets.
+ * Most keys of a flood see one session and are never asked about again,
+ * so a key keeps its events as cells: one uint32_t each for a counter in
+ * a second (the second as an offset from the key's base, the counter, the
+ * number).  Five cells live in the entry itself, enough for a whole
+ * session (connect, HELO, MAIL, a recipient and its class); a key that
+ * outgrows them moves its cells to a log of up to LOG_MAX, and only a key
+ * with a longer history moves to per-counter series.  A count over cells
+ * is a scan of at most LOG_MAX of them.  Dropping what fell out of the
+ * horizon only moves a series' start; the dead prefix is reclaimed when
+ * the series next has to grow, so expiry stays cheap for keys with a day
+ * of buckets.
+ *
+ * Every allocation is charged to the store's memory (as malloc hands it
+ * out), which the memory limit compares with before making a new key.
  *
  * Entries of keys up to 47 bytes (every address and network) live in
  * fixed-size slots carved from per-shard slabs, 56 bytes for an IPv4
- * address: an expired entry's slot goes on its shard's free list, and the
- * next key of that size on the shard takes it.  Under a flood the keys
+ * address, cells included: an expired entry's slot goes on its shard's
+ * free list, and the next key of that size on the shard takes it.  Under a flood the keys
  * are created by whichever callback thread, in whichever malloc arena,
  * and freed by the expiry sweep; with plain malloc each arena's free
  * memory drifts and the heap keeps growing long after the number of live
@@ -61,12 +68,17 @@
 #endif
 
 #include "fg.h"
+#include "keys.h"
 #include "store_internal.h"
 
-#define KENT_CELLS 3
-#define KENT_BIG 0xff
-#define CELL_SIZE 6       /* uint32_t second, uint16_t counter << 13 | n */
-#define CELL_NMAX 0x1fff
+#define KENT_CELLS 5
+#define KENT_LOG 0xfe     /* mode: the cells are in a struct clog */
+#define KENT_BIG 0xff     /* mode: per-counter series in a struct big */
+#define CELL_OFF_MAX 0x1ffffu /* 17 bits: seconds after the key's base */
+#define CELL_CTR_SHIFT 12
+#define CELL_NMAX 0xfffu  /* 12 bits: events in the cell */
+#define LOG_MIN 8         /* cells of a new log */
+#define LOG_MAX 32        /* a longer history moves to series */
 #define SHARD_MIN 64
 #define EXPIRE_SLICE 1024 /* buckets examined per shard lock hold */
 #define SLAB_BYTES 8192
@@ -85,22 +97,37 @@ struct series {
 };
 
 struct big {
+	uint32_t newest;  /* newest second any counter was filed at */
 	struct series *s[FG_CNT__COUNT];
 };
 
+/* The cells of a key past its inline ones, oldest first. */
+struct clog {
+	uint16_t n, cap;
+	uint32_t cell[];
+};
+
+/*
+ * A cell is one uint32_t: the second as an offset from the entry's base
+ * (17 bits, 36 hours), the counter (3 bits) and the events (12 bits).
+ * Cells are appended in order of their second, so the last one holds the
+ * newest second of the key.
+ */
 struct kent {
 	struct kent *next;
-	uint32_t newest;  /* newest second any counter was filed at */
 	int32_t conns;    /* concurrent sessions */
 	uint16_t klen;
-	uint8_t ncell;    /* inline cells in use, or KENT_BIG */
-	uint8_t data[KENT_CELLS * CELL_SIZE + 3]; /* cells, or a struct big * */
+	uint8_t mode;     /* inline cells in use, or KENT_LOG, KENT_BIG */
+	uint8_t spare;
+	uint32_t base;    /* the second cell offsets count from */
+	uint32_t cell[KENT_CELLS]; /* or a struct clog * or struct big * */
 	char key[];
 };
 
-_Static_assert(sizeof(((struct kent *)0)->data) >= sizeof(struct big *),
-               "a struct big pointer fits the cells");
+_Static_assert(sizeof(((struct kent *)0)->cell) >= sizeof(void *),
+               "a pointer fits the cells");
 _Static_assert(sizeof(struct kent) == 40, "a key entry is 40 bytes");
+_Static_assert(FG_CNT__COUNT <= 8, "a counter fits 3 bits");
 
 /* Slot sizes: an entry with a key of up to 15 bytes (an IPv4 address,
  * "255.255.255.255"), and up to 47 (IPv6 addresses, networks). */
@@ -125,45 +152,83 @@ struct fg_shard {
 	struct slab *slabs;
 };
 
-struct cell {
-	uint32_t sec;
-	unsigned ctr;
-	uint32_t n;
-};
-
-static struct cell
-cell_get(const struct kent *e, int i)
+static uint32_t
+cell_make(uint32_t off, unsigned ctr, uint32_t n)
 {
-	struct cell c;
-	uint16_t v;
+	return off << 15 | (uint32_t)ctr << CELL_CTR_SHIFT | n;
+}
 
-	const uint8_t *p = e->data + (size_t)i * CELL_SIZE;
+static uint32_t cell_off(uint32_t c) { return c >> 15; }
+static unsigned cell_ctr(uint32_t c) { return c >> CELL_CTR_SHIFT & 7; }
+static uint32_t cell_n(uint32_t c) { return c & CELL_NMAX; }
 
-	memcpy(&c.sec, p, 4);
-	memcpy(&v, p + 4, 2);
-	c.ctr = v >> 13;
-	c.n = v & CELL_NMAX;
-	return c;
+static void *
+ptr_of(const struct kent *e)
+{
+	void *p;
+
+	memcpy(&p, e->cell, sizeof(p));
+	return p;
 }
 
 static void
-cell_put(struct kent *e, int i, struct cell c)
+ptr_put(struct kent *e, const void *p)
 {
-	uint16_t v = (uint16_t)(c.ctr << 13 | c.n);
-
-	uint8_t *p = e->data + (size_t)i * CELL_SIZE;
-
-	memcpy(p, &c.sec, 4);
-	memcpy(p + 4, &v, 2);
+	memcpy(e->cell, &p, sizeof(p));
 }
 
-static struct big *
-big_of(const struct kent *e)
-{
-	struct big *b;
+static struct big *big_of(const struct kent *e) { return ptr_of(e); }
+static struct clog *log_of(const struct kent *e) { return ptr_of(e); }
 
-	memcpy(&b, e->data, sizeof(b));
-	return b;
+/* The cells of an entry not in series mode, and how many. */
+static uint32_t *
+cells_of(const struct kent *e, uint32_t *n)
+{
+	if (e->mode == KENT_LOG) {
+		struct clog *l = log_of(e);
+
+		*n = l->n;
+		return l->cell;
+	}
+	*n = e->mode;
+	return (uint32_t *)e->cell;
+}
+
+/*
+ * What the counters' memory is charged: the size malloc hands out for n
+ * bytes (glibc: 8 bytes of header, 16-byte steps, 32 at least).  Slots
+ * are charged their slot size.
+ */
+static size_t
+chunk(size_t n)
+{
+	size_t c = (n + 8 + 15) & ~(size_t)15;
+
+	return c < 32 ? 32 : c;
+}
+
+static void
+charge(fg_store *st, size_t bytes)
+{
+	atomic_fetch_add_explicit(&st->mem_bytes, bytes, memory_order_relaxed);
+}
+
+static void
+refund(fg_store *st, size_t bytes)
+{
+	atomic_fetch_sub_explicit(&st->mem_bytes, bytes, memory_order_relaxed);
+}
+
+static size_t
+series_bytes(const struct series *s)
+{
+	return s == NULL ? 0 : chunk(sizeof(*s) + s->cap * sizeof(s->b[0]));
+}
+
+static size_t
+log_bytes(uint32_t cap)
+{
+	return chunk(sizeof(struct clog) + cap * sizeof(uint32_t));
 }
 
 /* SipHash-1-3 (Aumasson and Bernstein), 64-bit output. */
@@ -227,6 +292,7 @@ fg_store_count_init(fg_store *st)
 		}
 		sh[i].mask = SHARD_MIN - 1;
 		pthread_mutex_init(&sh[i].mu, NULL);
+		charge(st, chunk(SHARD_MIN * sizeof(*sh[i].tab)));
 	}
 	st->shards = sh;
 	return 0;
@@ -240,6 +306,15 @@ slot_class(size_t klen)
 		if (sizeof(struct kent) + klen + 1 <= slot_size[c])
 			return c;
 	return -1;
+}
+
+/* What an entry with a key of klen bytes is charged. */
+static size_t
+kent_bytes(size_t klen)
+{
+	int c = slot_class(klen);
+
+	return c < 0 ? chunk(sizeof(struct kent) + klen + 1) : slot_size[c];
 }
 
 /* Memory for an entry with a key of klen bytes; NULL if out of memory. */
@@ -275,19 +350,31 @@ kent_alloc(struct fg_shard *sh, size_t klen)
 	return e;
 }
 
-/* Frees e's series, and e itself or its slot (onto sh's free list). */
 static void
-kent_free(struct fg_shard *sh, struct kent *e)
+big_free(fg_store *st, struct big *big)
+{
+	for (int k = 0; k < FG_CNT__COUNT; k++) {
+		refund(st, series_bytes(big->s[k]));
+		free(big->s[k]);
+	}
+	refund(st, chunk(sizeof(*big)));
+	free(big);
+}
+
+/* Frees e's cells or series, and e itself or its slot (onto sh's free
+ * list). */
+static void
+kent_free(fg_store *st, struct fg_shard *sh, struct kent *e)
 {
 	int c = slot_class(e->klen);
 
-	if (e->ncell == KENT_BIG) {
-		struct big *big = big_of(e);
-
-		for (int k = 0; k < FG_CNT__COUNT; k++)
-			free(big->s[k]);
-		free(big);
+	if (e->mode == KENT_BIG) {
+		big_free(st, big_of(e));
+	} else if (e->mode == KENT_LOG) {
+		refund(st, log_bytes(log_of(e)->cap));
+		free(log_of(e));
 	}
+	refund(st, kent_bytes(e->klen));
 	if (c < 0) {
 		free(e);
 		return;
@@ -310,7 +397,7 @@ fg_store_count_free(fg_store *st)
 
 			for (e = sh->tab[b]; e != NULL; e = next) {
 				next = e->next;
-				kent_free(sh, e);
+				kent_free(st, sh, e);
 			}
 		}
 		while (sh->slabs != NULL) {
@@ -320,6 +407,7 @@ fg_store_count_free(fg_store *st)
 			SLOT_UNPOISON(s, SLAB_BYTES);
 			free(s);
 		}
+		refund(st, chunk((sh->mask + 1) * sizeof(*sh->tab)));
 		free(sh->tab);
 		pthread_mutex_destroy(&sh->mu);
 	}
@@ -366,26 +454,79 @@ shard_grow(fg_store *st, struct fg_shard *sh)
 			tab[i] = e;
 		}
 	}
+	refund(st, chunk((sh->mask + 1) * sizeof(*tab)));
+	charge(st, chunk(nsize * sizeof(*tab)));
 	free(sh->tab);
 	sh->tab = tab;
 	sh->mask = nsize - 1;
 }
 
-/* The entry of key, created if absent; NULL only when out of memory. */
+static bool
+kent_empty(const struct kent *e)
+{
+	if (e->mode != KENT_BIG)
+		return e->mode == 0;
+	for (int c = 0; c < FG_CNT__COUNT; c++)
+		if (big_of(e)->s[c] != NULL)
+			return false;
+	return true;
+}
+
+/*
+ * Whether the memory limit lets a new entry for key be made.  Below the
+ * limit, any key; in the reserve above it (an eighth of the limit), only
+ * networks and the global key, which the events of the keys held back
+ * still count under; past the reserve, none.
+ */
+static bool
+may_create(fg_store *st, const char *key)
+{
+	uint64_t lim = st->opt.memory_limit;
+	uint64_t used;
+
+	if (lim == 0)
+		return true;
+	used = atomic_load_explicit(&st->mem_bytes, memory_order_relaxed);
+	if (used < lim)
+		return true;
+	if (used >= lim + lim / 8)
+		return false;
+	switch (fg_key_type_of(key)) {
+	case FG_KEY_NETWORK:
+	case FG_KEY_GLOBAL:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * The entry of key, created if absent.  NULL: *why says FG_ENOMEM (out of
+ * memory) or FG_EFULL (held back by the memory limit, when limited).
+ */
 static struct kent *
 shard_get(fg_store *st, struct fg_shard *sh, uint64_t h, const char *key,
-          size_t klen)
+          size_t klen, bool limited, int *why)
 {
 	struct kent *e = shard_find(sh, h, key, klen);
 
-	if (e != NULL)
+	/* An entry kept only for its sessions counts as new. */
+	if (e != NULL && (!limited || e->conns == 0 || !kent_empty(e) ||
+	                  may_create(st, key)))
 		return e;
-	if (klen > UINT16_MAX || (e = kent_alloc(sh, klen)) == NULL)
+	if (e != NULL || (limited && !may_create(st, key))) {
+		*why = FG_EFULL;
 		return NULL;
+	}
+	if (klen > UINT16_MAX || (e = kent_alloc(sh, klen)) == NULL) {
+		*why = FG_ENOMEM;
+		return NULL;
+	}
 	memset(e, 0, sizeof(*e));
 	e->klen = (uint16_t)klen;
 	memcpy(e->key, key, klen);
 	e->key[klen] = '\0';
+	charge(st, kent_bytes(klen));
 	/* Two entries a bucket before it doubles: chains stay short, and
 	 * at a million keys the buckets take 4 MB rather than 8 or 16. */
 	if (sh->n >= 2 * (sh->mask + 1))
@@ -407,7 +548,7 @@ shard_unlink(fg_store *st, struct fg_shard *sh, uint64_t h, struct kent *e)
 	*pp = e->next;
 	sh->n--;
 	atomic_fetch_sub(&st->nkeys, 1);
-	kent_free(sh, e);
+	kent_free(st, sh, e);
 }
 
 /* First live bucket with sec > cutoff (len if none). */
@@ -524,61 +665,191 @@ series_add(struct series **sp, uint32_t sec, uint32_t n, int64_t horizon_s)
 	return 0;
 }
 
-/* Moves the inline cells into per-counter series. */
+/* series_add and series_trim, with what they take or give back charged. */
+static int
+series_add_charged(fg_store *st, struct series **sp, uint32_t sec,
+                   uint32_t n)
+{
+	size_t before = series_bytes(*sp);
+	int rc = series_add(sp, sec, n, st->horizon_s);
+
+	refund(st, before);
+	charge(st, series_bytes(*sp));
+	return rc;
+}
+
+static void
+series_trim_charged(fg_store *st, struct series **sp, int64_t cutoff)
+{
+	size_t before = series_bytes(*sp);
+
+	series_trim(sp, cutoff);
+	refund(st, before);
+	charge(st, series_bytes(*sp));
+}
+
+/*
+ * Drops the cells at or before cutoff (e is not in series mode) and
+ * moves the base up to the oldest cell left; a log left with no more
+ * cells than fit inline goes back inline.
+ */
+static void
+cells_trim(fg_store *st, struct kent *e, int64_t cutoff)
+{
+	uint32_t n, k = 0, *c = cells_of(e, &n);
+
+	for (uint32_t i = 0; i < n; i++)
+		if ((int64_t)e->base + cell_off(c[i]) > cutoff)
+			c[k++] = c[i];
+	if (e->mode == KENT_LOG && k <= KENT_CELLS) {
+		struct clog *l = log_of(e);
+
+		refund(st, log_bytes(l->cap));
+		memcpy(e->cell, l->cell, k * sizeof(uint32_t));
+		free(l);
+		e->mode = (uint8_t)k;
+		c = e->cell;
+	} else if (e->mode == KENT_LOG) {
+		log_of(e)->n = (uint16_t)k;
+	} else {
+		e->mode = (uint8_t)k;
+	}
+	if (k > 0 && cell_off(c[0]) > 0) {
+		uint32_t d = cell_off(c[0]);
+
+		for (uint32_t i = 0; i < k; i++)
+			c[i] -= d << 15;
+		e->base += d;
+	}
+}
+
+/*
+ * Appends a cell of n events of ctr at sec (at or after the newest cell,
+ * within CELL_OFF_MAX of the base).  0 done, 1 no room (a history longer
+ * than LOG_MAX cells: the caller moves the key to series), FG_ENOMEM.
+ */
+static int
+cells_append(fg_store *st, struct kent *e, enum fg_counter ctr,
+             uint32_t sec, uint32_t n)
+{
+	struct clog *l;
+
+	if (e->mode == KENT_LOG && log_of(e)->n == log_of(e)->cap)
+		cells_trim(st, e, (int64_t)sec - st->horizon_s);
+	if (e->mode < KENT_CELLS) {
+		e->cell[e->mode++] = cell_make(sec - e->base, ctr, n);
+		return 0;
+	}
+	if (e->mode == KENT_CELLS) {
+		if ((l = malloc(sizeof(*l) + LOG_MIN * sizeof(uint32_t))) == NULL)
+			return FG_ENOMEM;
+		charge(st, log_bytes(LOG_MIN));
+		l->cap = LOG_MIN;
+		l->n = KENT_CELLS;
+		memcpy(l->cell, e->cell, sizeof(e->cell));
+		ptr_put(e, l);
+		e->mode = KENT_LOG;
+	}
+	l = log_of(e);
+	if (l->n == l->cap) {
+		uint16_t ncap = (uint16_t)(l->cap * 2);
+		struct clog *nl;
+
+		if (ncap > LOG_MAX)
+			return 1;
+		if ((nl = realloc(l, sizeof(*nl) + ncap * sizeof(uint32_t))) ==
+		    NULL)
+			return FG_ENOMEM;
+		refund(st, log_bytes(nl->cap));
+		charge(st, log_bytes(ncap));
+		nl->cap = ncap;
+		ptr_put(e, l = nl);
+	}
+	l->cell[l->n++] = cell_make(sec - e->base, ctr, n);
+	return 0;
+}
+
+/* Moves the cells into per-counter series. */
 static int
 kent_promote(fg_store *st, struct kent *e)
 {
 	struct big *big = calloc(1, sizeof(*big));
+	uint32_t n, *c = cells_of(e, &n);
+	size_t bytes = chunk(sizeof(*big));
 
 	if (big == NULL)
 		return FG_ENOMEM;
-	/* Cells of one counter were filled in ascending second order. */
-	for (int i = 0; i < e->ncell; i++) {
-		struct cell c = cell_get(e, i);
+	/* Cells were filled in ascending second order. */
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t sec = e->base + cell_off(c[i]);
 
-		if (series_add(&big->s[c.ctr], c.sec, c.n, st->horizon_s) < 0) {
+		if (series_add(&big->s[cell_ctr(c[i])], sec, cell_n(c[i]),
+		               st->horizon_s) < 0) {
 			for (int k = 0; k < FG_CNT__COUNT; k++)
 				free(big->s[k]);
 			free(big);
 			return FG_ENOMEM;
 		}
+		big->newest = sec;
 	}
-	memcpy(e->data, &big, sizeof(big));
-	e->ncell = KENT_BIG;
+	for (int k = 0; k < FG_CNT__COUNT; k++)
+		bytes += series_bytes(big->s[k]);
+	charge(st, bytes);
+	if (e->mode == KENT_LOG) {
+		refund(st, log_bytes(log_of(e)->cap));
+		free(log_of(e));
+	}
+	ptr_put(e, big);
+	e->mode = KENT_BIG;
 	return 0;
 }
 
+/* Files n events of ctr at sec, or at the key's newest second if that is
+ * later. */
 static int
 kent_add(fg_store *st, struct kent *e, enum fg_counter ctr, uint32_t sec,
          uint32_t n)
 {
+	struct big *big;
 	int rc;
 
-	if (e->ncell != KENT_BIG) {
-		for (int i = 0; i < e->ncell; i++) {
-			struct cell c = cell_get(e, i);
+	if (e->mode != KENT_BIG) {
+		uint32_t cnt, *c = cells_of(e, &cnt);
 
-			if (c.ctr == (unsigned)ctr && c.sec == sec &&
-			    c.n + n <= CELL_NMAX) {
-				c.n += n;
-				cell_put(e, i, c);
-				goto done;
+		if (cnt == 0) {
+			e->base = sec;
+		} else {
+			uint32_t newest = e->base + cell_off(c[cnt - 1]);
+
+			if (sec < newest)
+				sec = newest;
+			for (uint32_t i = cnt;
+			     i-- > 0 && e->base + cell_off(c[i]) == sec;) {
+				if (cell_ctr(c[i]) == (unsigned)ctr &&
+				    cell_n(c[i]) + n <= CELL_NMAX) {
+					c[i] += n;
+					return 0;
+				}
 			}
+			/* Too far from the base: what fell out of the
+			 * horizon goes, the base moves up. */
+			if (sec - e->base > CELL_OFF_MAX)
+				cells_trim(st, e, (int64_t)sec - st->horizon_s);
+			if (e->mode == 0)
+				e->base = sec;
 		}
-		if (e->ncell < KENT_CELLS && n <= CELL_NMAX) {
-			struct cell c = {sec, (unsigned)ctr, n};
-
-			cell_put(e, e->ncell++, c);
-			goto done;
-		}
+		if (n <= CELL_NMAX && sec - e->base <= CELL_OFF_MAX &&
+		    (rc = cells_append(st, e, ctr, sec, n)) <= 0)
+			return rc;
 		if ((rc = kent_promote(st, e)) < 0)
 			return rc;
 	}
-	if ((rc = series_add(&big_of(e)->s[ctr], sec, n, st->horizon_s)) < 0)
+	big = big_of(e);
+	if (sec < big->newest)
+		sec = big->newest;
+	if ((rc = series_add_charged(st, &big->s[ctr], sec, n)) < 0)
 		return rc;
-done:
-	if (sec > e->newest)
-		e->newest = sec;
+	big->newest = sec;
 	return 0;
 }
 
@@ -592,16 +863,12 @@ fg_store_count_bump(fg_store *st, const char *key, size_t klen,
 	int rc = 0;
 
 	pthread_mutex_lock(&sh->mu);
-	if ((e = shard_get(st, sh, h, key, klen)) == NULL) {
-		rc = FG_ENOMEM;
-	} else {
-		if (sec < e->newest)
-			sec = e->newest;
+	if ((e = shard_get(st, sh, h, key, klen, true, &rc)) != NULL) {
 		for (size_t i = 0; i < n && rc == 0; i++)
 			rc = kent_add(st, e, ctrs[i], sec, 1);
 	}
 	pthread_mutex_unlock(&sh->mu);
-	return rc;
+	return rc == FG_EFULL ? 1 : rc;
 }
 
 /*
@@ -614,13 +881,21 @@ fg_store_count_load(fg_store *st, const char *key, size_t klen,
                     enum fg_counter c, uint32_t sec, uint32_t n)
 {
 	struct kent *e = st->load_hint;
+	int rc = 0;
 
 	if (e == NULL || e->klen != klen || memcmp(e->key, key, klen) != 0) {
 		uint64_t h = fg_store_hash(st, key, klen);
 
-		e = shard_get(st, shard_of(st, h), h, key, klen);
-		if ((st->load_hint = e) == NULL)
-			return FG_ENOMEM;
+		e = shard_get(st, shard_of(st, h), h, key, klen, true, &rc);
+		if ((st->load_hint = e) != NULL)
+			;
+		else if (rc != FG_EFULL)
+			return rc;
+		else {
+			/* Held back by the memory limit: the row is skipped. */
+			atomic_fetch_add(&st->keys_refused, 1);
+			return 0;
+		}
 	}
 	return kent_add(st, e, c, sec, n);
 }
@@ -636,55 +911,37 @@ fg_store_count_get(fg_store *st, const char *key, size_t klen,
 
 	pthread_mutex_lock(&sh->mu);
 	if ((e = shard_find(sh, h, key, klen)) != NULL) {
-		if (e->ncell == KENT_BIG) {
+		if (e->mode == KENT_BIG) {
 			sum = series_sum(big_of(e)->s[c], cutoff);
 		} else {
-			for (int i = 0; i < e->ncell; i++) {
-				struct cell x = cell_get(e, i);
+			uint32_t n, *x = cells_of(e, &n);
 
-				if (x.ctr == (unsigned)c && (int64_t)x.sec > cutoff)
-					sum += x.n;
-			}
+			for (uint32_t i = 0; i < n; i++)
+				if (cell_ctr(x[i]) == (unsigned)c &&
+				    (int64_t)e->base + cell_off(x[i]) > cutoff)
+					sum += cell_n(x[i]);
 		}
 	}
 	pthread_mutex_unlock(&sh->mu);
 	return sum;
 }
 
-static bool
-kent_empty(const struct kent *e)
-{
-	if (e->ncell != KENT_BIG)
-		return e->ncell == 0;
-	for (int c = 0; c < FG_CNT__COUNT; c++)
-		if (big_of(e)->s[c] != NULL)
-			return false;
-	return true;
-}
 
 static void
-kent_trim(struct kent *e, int64_t cutoff)
+kent_trim(fg_store *st, struct kent *e, int64_t cutoff)
 {
-	int k = 0;
-
-	if (e->ncell == KENT_BIG) {
+	if (e->mode == KENT_BIG) {
 		struct big *big = big_of(e);
 
 		for (int c = 0; c < FG_CNT__COUNT; c++)
-			series_trim(&big->s[c], cutoff);
+			series_trim_charged(st, &big->s[c], cutoff);
 		if (kent_empty(e)) {
-			free(big);
-			e->ncell = 0;
+			big_free(st, big);
+			e->mode = 0;
 		}
 		return;
 	}
-	for (int i = 0; i < e->ncell; i++) {
-		struct cell c = cell_get(e, i);
-
-		if ((int64_t)c.sec > cutoff)
-			cell_put(e, k++, c);
-	}
-	e->ncell = (uint8_t)k;
+	cells_trim(st, e, cutoff);
 }
 
 int64_t
@@ -694,14 +951,16 @@ fg_store_count_conn(fg_store *st, const char *key, size_t klen, int delta)
 	struct fg_shard *sh = shard_of(st, h);
 	struct kent *e;
 	int64_t r = 0;
+	int why = 0;
 
 	pthread_mutex_lock(&sh->mu);
+	/* Not limited: the entry lasts the session at most. */
 	if (delta > 0)
-		e = shard_get(st, sh, h, key, klen);
+		e = shard_get(st, sh, h, key, klen, false, &why);
 	else
 		e = shard_find(sh, h, key, klen);
 	if (e == NULL) {
-		r = delta > 0 ? FG_ENOMEM : 0;
+		r = delta > 0 ? why : 0;
 	} else {
 		if (delta > 0 && e->conns < INT32_MAX)
 			e->conns++;
@@ -742,7 +1001,7 @@ fg_store_count_expire(fg_store *st, int64_t cutoff)
 				while (*pp != NULL) {
 					struct kent *e = *pp;
 
-					kent_trim(e, cutoff);
+					kent_trim(st, e, cutoff);
 					if (!kent_empty(e) || e->conns != 0) {
 						pp = &e->next;
 						continue;
@@ -750,7 +1009,7 @@ fg_store_count_expire(fg_store *st, int64_t cutoff)
 					*pp = e->next;
 					sh->n--;
 					atomic_fetch_sub(&st->nkeys, 1);
-					kent_free(sh, e);
+					kent_free(st, sh, e);
 				}
 			}
 			more = b <= sh->mask;

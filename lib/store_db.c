@@ -23,6 +23,7 @@
 #define PRUNE_BUDGET_MS 100 /* pruning time per poll, at most (about) */
 
 #define AGG_MIN 1024    /* slots of the aggregation table, at least */
+#define UNBAN_KEEP_MS (INT64_C(86400) * 1000)
 
 /* The counters of one key in one second of a batch, summed before they
  * reach the table (one row of counts). */
@@ -40,8 +41,11 @@ struct fg_db {
 	sqlite3_stmt *ins_event, *ins_verdict, *up_count, *up_ban, *del_ban,
 	    *up_level, *prune_events, *prune_verdicts, *prune_counts,
 	    *prune_levels, *prune_bans, *sel_counts, *sel_levels, *sel_bans,
-	    *data_version, *begin, *begin_read, *commit, *rollback;
+	    *data_version, *begin, *begin_read, *commit, *rollback,
+	    *page_count, *freelist_count, *oldest_event, *oldest_verdict;
 	int64_t data_version_seen;
+	int64_t page_size;  /* of the open file */
+	int64_t max_pages;  /* max_database_size in pages; 0: no limit */
 	struct agg *agg;    /* open addressing, aggcap slots (a power of 2) */
 	struct agg **order; /* the nagg used slots, sorted for the insert */
 	size_t aggcap, nagg;
@@ -82,11 +86,14 @@ static const struct {
 	     " rcpt = rcpt + excluded.rcpt, valid = valid + excluded.valid,"
 	     " invalid = invalid + excluded.invalid,"
 	     " rejected = rejected + excluded.rejected"),
+	/* A row made later than this ban (an operator's unban or ban while
+	 * this one waited for its commit) wins. */
 	STMT(up_ban,
 	     "INSERT INTO bans (key, until_ms, created_ms, reason, source)"
 	     " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key) DO UPDATE SET"
 	     " until_ms = excluded.until_ms, created_ms = excluded.created_ms,"
-	     " reason = excluded.reason, source = excluded.source"),
+	     " reason = excluded.reason, source = excluded.source"
+	     " WHERE excluded.created_ms >= bans.created_ms"),
 	STMT(del_ban, "DELETE FROM bans WHERE key = ?1"),
 	STMT(up_level,
 	     "INSERT INTO levels (rule, key, level, last_ms) VALUES (?1, ?2, ?3,"
@@ -103,7 +110,10 @@ static const struct {
 	     " (SELECT sec, key FROM counts WHERE sec <= ?1"
 	     " ORDER BY sec LIMIT ?2)"),
 	STMT(prune_levels, "DELETE FROM levels WHERE last_ms <= ?1"),
-	STMT(prune_bans, "DELETE FROM bans WHERE until_ms <= ?1"),
+	/* An unban's row (until_ms 0) stays a day, for the commit of a
+	 * ban it outranks. */
+	STMT(prune_bans, "DELETE FROM bans WHERE until_ms <= ?1 AND"
+	     " (until_ms <> 0 OR created_ms <= ?2)"),
 	STMT(sel_counts,
 	     "SELECT key, sec, connect, helo, mail, rcpt, valid, invalid,"
 	     " rejected FROM counts WHERE sec > ?1 ORDER BY sec"),
@@ -113,6 +123,13 @@ static const struct {
 	     "SELECT key, until_ms, created_ms, reason, source FROM bans"
 	     " WHERE until_ms > ?1"),
 	STMT(data_version, "PRAGMA data_version"),
+	STMT(page_count, "PRAGMA page_count"),
+	STMT(freelist_count, "PRAGMA freelist_count"),
+	/* The time before which the ?1 oldest rows lie. */
+	STMT(oldest_event,
+	     "SELECT ts_ms FROM events ORDER BY ts_ms LIMIT 1 OFFSET ?1"),
+	STMT(oldest_verdict,
+	     "SELECT ts_ms FROM verdicts ORDER BY ts_ms LIMIT 1 OFFSET ?1"),
 	STMT(begin, "BEGIN IMMEDIATE"),
 	STMT(begin_read, "BEGIN"),
 	STMT(commit, "COMMIT"),
@@ -242,6 +259,79 @@ fail:
 	            st->path ? st->path : ":memory:", sqlite3_errmsg(d->db));
 }
 
+/* The first column of one row of a statement without parameters; -1 if
+ * it gives none. */
+static int64_t
+step_int(sqlite3_stmt *s)
+{
+	int64_t v = -1;
+
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return v;
+}
+
+/* The connection of d, its statements and its size limit; on failure
+ * the caller closes what was opened. */
+static int
+db_connect(fg_store *st, struct fg_db *d, char *err, size_t errlen)
+{
+	const char *name = st->path ? st->path : ":memory:";
+	int rc;
+
+	if ((rc = fg_store_schema_open(st->path, st->opt.file_mode, &d->db,
+	                               err, errlen)) < 0)
+		return rc;
+	for (size_t i = 0; i < FG_NELEM(statements); i++) {
+		if (sqlite3_prepare_v3(d->db, statements[i].sql, -1,
+		                       SQLITE_PREPARE_PERSISTENT, stmt_at(d, i),
+		                       NULL) != SQLITE_OK)
+			return fg_store_errf(FG_EIO, err, errlen, "%s: %s", name,
+			                     sqlite3_errmsg(d->db));
+	}
+	d->page_size = 4096;
+	d->max_pages = 0;
+	if (st->opt.max_database_size > 0) {
+		char sql[64];
+		sqlite3_stmt *s;
+
+		if (sqlite3_prepare_v2(d->db, "PRAGMA page_size", -1, &s,
+		                       NULL) == SQLITE_OK) {
+			int64_t v = step_int(s);
+
+			if (v > 0)
+				d->page_size = v;
+			sqlite3_finalize(s);
+		}
+		/* SQLite itself refuses to grow the file past the limit
+		 * (SQLITE_FULL); pruning keeps it below. */
+		d->max_pages = (int64_t)(st->opt.max_database_size /
+		                         (uint64_t)d->page_size);
+		if (d->max_pages < 16)
+			d->max_pages = 16;
+		snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld",
+		         (long long)d->max_pages);
+		sqlite3_exec(d->db, sql, NULL, NULL, NULL);
+	}
+	d->data_version_seen = step_int(d->data_version);
+	return 0;
+}
+
+/* Finalizes the statements and closes the connection of d. */
+static void
+db_disconnect(fg_store *st, struct fg_db *d)
+{
+	for (size_t i = 0; i < FG_NELEM(statements); i++) {
+		sqlite3_finalize(*stmt_at(d, i));
+		*stmt_at(d, i) = NULL;
+	}
+	if (d->db != NULL && sqlite3_close(d->db) != SQLITE_OK)
+		fg_log(FG_LOG_ERR, "store: %s: close: %s",
+		       st->path ? st->path : ":memory:", sqlite3_errmsg(d->db));
+	d->db = NULL;
+}
+
 int
 fg_store_db_open(fg_store *st, int64_t now_ms, char *err, size_t errlen)
 {
@@ -253,21 +343,11 @@ fg_store_db_open(fg_store *st, int64_t now_ms, char *err, size_t errlen)
 		return fg_store_errf(FG_ENOMEM, err, errlen,
 		                     "%s: out of memory", name);
 	st->db = d;
-	if ((rc = fg_store_schema_open(st->path, st->opt.file_mode, &d->db,
-	                               err, errlen)) < 0)
+	if ((rc = db_connect(st, d, err, errlen)) < 0)
 		return rc;
-	for (size_t i = 0; i < FG_NELEM(statements); i++) {
-		if (sqlite3_prepare_v3(d->db, statements[i].sql, -1,
-		                       SQLITE_PREPARE_PERSISTENT, stmt_at(d, i),
-		                       NULL) != SQLITE_OK)
-			return fg_store_errf(FG_EIO, err, errlen, "%s: %s", name,
-			                     sqlite3_errmsg(d->db));
-	}
 	if ((rc = rebuild(st, now_ms, err, errlen)) < 0)
 		return rc;
-	if (sqlite3_step(d->data_version) == SQLITE_ROW)
-		d->data_version_seen = sqlite3_column_int64(d->data_version, 0);
-	sqlite3_reset(d->data_version);
+	d->data_version_seen = step_int(d->data_version);
 	sqlite3_busy_timeout(d->db, RUN_BUSY_MS);
 	return 0;
 }
@@ -279,15 +359,65 @@ fg_store_db_close(fg_store *st)
 
 	if (d == NULL)
 		return;
-	for (size_t i = 0; i < FG_NELEM(statements); i++)
-		sqlite3_finalize(*stmt_at(d, i));
-	if (d->db != NULL && sqlite3_close(d->db) != SQLITE_OK)
-		fg_log(FG_LOG_ERR, "store: %s: close: %s",
-		       st->path ? st->path : ":memory:", sqlite3_errmsg(d->db));
+	db_disconnect(st, d);
 	free(d->agg);
 	free(d->order);
 	free(d);
 	st->db = NULL;
+}
+
+/*
+ * The path no longer names the open file (deleted, or another file
+ * renamed over it: SQLite compares the inode of the path with the open
+ * one), or the last attempt to open it failed: open the path again,
+ * creating the file if need be.  Counters stay as they are; every ban and
+ * level is written again into the new file.
+ */
+enum fg_db_rc
+fg_store_db_check(fg_store *st, char *err, size_t errlen)
+{
+	struct fg_db *d = st->db;
+	int moved = 0;
+
+	if (st->path == NULL)
+		return FG_DB_OK;
+	if (d->db != NULL &&
+	    (sqlite3_file_control(d->db, "main", SQLITE_FCNTL_HAS_MOVED,
+	                          &moved) != SQLITE_OK || !moved))
+		return FG_DB_OK;
+	if (d->db != NULL) {
+		/* The WAL beside the path is still the old file's: SQLite
+		 * leaves it at close when the file moved, and the new file
+		 * would take its pages.  Move them into the old file and
+		 * empty it first (a reader in the way: next tick). */
+		int rc = sqlite3_wal_checkpoint_v2(d->db, "main",
+		                                   SQLITE_CHECKPOINT_TRUNCATE,
+		                                   NULL, NULL);
+
+		if (rc != SQLITE_OK) {
+			snprintf(err, errlen, "the database file was deleted "
+			         "or replaced; emptying its WAL: %s",
+			         sqlite3_errmsg(d->db));
+			return classify(rc) == FG_DB_BUSY ? FG_DB_BUSY
+			                                  : FG_DB_ERROR;
+		}
+		fg_log(FG_LOG_WARNING, "store: %s: the database file was "
+		       "deleted or replaced: opening the path again",
+		       st->path);
+	}
+	db_disconnect(st, d);
+	if (db_connect(st, d, err, errlen) < 0) {
+		db_disconnect(st, d);
+		return FG_DB_ERROR;
+	}
+	sqlite3_busy_timeout(d->db, RUN_BUSY_MS);
+	/* The table's bans are read once ours are written. */
+	d->data_version_seen = INT64_MIN;
+	fg_store_ban_mark_all(st);
+	atomic_fetch_add(&st->reopened, 1);
+	fg_log(FG_LOG_INFO, "store: %s: opened again; rows go to this file "
+	       "from now on", st->path);
+	return FG_DB_OK;
 }
 
 /* Fresh, empty arrays of cap slots; the old ones are the caller's. */
@@ -486,21 +616,17 @@ insert_verdict(struct fg_db *d, const struct fg_row *r)
 
 enum fg_db_rc
 fg_store_db_commit(fg_store *st, struct fg_row *const *rows, size_t n,
-                   const struct fg_ban_op *bans, size_t nbans,
+                   bool counts_only, struct fg_ban_op *bans, size_t nbans,
                    const struct fg_level_op *lvls, size_t nlvls, char *err,
                    size_t errlen)
 {
 	struct fg_db *d = st->db;
 	const struct fg_row *group[EVENT_GROUP];
 	size_t ngroup = 0;
-	int rc, moved = 0;
+	int rc;
 
-	/* Unlinked or replaced, the file would swallow every commit. */
-	if (st->path != NULL &&
-	    sqlite3_file_control(d->db, "main", SQLITE_FCNTL_HAS_MOVED,
-	                         &moved) == SQLITE_OK && moved) {
-		snprintf(err, errlen, "the database file was deleted or "
-		         "replaced; restart floodgate to create it again");
+	if (d->db == NULL) {
+		snprintf(err, errlen, "the database is not open");
 		return FG_DB_ERROR;
 	}
 	if (agg_reset(d) < 0) {
@@ -511,8 +637,9 @@ fg_store_db_commit(fg_store *st, struct fg_row *const *rows, size_t n,
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		if (rows[i]->type != FG_ROW_EVENT) {
-			rc = insert_verdict(d, rows[i]);
-		} else if ((rc = count_event(st, d, rows[i])) == SQLITE_OK) {
+			rc = counts_only ? SQLITE_OK : insert_verdict(d, rows[i]);
+		} else if ((rc = count_event(st, d, rows[i])) == SQLITE_OK &&
+		           !counts_only) {
 			group[ngroup++] = rows[i];
 			if (ngroup == EVENT_GROUP) {
 				rc = insert_events(d, group, ngroup);
@@ -550,6 +677,11 @@ fg_store_db_commit(fg_store *st, struct fg_row *const *rows, size_t n,
 		}
 		if ((rc = run(s)) != SQLITE_OK)
 			goto fail;
+		/* Outranked: read the table's bans again at the next poll. */
+		if (!bans[i].lift && sqlite3_changes(d->db) == 0) {
+			bans[i].superseded = true;
+			d->data_version_seen = INT64_MIN;
+		}
 	}
 	for (size_t i = 0; i < nlvls; i++) {
 		sqlite3_stmt *s = d->up_level;
@@ -570,6 +702,8 @@ fail:
 	                            : sqlite3_errmsg(d->db));
 	if (!sqlite3_get_autocommit(d->db))
 		run(d->rollback);
+	if ((rc & 0xff) == SQLITE_FULL)
+		return FG_DB_FULL;
 	return classify(rc) == FG_DB_BUSY ? FG_DB_BUSY : FG_DB_ERROR;
 }
 
@@ -593,14 +727,136 @@ prune_batches(struct fg_db *d, sqlite3_stmt *s, int64_t cutoff,
 	return SQLITE_OK;
 }
 
+/* Pages the rows take (the file's pages not on its free list); -1 if
+ * unknown.  Also kept for the statistics. */
+static int64_t
+used_pages(fg_store *st, struct fg_db *d)
+{
+	int64_t pages = step_int(d->page_count);
+	int64_t freel = step_int(d->freelist_count);
+
+	if (pages < 0 || freel < 0)
+		return -1;
+	atomic_store(&st->db_bytes, (uint64_t)(pages * d->page_size));
+	return pages - freel;
+}
+
+/* The time before which lie the n oldest rows of the table s reads;
+ * INT64_MAX if it has no more than n. */
+static int64_t
+oldest_cut(sqlite3_stmt *s, int64_t n)
+{
+	int64_t v;
+
+	sqlite3_bind_int64(s, 1, n);
+	v = step_int(s);
+	return v < 0 ? INT64_MAX : v;
+}
+
+/*
+ * Keeps the rows under max_database_size: past nine tenths of it (or
+ * whatever the size, when forced after SQLITE_FULL), deletes the oldest
+ * events and verdicts, FG_STORE_PRUNE_ROWS of the older table at a time
+ * and the other's rows as old, until they take eight tenths (forced: a
+ * tenth less than they did) or the time is up.  Counts, bans and levels
+ * are left alone: decisions are rebuilt from them.  The file does not
+ * shrink; its free pages take the next rows.  Returns an SQLite code;
+ * *deleted gets the rows deleted.
+ */
+static int
+shrink(fg_store *st, struct fg_db *d, bool force, int64_t deadline,
+       uint64_t *deleted)
+{
+	int64_t used = used_pages(st, d), target;
+	int rc;
+
+	*deleted = 0;
+	if (used < 0 || (d->max_pages == 0 && !force))
+		return SQLITE_OK;
+	if (force)
+		target = used - used / 10;
+	else if (used >= d->max_pages - d->max_pages / 10)
+		target = d->max_pages - d->max_pages / 5;
+	else
+		return SQLITE_OK;
+	while (used > target && fg_store_mono_ms() < deadline) {
+		int64_t ce = oldest_cut(d->oldest_event, FG_STORE_PRUNE_ROWS);
+		int64_t cv = oldest_cut(d->oldest_verdict, FG_STORE_PRUNE_ROWS);
+		int64_t cut = ce < cv ? ce : cv;
+		uint64_t before = *deleted;
+		sqlite3_stmt *tabs[] = {d->prune_events, d->prune_verdicts};
+
+		if (cut < INT64_MAX)
+			cut++;      /* rows at the cut go too */
+		for (size_t i = 0; i < FG_NELEM(tabs); i++) {
+			do {
+				sqlite3_bind_int64(tabs[i], 1, cut);
+				sqlite3_bind_int64(tabs[i], 2,
+				                   FG_STORE_PRUNE_ROWS);
+				if ((rc = run(tabs[i])) != SQLITE_OK)
+					return rc;
+				*deleted += (uint64_t)sqlite3_changes(d->db);
+			} while (sqlite3_changes(d->db) == FG_STORE_PRUNE_ROWS);
+		}
+		if (*deleted == before)
+			break;      /* nothing left to delete */
+		used = used_pages(st, d);
+	}
+	atomic_fetch_add(&st->size_pruned, *deleted);
+	return SQLITE_OK;
+}
+
+static void
+note_shrink(fg_store *st, bool force, uint64_t deleted)
+{
+	uint64_t suppressed = 0;
+
+	if (deleted == 0 ||
+	    !fg_ratelimit(&st->rl_size, fg_store_mono_ms(), 60000, &suppressed))
+		return;
+	fg_log(FG_LOG_WARNING, "store: %s: %s: deleted the %llu oldest events "
+	       "and verdicts (%llu in all); counts, bans and levels are kept",
+	       st->path ? st->path : ":memory:",
+	       force ? "the disk or the file is full"
+	             : "max_database_size reached",
+	       (unsigned long long)deleted,
+	       (unsigned long long)atomic_load(&st->size_pruned));
+}
+
+enum fg_db_rc
+fg_store_db_make_room(fg_store *st, char *err, size_t errlen)
+{
+	struct fg_db *d = st->db;
+	uint64_t deleted = 0;
+	int rc;
+
+	if (d->db == NULL)
+		return FG_DB_OK;
+	rc = shrink(st, d, true, fg_store_mono_ms() + 2 * (int64_t)PRUNE_BUDGET_MS,
+	            &deleted);
+	note_shrink(st, true, deleted);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(d->db));
+		return classify(rc) == FG_DB_BUSY ? FG_DB_BUSY : FG_DB_ERROR;
+	}
+	return deleted > 0 ? FG_DB_OK : FG_DB_FULL;
+}
+
 enum fg_db_rc
 fg_store_db_prune(fg_store *st, int64_t now_ms, char *err, size_t errlen)
 {
 	struct fg_db *d = st->db;
 	int64_t now_s = now_ms / 1000;
 	int64_t deadline = fg_store_mono_ms() + PRUNE_BUDGET_MS;
+	uint64_t deleted = 0;
 	int rc;
 
+	/* Not open (deleted, failing to open again): the commit says so. */
+	if (d->db == NULL)
+		return FG_DB_OK;
+	/* No time yet (expire not called): only the size is kept. */
+	if (now_ms <= 0)
+		goto size;
 	if ((rc = prune_batches(d, d->prune_counts, now_s - st->horizon_s,
 	                        deadline)))
 		goto fail;
@@ -616,7 +872,13 @@ fg_store_db_prune(fg_store *st, int64_t now_ms, char *err, size_t errlen)
 	if ((rc = run(d->prune_levels)) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(d->prune_bans, 1, now_ms);
+	sqlite3_bind_int64(d->prune_bans, 2, now_ms - UNBAN_KEEP_MS);
 	if ((rc = run(d->prune_bans)) != SQLITE_OK)
+		goto fail;
+size:
+	rc = shrink(st, d, false, deadline + PRUNE_BUDGET_MS, &deleted);
+	note_shrink(st, false, deleted);
+	if (rc != SQLITE_OK)
 		goto fail;
 	return FG_DB_OK;
 fail:
@@ -633,6 +895,8 @@ fg_store_db_poll(fg_store *st, char *err, size_t errlen)
 	int64_t version = 0;
 	int rc;
 
+	if (d->db == NULL)
+		return FG_DB_OK;
 	if ((rc = sqlite3_step(d->data_version)) == SQLITE_ROW)
 		version = sqlite3_column_int64(d->data_version, 0);
 	sqlite3_reset(d->data_version);

@@ -94,6 +94,7 @@ struct fg_ban_op {
 	int64_t until_ms, created_ms;
 	char *reason, *source;
 	uint64_t seq;
+	bool superseded;  /* the table had a later row: not written */
 };
 
 struct fg_level_op {
@@ -122,6 +123,9 @@ struct fg_store {
 	/* store_count.c */
 	struct fg_shard *shards;
 	_Atomic uint64_t nkeys;
+	_Atomic uint64_t mem_bytes; /* what the counters take, charged as
+	                               malloc would hand it out */
+	_Atomic uint64_t keys_refused, alloc_failures;
 	void *load_hint;            /* rebuild: the entry loaded last */
 
 	/* store_ban.c */
@@ -163,11 +167,13 @@ struct fg_store {
 	size_t nvtotals, vtcap;
 	fg_store_status_fn *status_fn;
 	void *status_arg;
+	_Atomic uint64_t db_bytes, size_pruned, reopened;
 	_Atomic bool healthy;
 	pthread_mutex_t err_mu;
 	char last_error[256];
 
-	struct fg_ratelimit rl_full, rl_busy, rl_error, rl_prune, rl_reload;
+	struct fg_ratelimit rl_full, rl_busy, rl_error, rl_prune, rl_reload,
+	    rl_limit, rl_nomem, rl_size, rl_dbfull;
 };
 
 /* store.c */
@@ -192,11 +198,13 @@ uint64_t fg_store_hash(const fg_store *st, const char *s, size_t len);
 int fg_store_count_init(fg_store *st);
 void fg_store_count_free(fg_store *st);
 /* Bumps counter ctrs[0..n) of key by one at second sec, under the
- * newest-second rule. */
+ * newest-second rule.  0, 1 (a new key held back by the memory limit),
+ * or FG_ENOMEM. */
 int fg_store_count_bump(fg_store *st, const char *key, size_t klen,
                         const enum fg_counter *ctrs, size_t n, uint32_t sec);
 /* Adds n at exactly sec (rebuild: rows arrive in ascending sec per key
- * and counter, grouped by key).  Only while no other thread runs. */
+ * and counter, grouped by key).  Only while no other thread runs.  A key
+ * the memory limit holds back is skipped (0). */
 int fg_store_count_load(fg_store *st, const char *key, size_t klen,
                         enum fg_counter c, uint32_t sec, uint32_t n);
 /* Events of c under key in seconds > cutoff. */
@@ -231,6 +239,8 @@ int fg_store_level_collect(fg_store *st, struct fg_level_op **out,
                            size_t *nout);
 void fg_store_level_done(fg_store *st, struct fg_level_op *ops, size_t n,
                          bool committed);
+/* Marks every ban and level to be written again (a new file). */
+void fg_store_ban_mark_all(fg_store *st);
 /* Replaces the clean bans with the table's rows; dirty ones win. */
 void fg_store_ban_reload(fg_store *st, struct fg_ban_row *rows, size_t n);
 void fg_store_ban_rows_free(struct fg_ban_row *rows, size_t n);
@@ -245,16 +255,27 @@ int fg_store_errf(int code, char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 /* store_db.c */
-enum fg_db_rc { FG_DB_OK = 0, FG_DB_BUSY = 1, FG_DB_ERROR = 2 };
+/* FG_DB_FULL: SQLITE_FULL (the disk, or max_database_size) */
+enum fg_db_rc { FG_DB_OK = 0, FG_DB_BUSY = 1, FG_DB_ERROR = 2, FG_DB_FULL = 3 };
 
 int fg_store_db_open(fg_store *st, int64_t now_ms, char *err, size_t errlen);
 void fg_store_db_close(fg_store *st);
-/* One transaction: the rows, their counts, the ban and level changes. */
+/* One transaction: the rows (with counts_only, just their counts), their
+ * counts, the ban and level changes; marks the bans a later row of the
+ * table outranked (superseded). */
 enum fg_db_rc fg_store_db_commit(fg_store *st, struct fg_row *const *rows,
-                                 size_t n, const struct fg_ban_op *bans,
+                                 size_t n, bool counts_only,
+                                 struct fg_ban_op *bans,
                                  size_t nbans, const struct fg_level_op *lvls,
                                  size_t nlvls, char *err, size_t errlen);
-/* Deletes past-retention rows, at most a few small batches. */
+/* Opens the path again if the file was deleted or replaced, or if the
+ * last attempt failed. */
+enum fg_db_rc fg_store_db_check(fg_store *st, char *err, size_t errlen);
+/* After SQLITE_FULL: deletes the oldest events and verdicts; FG_DB_OK if
+ * some went, FG_DB_FULL if there were none. */
+enum fg_db_rc fg_store_db_make_room(fg_store *st, char *err, size_t errlen);
+/* Deletes past-retention rows, at most a few small batches, and the
+ * oldest events and verdicts near max_database_size. */
 enum fg_db_rc fg_store_db_prune(fg_store *st, int64_t now_ms, char *err,
                                 size_t errlen);
 /* Reloads the bans if another connection changed the database. */

@@ -83,6 +83,23 @@ report_failure(fg_store *st, enum fg_db_rc rc, const char *what,
 	       (unsigned long long)suppressed);
 }
 
+/* Rows given up for a full database: their counts were written. */
+static void
+note_full_drop(fg_store *st, size_t n)
+{
+	uint64_t suppressed = 0;
+
+	atomic_fetch_add(&st->dropped, n);
+	if (fg_ratelimit(&st->rl_dbfull, fg_store_mono_ms(), LOG_EVERY_MS,
+	                 &suppressed))
+		fg_log(FG_LOG_WARNING, "store: %s: the database is full even "
+		       "without its oldest rows: %zu rows dropped, their counts "
+		       "written (%llu similar messages suppressed, %llu rows "
+		       "dropped in all)", st->path ? st->path : ":memory:", n,
+		       (unsigned long long)suppressed,
+		       (unsigned long long)atomic_load(&st->dropped));
+}
+
 /*
  * Commits everything queued (in batches) and the dirty bans and levels.
  * Returns the outcome of the last transaction tried.
@@ -91,13 +108,25 @@ static enum fg_db_rc
 drain(fg_store *st, struct fg_row **batch)
 {
 	char err[256];
+	bool made_room = false, counts_only = false;
+	enum fg_db_rc rc;
 
+	if ((rc = fg_store_db_check(st, err, sizeof(err))) != FG_DB_OK) {
+		size_t queued;
+
+		pthread_mutex_lock(&st->qmu);
+		queued = st->qcount;
+		pthread_mutex_unlock(&st->qmu);
+		atomic_store(&st->healthy, false);
+		report_failure(st, rc, "opening the file again", err, queued);
+		atomic_fetch_add(&st->write_errors, 1);
+		return rc;
+	}
 	for (;;) {
 		struct fg_ban_op *bans = NULL;
 		struct fg_level_op *lvls = NULL;
 		size_t n, nbans = 0, nlvls = 0;
 		uint64_t gen = atomic_load(&st->mod_gen);
-		enum fg_db_rc rc;
 
 		pthread_mutex_lock(&st->qmu);
 		n = st->qcount < FG_STORE_BATCH_ROWS ? st->qcount
@@ -115,8 +144,9 @@ drain(fg_store *st, struct fg_row **batch)
 			int64_t t0 = fg_store_mono_ms();
 			struct timespec wall;
 
-			rc = fg_store_db_commit(st, batch, n, bans, nbans, lvls,
-			                        nlvls, err, sizeof(err));
+			rc = fg_store_db_commit(st, batch, n, counts_only, bans,
+			                        nbans, lvls, nlvls, err,
+			                        sizeof(err));
 			if (rc == FG_DB_OK) {
 				clock_gettime(CLOCK_REALTIME, &wall);
 				atomic_fetch_add(&st->commits, 1);
@@ -129,9 +159,23 @@ drain(fg_store *st, struct fg_row **batch)
 		}
 		fg_store_ban_done(st, bans, nbans, rc == FG_DB_OK);
 		fg_store_level_done(st, lvls, nlvls, rc == FG_DB_OK);
+		/* The disk or the file is full: the oldest events and
+		 * verdicts make room, and the batch is tried once more; if
+		 * it is still too big, its rows go and only what they add
+		 * to the counts is written, with the bans and levels. */
+		if (rc == FG_DB_FULL && !made_room) {
+			made_room = true;
+			if (fg_store_db_make_room(st, err, sizeof(err)) ==
+			    FG_DB_OK)
+				continue;
+		}
+		if (rc == FG_DB_FULL && !counts_only && n > 0) {
+			counts_only = true;
+			continue;
+		}
 		if (rc != FG_DB_OK) {
 			/* The count last: a reader who sees it sees the rest. */
-			if (rc == FG_DB_ERROR)
+			if (rc != FG_DB_BUSY)
 				atomic_store(&st->healthy, false);
 			report_failure(st, rc, "commit", err, n);
 			atomic_fetch_add(&st->write_errors, 1);
@@ -139,7 +183,11 @@ drain(fg_store *st, struct fg_row **batch)
 		}
 
 		/* Statistics first: a flush waiter reads them next. */
-		atomic_fetch_add(&st->written, n);
+		if (counts_only)
+			note_full_drop(st, n);
+		else
+			atomic_fetch_add(&st->written, n);
+		made_room = counts_only = false;
 		if (!atomic_exchange(&st->healthy, true))
 			fg_log(FG_LOG_INFO, "store: %s: writes succeed again",
 			       st->path ? st->path : ":memory:");
@@ -176,8 +224,7 @@ housekeeping(fg_store *st)
 		       (unsigned long long)suppressed);
 	if (st->path != NULL)
 		fg_store_status_write(st);
-	if (now > 0 &&
-	    (rc = fg_store_db_prune(st, now, err, sizeof(err))) != FG_DB_OK &&
+	if ((rc = fg_store_db_prune(st, now, err, sizeof(err))) != FG_DB_OK &&
 	    fg_ratelimit(&st->rl_prune, fg_store_mono_ms(), LOG_EVERY_MS,
 	                 &suppressed))
 		fg_log(rc == FG_DB_BUSY ? FG_LOG_WARNING : FG_LOG_ERR,

@@ -593,6 +593,8 @@ main(int argc, char **argv)
 	so.retention_ms = cfg->retention_ms;
 	so.flush_interval_ms = cfg->flush_interval_ms;
 	so.queue_size = (size_t)cfg->queue_size;
+	so.memory_limit = (uint64_t)cfg->memory_limit;
+	so.max_database_size = (uint64_t)cfg->max_database_size;
 	so.file_mode = FG_STORE_DEFAULT_MODE;
 	rc = fg_store_open(&so, now_ms(), &st, err, sizeof(err));
 	if (rc != 0) {

@@ -130,6 +130,9 @@ test_defaults(void)
 	is_int(cfg->socket_mode, 0660, "default socket mode");
 	is_int(cfg->flush_interval_ms, 1000, "default flush interval");
 	is_int(cfg->queue_size, 65536, "default queue size");
+	is_int(cfg->memory_limit, 128 << 20, "default memory_limit");
+	is_int(cfg->max_database_size, INT64_C(1) << 30,
+	       "default max_database_size");
 	is_int(cfg->max_delay_ms, 8000, "default max_delay");
 	is_int(cfg->mta_timeout_ms, 10000, "default mta_timeout");
 	is_int(cfg->nrules, 0, "no rules by default");
@@ -320,6 +323,11 @@ test_every_bound(void)
 	} t[] = {
 		{"queue_size = 1024;", "queue_size = 1023;"},
 		{"queue_size = 16777216;", "queue_size = 16777217;"},
+		{"memory_limit = \"1M\";", "memory_limit = \"1023K\";"},
+		{"memory_limit = \"1T\";", "memory_limit = 1099511627777;"},
+		{"memory_limit = 1048576;", "memory_limit = \"1MB\";"},
+		{"max_database_size = \"1M\";", "max_database_size = \"1048575\";"},
+		{"max_database_size = \"64T\";", "max_database_size = \"65T\";"},
 		{"network_prefix4 = 8;", "network_prefix4 = 7;"},
 		{"network_prefix6 = 128;", "network_prefix6 = 129;"},
 		{"flush_interval = \"100ms\";", "flush_interval = \"99ms\";"},

@@ -902,31 +902,6 @@ test_unhealthy(void)
 	   "(%" PRId64 " ms)", mono_ms() - t0);
 }
 
-/* Deleted under the daemon: noticed, not silently written to an orphan. */
-static void
-test_deleted(void)
-{
-	const char *path = in_dir("deleted.db");
-	fg_store *st = open_at(path, T0, HOUR, 0, 0);
-	struct fg_store_stats s;
-
-	rec(st, T0, FG_EV_CONNECT, FG_RCPT_NONE, "192.0.2.1", NULL, NULL);
-	is_int(fg_store_flush(st, 10000), 0, "deleted: first flush");
-	unlink(path);
-	rec(st, T0 + 1, FG_EV_CONNECT, FG_RCPT_NONE, "192.0.2.1", NULL, NULL);
-	is_int(fg_store_flush(st, 500), FG_EBUSY,
-	       "deleted: flush fails once the file is gone");
-	wait_failure(st, 0);
-	fg_store_get_stats(st, &s);
-	ok(!s.healthy, "deleted: unhealthy");
-	ok(strstr(s.last_error, "deleted") != NULL, "deleted: last_error '%s'",
-	   s.last_error);
-	is_int(s.queued, 1, "deleted: the row is kept");
-	fg_store_close(st);
-	unlink(in_dir("deleted.db-wal"));
-	unlink(in_dir("deleted.db-shm"));
-}
-
 static void
 test_views(void)
 {
@@ -1015,7 +990,6 @@ main(void)
 	test_migrate_v2();
 	test_overflow();
 	test_unhealthy();
-	test_deleted();
 	test_views();
 	fixture_dir_remove();
 	return tap_done();
