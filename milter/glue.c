@@ -44,7 +44,6 @@ static _Atomic uint64_t next_session_id;
 static _Atomic bool shutting_down;
 static _Atomic bool warned_rcpt_rej;
 static struct fg_ratelimit rl_internal = FG_RATELIMIT_INIT;
-static struct fg_ratelimit rl_unhealthy = FG_RATELIMIT_INIT;
 static struct fg_ratelimit rl_macro = FG_RATELIMIT_INIT;
 
 static int64_t
@@ -267,21 +266,6 @@ do_envfrom(SMFICTX *ctx, char **argv)
 	if (c == NULL)
 		return fail(smfi_getpriv(ctx), "mail",
 		            "MAIL without a connection context");
-	if (c->cfg->on_error == FG_ON_ERROR_TEMPFAIL && !fg_store_healthy(store)) {
-		struct fg_store_stats stats;
-		uint64_t skipped = 0;
-
-		fg_session_end_message(c->s);
-		fg_store_get_stats(store, &stats);
-		if (fg_ratelimit(&rl_unhealthy, now, 60000, &skipped))
-			fg_log(FG_LOG_ERR, "database unwritable (%s): "
-			       "on_error = tempfail refuses mail until it "
-			       "recovers (%" PRIu64 " not logged)",
-			       stats.last_error, skipped);
-		smfi_setreply(ctx, "451", "4.3.0",
-		              "Temporary local problem, try again later");
-		return SMFIS_TEMPFAIL;
-	}
 	return answer(ctx, c, fg_session_mail(
 	    c->s, argv != NULL && argv[0] != NULL ? argv[0] : "<>",
 	    macro(ctx, "i"), macro(ctx, "{auth_authen}") != NULL, now));
