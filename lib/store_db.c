@@ -965,18 +965,6 @@ fail:
 
 /* ---- the status row ---------------------------------------------------- */
 
-#define STATUS_UPSERT                                                        \
-	"INSERT OR REPLACE INTO status (id, updated_ms, pid, version,"         \
-	" started_ms, config, config_ms, queued, queue_size, recorded,"        \
-	" written, dropped, write_errors, commits, commit_ms_sum,"             \
-	" last_commit_ms, healthy, last_error, tarpit, tarpit_max, keys,"      \
-	" connects, helos, mails, rcpts, closes) VALUES (1, ?1, ?2, ?3, ?4,"    \
-	" ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"    \
-	" ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
-#define VTOTAL_UPSERT                                                        \
-	"INSERT OR REPLACE INTO verdict_totals (rule, action, monitor, n)"     \
-	" VALUES (?1, ?2, ?3, ?4)"
-
 enum fg_db_rc
 fg_store_db_status(fg_store *st, const struct fg_status_row *r,
                    const struct fg_vtotal *vt, size_t nvt, char *err,
@@ -988,10 +976,20 @@ fg_store_db_status(fg_store *st, const struct fg_status_row *r,
 
 	if (d == NULL)
 		return FG_DB_OK;
-	if ((rc = sqlite3_prepare_v2(d->db, STATUS_UPSERT, -1, &s, NULL)) !=
-	        SQLITE_OK ||
-	    (rc = sqlite3_prepare_v2(d->db, VTOTAL_UPSERT, -1, &v, NULL)) !=
-	        SQLITE_OK)
+	rc = sqlite3_prepare_v2(d->db,
+	    "INSERT OR REPLACE INTO status (id, updated_ms, pid, version,"
+	    " started_ms, config, config_ms, queued, queue_size, recorded,"
+	    " written, dropped, write_errors, commits, commit_ms_sum,"
+	    " last_commit_ms, healthy, last_error, tarpit, tarpit_max, keys,"
+	    " connects, helos, mails, rcpts, closes) VALUES (1, ?1, ?2, ?3, ?4,"
+	    " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
+	    " ?19, ?20, ?21, ?22, ?23, ?24, ?25)", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	rc = sqlite3_prepare_v2(d->db,
+	    "INSERT OR REPLACE INTO verdict_totals (rule, action, monitor, n)"
+	    " VALUES (?1, ?2, ?3, ?4)", -1, &v, NULL);
+	if (rc != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(s, i++, r->updated_ms);
 	sqlite3_bind_int64(s, i++, r->d.pid);

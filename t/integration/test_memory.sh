@@ -15,7 +15,7 @@ memory_limit = "1M";
 max_database_size = "4M";
 exempt = { networks = [ ]; };
 rules = (
-	{ name = "dict"; type = "invalid_recipients"; per = "network";
+	{ name = "dict"; type = "invalid_recipients"; mask = false; per = "network";
 	  limit = 3; window = "1h"; action = "tempfail"; }
 );
 EOF

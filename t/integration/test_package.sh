@@ -199,8 +199,10 @@ fgd_start() {	# fgd_start CONFIG [options]
 fgd_stop() { kill -TERM "$fgd_pid"; wait "$fgd_pid"; fgd_pid=; }
 ok "floodgate starts" fgd_start "$TCONF"
 is "$(ps -o user= -p "$fgd_pid")" floodgate "... and runs as user floodgate"
+# Started as root, the socket is made before the privileges are dropped
+# and stays root's; its group is what Postfix needs.
 is "$(stat -c '%U:%G %a' /var/spool/postfix/floodgate/floodgate.sock)" \
-	"floodgate:postfix 660" "its socket is floodgate:postfix 0660"
+	"root:postfix 660" "its socket is root:postfix 0660"
 
 # As the unit starts it: User=floodgate from the start, not a member of
 # group postfix.  The setgid directory gives the socket its group.
