@@ -436,13 +436,17 @@ cmd_unban(struct ctl *c, int argc, char **argv)
 		return rc;
 	if ((rc = ctl_open_db(c, NULL, FG_QUERY_WRITE, &q)) != CTL_OK)
 		return rc;
+	/* Lifted and reset: with its counts and levels left, the daemon
+	 * would ban the key again at its next event. */
 	if ((lifted = fg_query_ban_lift(q, key, c->now_ms)) < 0 ||
+	    fg_query_reset(q, key, c->now_ms) < 0 ||
 	    covering_bans(q, key, c->now_ms, &cov, &ncov) < 0) {
 		free(cov);
 		return query_fail(q, "unban");
 	}
 	for (size_t i = 0; covering && i < ncov; i++)
-		if (fg_query_ban_lift(q, cov[i].key, c->now_ms) < 0) {
+		if (fg_query_ban_lift(q, cov[i].key, c->now_ms) < 0 ||
+		    fg_query_reset(q, cov[i].key, c->now_ms) < 0) {
 			free(cov);
 			return query_fail(q, "unban");
 		}
@@ -473,6 +477,38 @@ cmd_unban(struct ctl *c, int argc, char **argv)
 			       covering ? san(key) : san(cov[i].key));
 	}
 	free(cov);
+	return CTL_OK;
+}
+
+int
+cmd_reset(struct ctl *c, int argc, char **argv)
+{
+	char key[FG_KEY_MAX];
+	const char *pos[1];
+	size_t npos;
+	struct json *j;
+	fg_query *q;
+	int rc;
+
+	if ((rc = ctl_parse(c, argc, argv, NULL, no_opt, NULL, pos, 1, &npos,
+	                    "reset KEY")) != CTL_OK)
+		return rc;
+	if (npos != 1)
+		return ctl_fail(CTL_USAGE, "reset: which key?\nusage: "
+		                "floodgatectl reset KEY");
+	if ((rc = parse_key("reset", pos[0], key)) != CTL_OK)
+		return rc;
+	if ((rc = ctl_open_db(c, NULL, FG_QUERY_WRITE, &q)) != CTL_OK)
+		return rc;
+	if (fg_query_reset(q, key, c->now_ms) < 0)
+		return query_fail(q, "reset");
+	fg_query_close(q);
+	if ((j = json_answer(c)) != NULL) {
+		json_kstr(j, "reset", key);
+		json_finish(j);
+	} else {
+		printf("reset the counts and levels of %s\n", san(key));
+	}
 	return CTL_OK;
 }
 

@@ -79,6 +79,7 @@ int cmd_top(struct ctl *c, int argc, char **argv);
 int cmd_bans(struct ctl *c, int argc, char **argv);
 int cmd_ban(struct ctl *c, int argc, char **argv);
 int cmd_unban(struct ctl *c, int argc, char **argv);
+int cmd_reset(struct ctl *c, int argc, char **argv);
 int cmd_stats(struct ctl *c, int argc, char **argv);
 int cmd_prune(struct ctl *c, int argc, char **argv);
 int cmd_vacuum(struct ctl *c, int argc, char **argv);

@@ -35,7 +35,8 @@ static const char usage_text[] =
     "  why ADDRESS [--limit N]\n"
     "  bans\n"
     "  ban KEY --for DURATION [--reason TEXT]\n"
-    "  unban KEY\n"
+    "  unban KEY [--covering]\n"
+    "  reset KEY\n"
     "  stats [--since 24h]\n"
     "  replay --config NEW.conf [--since 24h] [--limit N]\n"
     "  prune [--older 7d]\n"
@@ -60,6 +61,7 @@ static const struct {
 	{"bans", cmd_bans},
 	{"ban", cmd_ban},
 	{"unban", cmd_unban},
+	{"reset", cmd_reset},
 	{"stats", cmd_stats},
 	{"replay", cmd_replay},
 	{"prune", cmd_prune},

@@ -613,3 +613,48 @@ fail:
 	sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
 	return found;
 }
+
+/* One statement of a write, with key at ?1 and now at ?2. */
+static int
+write_step(fg_query *q, const char *sql, const char *key, int64_t now_ms)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = fg_query_prepare(q, sql, &s)) < 0)
+		return rc;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_bind_parameter_count(s) >= 2)
+		sqlite3_bind_int64(s, 2, now_ms);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : fg_query_dberr(q, rc, "reset");
+}
+
+int
+fg_query_reset(fg_query *q, const char *key, int64_t now_ms)
+{
+	int rc;
+
+	if ((rc = need_write(q, "reset")) < 0)
+		return rc;
+	if ((rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL)))
+		return fg_query_dberr(q, rc, "reset");
+	if ((rc = write_step(q, "DELETE FROM counts WHERE key = ?1", key,
+	                     now_ms)) < 0 ||
+	    (rc = write_step(q, "DELETE FROM levels WHERE key = ?1", key,
+	                     now_ms)) < 0 ||
+	    (rc = write_step(q, "INSERT INTO controls (ts_ms, op, key)"
+	                     " VALUES (?2, 'reset', ?1)", key, now_ms)) < 0 ||
+	    (rc = write_step(q, "DELETE FROM controls WHERE key <> ?1 AND"
+	                     " ts_ms < ?2 - 86400000", key, now_ms)) < 0)
+		goto fail;
+	if ((rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL))) {
+		rc = fg_query_dberr(q, rc, "reset");
+		goto fail;
+	}
+	return 0;
+fail:
+	sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}

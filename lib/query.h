@@ -163,6 +163,13 @@ int fg_query_client_keys(fg_query *q, const char *client,
                          int64_t now_ms, size_t limit, fg_query_key_fn *fn,
                          void *arg);
 
+/*
+ * Resets key: its window counts and escalation levels go from the
+ * database, and a controls row tells the running daemon to forget them
+ * in memory too (within a second).  Bans are not touched.  0 or < 0.
+ */
+int fg_query_reset(fg_query *q, const char *key, int64_t now_ms);
+
 /* ---- the running daemon's status row (store.h) ----------------------- */
 
 struct fg_query_status {

@@ -494,6 +494,15 @@ fg_store_conn_release(fg_store *st, const char *key)
 		fg_store_count_conn(st, key, strlen(key), -1);
 }
 
+void
+fg_store_reset(fg_store *st, const char *key)
+{
+	if (st == NULL || !key_ok(key))
+		return;
+	fg_store_count_forget(st, key, strlen(key));
+	fg_store_level_forget(st, key);
+}
+
 int64_t
 fg_store_conn_count(fg_store *st, const char *key)
 {

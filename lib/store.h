@@ -242,6 +242,15 @@ void fg_store_ban_lengths(fg_store *st, int family, bool *used);
 /* Whether any ban (or a lifted one not yet written) is held; lock-free. */
 bool fg_store_any_bans(fg_store *st);
 
+/*
+ * An operator's reset of key (floodgatectl reset and unban): its window
+ * counts and its escalation levels of every rule are forgotten in memory,
+ * so that the next event of the key starts from nothing.  Bans are not
+ * touched; the table rows are the caller's.  The daemon applies resets
+ * that another process writes to the controls table within a second.
+ */
+void fg_store_reset(fg_store *st, const char *key);
+
 /* Drops in-memory counters and levels that fell out of the horizon and
  * expired bans; the writer prunes raw events past retention in small
  * batches on its own.  Cheap; called by the daemon every few seconds. */

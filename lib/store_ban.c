@@ -508,6 +508,8 @@ void
 fg_store_ban_done(fg_store *st, struct fg_ban_op *ops, size_t n,
                   bool committed)
 {
+	bool *reset = calloc(n + 1, sizeof(*reset));
+
 	pthread_mutex_lock(&st->ban_mu);
 	for (size_t i = 0; i < n; i++) {
 		struct ban *b = ban_find(st, ops[i].key);
@@ -522,11 +524,20 @@ fg_store_ban_done(fg_store *st, struct fg_ban_op *ops, size_t n,
 		} else if ((b->lifted || ops[i].superseded) && !b->dirty) {
 			/* A superseded ban goes too: the table's later row
 			 * (usually an operator's unban) stands. */
+			if (ops[i].superseded && reset != NULL)
+				reset[i] = true;
 			ban_remove(st, &b->h);
 			free(b);
 		}
 	}
 	pthread_mutex_unlock(&st->ban_mu);
+	/* An operator's unban resets the key (floodgatectl writes that as a
+	 * control, applied at the next poll): here at once, so that no event
+	 * in between bans it again from its old counts. */
+	for (size_t i = 0; reset != NULL && i < n; i++)
+		if (reset[i])
+			fg_store_reset(st, ops[i].key);
+	free(reset);
 	for (size_t i = 0; i < n; i++) {
 		free(ops[i].key);
 		free(ops[i].reason);
@@ -623,6 +634,39 @@ level_key(char *buf, size_t size, const char *rule, const char *key)
 	memcpy(buf, rule, rl + 1);
 	memcpy(buf + rl + 1, key, kl + 1);
 	return rl + 1 + kl;
+}
+
+struct forget {
+	fg_store *st;
+	const char *key;
+	size_t n;
+};
+
+/* Levels of the key: the part of the node's key after the rule. */
+static bool
+level_of_key(struct fg_hnode *n, void *arg)
+{
+	struct forget *fo = arg;
+	const struct level *l = (const struct level *)n;
+	const char *key = l->buf + strlen(l->buf) + 1;
+
+	if (strcmp(key, fo->key) != 0)
+		return false;
+	if (l->dirty)
+		fo->st->lvl_dirty--;
+	fo->n++;
+	return true;
+}
+
+size_t
+fg_store_level_forget(fg_store *st, const char *key)
+{
+	struct forget fo = {st, key, 0};
+
+	pthread_mutex_lock(&st->lvl_mu);
+	hmap_sweep(&st->levels, level_of_key, &fo);
+	pthread_mutex_unlock(&st->lvl_mu);
+	return fo.n;
 }
 
 static int

@@ -944,6 +944,26 @@ kent_trim(fg_store *st, struct kent *e, int64_t cutoff)
 	cells_trim(st, e, cutoff);
 }
 
+int
+fg_store_count_forget(fg_store *st, const char *key, size_t klen)
+{
+	uint64_t h = fg_store_hash(st, key, klen);
+	struct fg_shard *sh = shard_of(st, h);
+	struct kent *e;
+	int found = 0;
+
+	pthread_mutex_lock(&sh->mu);
+	if ((e = shard_find(sh, h, key, klen)) != NULL) {
+		found = 1;
+		/* Every second there is, up to the last a uint32 can hold. */
+		kent_trim(st, e, (int64_t)UINT32_MAX);
+		if (kent_empty(e) && e->conns == 0)
+			shard_unlink(st, sh, h, e);
+	}
+	pthread_mutex_unlock(&sh->mu);
+	return found;
+}
+
 int64_t
 fg_store_count_conn(fg_store *st, const char *key, size_t klen, int delta)
 {

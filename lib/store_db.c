@@ -44,6 +44,7 @@ struct fg_db {
 	    *data_version, *begin, *begin_read, *commit, *rollback,
 	    *page_count, *freelist_count, *oldest_event, *oldest_verdict;
 	int64_t data_version_seen;
+	int64_t control_seen;   /* the last controls row applied */
 	int64_t page_size;  /* of the open file */
 	int64_t max_pages;  /* max_database_size in pages; 0: no limit */
 	struct agg *agg;    /* open addressing, aggcap slots (a power of 2) */
@@ -318,6 +319,51 @@ db_connect(fg_store *st, struct fg_db *d, char *err, size_t errlen)
 	return 0;
 }
 
+/* The newest controls row: those before the start were applied on disk
+ * by whoever wrote them, and memory was rebuilt from the disk since. */
+static int64_t
+controls_max(struct fg_db *d)
+{
+	sqlite3_stmt *s;
+	int64_t v = 0;
+
+	if (sqlite3_prepare_v2(d->db, "SELECT coalesce(max(id), 0) FROM"
+	                       " controls", -1, &s, NULL) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* Applies the operators' controls written since the last poll: a reset
+ * forgets the key's counts and levels in memory. */
+static void
+apply_controls(fg_store *st, struct fg_db *d)
+{
+	sqlite3_stmt *s;
+
+	if (sqlite3_prepare_v2(d->db, "SELECT id, op, key FROM controls"
+	                       " WHERE id > ?1 ORDER BY id", -1, &s,
+	                       NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(s, 1, d->control_seen);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *op = (const char *)sqlite3_column_text(s, 1);
+		const char *key = (const char *)sqlite3_column_text(s, 2);
+
+		d->control_seen = sqlite3_column_int64(s, 0);
+		if (op == NULL || key == NULL || strlen(key) >= FG_KEY_MAX)
+			continue;
+		if (strcmp(op, "reset") == 0) {
+			fg_store_reset(st, key);
+			fg_log(FG_LOG_INFO, "store: counts and levels of %s reset "
+			       "by an operator", key);
+		}
+	}
+	sqlite3_finalize(s);
+}
+
 /* Finalizes the statements and closes the connection of d. */
 static void
 db_disconnect(fg_store *st, struct fg_db *d)
@@ -348,6 +394,7 @@ fg_store_db_open(fg_store *st, int64_t now_ms, char *err, size_t errlen)
 	if ((rc = rebuild(st, now_ms, err, errlen)) < 0)
 		return rc;
 	d->data_version_seen = step_int(d->data_version);
+	d->control_seen = controls_max(d);
 	sqlite3_busy_timeout(d->db, RUN_BUSY_MS);
 	return 0;
 }
@@ -897,6 +944,8 @@ fg_store_db_poll(fg_store *st, char *err, size_t errlen)
 
 	if (d->db == NULL)
 		return FG_DB_OK;
+	/* Every poll, whatever data_version says: a look-up by key. */
+	apply_controls(st, d);
 	if ((rc = sqlite3_step(d->data_version)) == SQLITE_ROW)
 		version = sqlite3_column_int64(d->data_version, 0);
 	sqlite3_reset(d->data_version);

@@ -180,6 +180,10 @@ struct fg_store {
 void fg_store_set_error(fg_store *st, const char *text);
 int64_t fg_store_mono_ms(void);
 
+/* store_ban.c: every level of key, of any rule, from memory (the table's
+ * rows are the caller's); how many went. */
+size_t fg_store_level_forget(fg_store *st, const char *key);
+
 /* store_status.c */
 struct fg_vtotal {
 	char rule[64], action[16];
@@ -213,6 +217,9 @@ int64_t fg_store_count_get(fg_store *st, const char *key, size_t klen,
 int64_t fg_store_count_conn(fg_store *st, const char *key, size_t klen,
                             int delta);
 void fg_store_count_expire(fg_store *st, int64_t cutoff);
+/* Drops every count of key (not its open sessions); 1 if it had an
+ * entry. */
+int fg_store_count_forget(fg_store *st, const char *key, size_t klen);
 
 /* store_ban.c */
 void fg_hmap_init(struct fg_hmap *m);

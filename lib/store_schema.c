@@ -193,6 +193,11 @@ static const struct migration {
 	 " tarpit INTEGER, tarpit_max INTEGER, keys INTEGER,"
 	 " connects INTEGER, helos INTEGER, mails INTEGER, rcpts INTEGER,"
 	 " closes INTEGER);"
+	 /* What operators ask of the running daemon (floodgatectl reset
+	  * and unban): it applies new rows within a second. */
+	 "CREATE TABLE controls ("
+	 " id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, op TEXT NOT NULL,"
+	 " key TEXT NOT NULL);"
 	 "CREATE TABLE verdict_totals ("
 	 " rule TEXT NOT NULL, action TEXT NOT NULL, monitor INTEGER NOT NULL,"
 	 " n INTEGER NOT NULL, PRIMARY KEY (rule, action, monitor));"},
