@@ -480,6 +480,161 @@ cmd_unban(struct ctl *c, int argc, char **argv)
 	return CTL_OK;
 }
 
+/* ---- the allow list ------------------------------------------------------------ */
+
+/* What an allow may name: what the daemon looks up at some stage. */
+static bool
+allow_kind_ok(const char *key)
+{
+	switch (fg_key_type_of(key)) {
+	case FG_KEY_ADDRESS:
+	case FG_KEY_NETWORK:
+	case FG_KEY_HELO:
+	case FG_KEY_SENDER_DOMAIN:
+		return true;
+	default:
+		return false;
+	}
+}
+
+int
+cmd_allow(struct ctl *c, int argc, char **argv)
+{
+	static const struct ctl_opt opts[] = {
+		{"for", true, O_FOR}, {"reason", true, O_REASON}, {NULL, 0, 0},
+	};
+	static const char usage[] = "allow KEY [--for DURATION] [--reason TEXT]";
+	struct ban_opts o = {0, NULL};
+	char key[FG_KEY_MAX];
+	const char *pos[1];
+	int64_t until;
+	size_t npos;
+	struct json *j;
+	fg_query *q;
+	int rc;
+
+	if ((rc = ctl_parse(c, argc, argv, opts, ban_opt, &o, pos, 1, &npos,
+	                    usage)) != CTL_OK)
+		return rc;
+	if (npos != 1)
+		return ctl_fail(CTL_USAGE, "allow: which key?\nusage: "
+		                "floodgatectl %s", usage);
+	if ((rc = parse_key("allow", pos[0], key)) != CTL_OK)
+		return rc;
+	if (!allow_kind_ok(key))
+		return ctl_fail(CTL_USAGE, "allow: %s: only an address, a "
+		                "network, a HELO name (helo:NAME) or a sender "
+		                "domain (sender-domain:NAME) can be allowed",
+		                san(key));
+	until = o.for_ms > 0 ? c->now_ms + o.for_ms : INT64_MAX;
+	if ((rc = ctl_open_db(c, NULL, FG_QUERY_WRITE, &q)) != CTL_OK)
+		return rc;
+	if (fg_query_allow_set(q, key, until, o.reason, c->now_ms) < 0)
+		return query_fail(q, "allow");
+	fg_query_close(q);
+	if ((j = json_answer(c)) != NULL) {
+		json_kstr(j, "allowed", key);
+		if (o.for_ms > 0)
+			json_ktime(j, "until", until);
+		json_kstr(j, "reason", o.reason ? o.reason : "");
+		json_finish(j);
+	} else if (o.for_ms > 0) {
+		printf("allowed %s until %s %s (%s)%s%s\n", san(key),
+		       fmt_time(until), fmt_zone(until), fmt_duration(o.for_ms),
+		       o.reason ? ": " : "", o.reason ? san(o.reason) : "");
+	} else {
+		printf("allowed %s until disallowed%s%s\n", san(key),
+		       o.reason ? ": " : "", o.reason ? san(o.reason) : "");
+	}
+	return CTL_OK;
+}
+
+int
+cmd_disallow(struct ctl *c, int argc, char **argv)
+{
+	char key[FG_KEY_MAX];
+	const char *pos[1];
+	size_t npos;
+	struct json *j;
+	fg_query *q;
+	int rc, lifted;
+
+	if ((rc = ctl_parse(c, argc, argv, NULL, no_opt, NULL, pos, 1, &npos,
+	                    "disallow KEY")) != CTL_OK)
+		return rc;
+	if (npos != 1)
+		return ctl_fail(CTL_USAGE, "disallow: which key?\nusage: "
+		                "floodgatectl disallow KEY");
+	if ((rc = parse_key("disallow", pos[0], key)) != CTL_OK)
+		return rc;
+	if ((rc = ctl_open_db(c, NULL, FG_QUERY_WRITE, &q)) != CTL_OK)
+		return rc;
+	if ((lifted = fg_query_allow_lift(q, key)) < 0)
+		return query_fail(q, "disallow");
+	fg_query_close(q);
+	if ((j = json_answer(c)) != NULL) {
+		json_kstr(j, "key", key);
+		json_kbool(j, "disallowed", lifted == 1);
+		json_finish(j);
+	} else {
+		printf(lifted == 1 ? "%s is no longer allowed\n"
+		                   : "%s was not allowed\n", san(key));
+	}
+	return CTL_OK;
+}
+
+int
+cmd_allows(struct ctl *c, int argc, char **argv)
+{
+	struct fg_allow_entry *a = NULL;
+	const char *pos[1];
+	size_t npos, n = 0;
+	struct json *j;
+	struct table *t;
+	fg_query *q;
+	int rc;
+
+	if ((rc = ctl_parse(c, argc, argv, NULL, no_opt, NULL, pos, 0, &npos,
+	                    "allows")) != CTL_OK)
+		return rc;
+	if ((rc = ctl_open_db(c, NULL, FG_QUERY_READ, &q)) != CTL_OK)
+		return rc;
+	if (fg_query_allows(q, c->now_ms, &a, &n) < 0)
+		return query_fail(q, "allows");
+	fg_query_close(q);
+	if ((j = json_answer(c)) != NULL) {
+		json_key(j, "allows");
+		json_arr(j);
+		for (size_t i = 0; i < n; i++) {
+			json_obj(j);
+			json_kstr(j, "key", a[i].key);
+			if (a[i].until_ms != INT64_MAX)
+				json_ktime(j, "until", a[i].until_ms);
+			json_ktime(j, "created", a[i].created_ms);
+			json_kstr(j, "reason", a[i].reason);
+			json_end(j);
+		}
+		json_end(j);
+		json_finish(j);
+	} else if (n == 0) {
+		printf("no allows in force\n");
+	} else {
+		t = table_new("llll", "KEY", "UNTIL", "SINCE", "REASON",
+		              (char *)NULL);
+		for (size_t i = 0; i < n; i++) {
+			table_cell_text(t, a[i].key);
+			table_cell(t, "%s", a[i].until_ms == INT64_MAX
+			           ? "disallowed" : fmt_time(a[i].until_ms));
+			table_cell(t, "%s", fmt_time(a[i].created_ms));
+			table_cell_text(t, a[i].reason[0] ? a[i].reason : "-");
+		}
+		table_print(t, stdout);
+		table_free(t);
+	}
+	fg_query_free(a);
+	return CTL_OK;
+}
+
 int
 cmd_reset(struct ctl *c, int argc, char **argv)
 {

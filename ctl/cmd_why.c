@@ -217,6 +217,7 @@ struct why {
 	struct fg_verdict now;
 	size_t limit;
 	bool no_config;          /* -d alone: rules and limits unknown */
+	char allowed_by[FG_KEY_MAX + 40];
 };
 
 /* Does the ban of key concern this client? */
@@ -288,6 +289,20 @@ gather(struct why *w, struct dbview *v)
 	                               &w->helos)) < 0)
 		return rc;
 
+	{
+		struct fg_allow_entry *al;
+		size_t nal;
+
+		if ((rc = fg_query_allows(v->q, now, &al, &nal)) < 0)
+			return rc;
+		for (size_t i = 0; i < nal && w->exempt == NULL; i++)
+			if (ban_concerns(w, al[i].key)) {
+				snprintf(w->allowed_by, sizeof(w->allowed_by),
+				         "allowed by an operator (%s)", al[i].key);
+				w->exempt = w->allowed_by;
+			}
+		fg_query_free(al);
+	}
 	if ((rc = fg_query_bans(v->q, now, &all, &nall)) < 0)
 		return rc;
 	w->bans = xcalloc(nall, sizeof(*w->bans));

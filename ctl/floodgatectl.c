@@ -37,6 +37,9 @@ static const char usage_text[] =
     "  ban KEY --for DURATION [--reason TEXT]\n"
     "  unban KEY [--covering]\n"
     "  reset KEY\n"
+    "  allow KEY [--for DURATION] [--reason TEXT]\n"
+    "  disallow KEY\n"
+    "  allows\n"
     "  stats [--since 24h]\n"
     "  replay --config NEW.conf [--since 24h] [--limit N]\n"
     "  prune [--older 7d]\n"
@@ -62,6 +65,9 @@ static const struct {
 	{"ban", cmd_ban},
 	{"unban", cmd_unban},
 	{"reset", cmd_reset},
+	{"allow", cmd_allow},
+	{"disallow", cmd_disallow},
+	{"allows", cmd_allows},
 	{"stats", cmd_stats},
 	{"replay", cmd_replay},
 	{"prune", cmd_prune},

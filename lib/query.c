@@ -658,3 +658,92 @@ fail:
 	sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
 }
+
+/* ---- the allow list ----------------------------------------------------- */
+
+int
+fg_query_allow_set(fg_query *q, const char *key, int64_t until_ms,
+                   const char *reason, int64_t now_ms)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = need_write(q, "allow")) < 0)
+		return rc;
+	if ((rc = fg_query_prepare(q, "INSERT INTO allows (key, until_ms,"
+	                           " created_ms, reason) VALUES (?1, ?2, ?3, ?4)"
+	                           " ON CONFLICT (key) DO UPDATE SET"
+	                           " until_ms = excluded.until_ms,"
+	                           " created_ms = excluded.created_ms,"
+	                           " reason = excluded.reason", &s)) < 0)
+		return rc;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, until_ms);
+	sqlite3_bind_int64(s, 3, now_ms);
+	sqlite3_bind_text(s, 4, reason != NULL ? reason : "", -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : fg_query_dberr(q, rc, "allow");
+}
+
+int
+fg_query_allow_lift(fg_query *q, const char *key)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = need_write(q, "disallow")) < 0)
+		return rc;
+	if ((rc = fg_query_prepare(q, "DELETE FROM allows WHERE key = ?1",
+	                           &s)) < 0)
+		return rc;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return fg_query_dberr(q, rc, "disallow");
+	return sqlite3_changes(q->db) > 0 ? 1 : 0;
+}
+
+int
+fg_query_allows(fg_query *q, int64_t now_ms, struct fg_allow_entry **out,
+                size_t *n)
+{
+	sqlite3_stmt *s;
+	size_t cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = fg_query_prepare(q, "SELECT key, until_ms, created_ms, reason"
+	                           " FROM allows WHERE until_ms > ?1"
+	                           " ORDER BY key", &s)) < 0)
+		return rc;
+	sqlite3_bind_int64(s, 1, now_ms);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct fg_allow_entry *e;
+		const char *key = fg_query_col_text(s, 0);
+		const char *reason = fg_query_col_text(s, 3);
+
+		if (key == NULL)
+			continue;
+		if (*n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct fg_allow_entry *ne = realloc(*out, ncap * sizeof(*ne));
+
+			if (ne == NULL) {
+				sqlite3_finalize(s);
+				return fg_query_fail(q, FG_ENOMEM, "out of memory");
+			}
+			*out = ne;
+			cap = ncap;
+		}
+		e = &(*out)[(*n)++];
+		snprintf(e->key, sizeof(e->key), "%s", key);
+		e->until_ms = sqlite3_column_int64(s, 1);
+		e->created_ms = sqlite3_column_int64(s, 2);
+		snprintf(e->reason, sizeof(e->reason), "%s", reason ? reason : "");
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : fg_query_dberr(q, rc, "allows");
+}

@@ -170,6 +170,23 @@ int fg_query_client_keys(fg_query *q, const char *client,
  */
 int fg_query_reset(fg_query *q, const char *key, int64_t now_ms);
 
+/* ---- the allow list (store.h) ---------------------------------------- */
+
+struct fg_allow_entry {
+	char key[FG_KEY_MAX];
+	int64_t until_ms, created_ms;
+	char reason[256];
+};
+
+/* Allows key until until_ms (replacing an allow of it); 0 or < 0. */
+int fg_query_allow_set(fg_query *q, const char *key, int64_t until_ms,
+                       const char *reason, int64_t now_ms);
+/* 1 when an allow of key was removed, 0 when there was none, or < 0. */
+int fg_query_allow_lift(fg_query *q, const char *key);
+/* The allows in force, by key; free *out with fg_query_free(). */
+int fg_query_allows(fg_query *q, int64_t now_ms, struct fg_allow_entry **out,
+                    size_t *n);
+
 /* ---- the running daemon's status row (store.h) ----------------------- */
 
 struct fg_query_status {

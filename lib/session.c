@@ -255,6 +255,42 @@ fg_session_client_text(const fg_session *s)
 	return s->has_client ? s->client_text : "unknown";
 }
 
+/* ---- the operators' allow list ------------------------------------ */
+
+#define ALLOWED "allowed by an operator"
+
+/* Whether the allow list covers what the session has shown so far: its
+ * address or a network of it, its HELO name, its sender's domain. */
+static const char *
+allowed(const fg_session *s, int64_t now)
+{
+	fg_store *st = s->env->store;
+	char key[FG_KEY_MAX];
+	bool used[129];
+
+	if (!fg_store_any_allows(st))
+		return NULL;
+	if (s->has_client) {
+		unsigned bits = fg_addr_bits(&s->client);
+
+		if (fg_store_allowed(st, fg_key_address(key, &s->client), now) == 1)
+			return ALLOWED;
+		fg_store_allow_lengths(st, s->client.family, used);
+		for (unsigned len = bits; len-- > 0;)
+			if (used[len] &&
+			    fg_store_allowed(st, fg_key_network(key, &s->client,
+			                                        len), now) == 1)
+				return ALLOWED;
+	}
+	if (s->helo_seen &&
+	    fg_store_allowed(st, fg_key_helo(key, s->helo), now) == 1)
+		return ALLOWED;
+	if (s->in_message &&
+	    fg_store_allowed(st, fg_key_sender_domain(key, s->sender), now) == 1)
+		return ALLOWED;
+	return NULL;
+}
+
 /* ---- facts and events --------------------------------------------- */
 
 static void
@@ -511,7 +547,8 @@ fg_session_connect(fg_session *s, const fg_addr *client, const char *host,
 
 	facts_of(s, FG_STAGE_CONNECT, &f);
 	f.exemption_known = false;
-	s->exempt = fg_policy_exemption(s->cfg, &f);
+	if ((s->exempt = fg_policy_exemption(s->cfg, &f)) == NULL)
+		s->exempt = allowed(s, now_ms);
 	f.exemption_known = true;
 	f.exemption = s->exempt;
 	/* Concurrency: one slot under every key the connection counts. */
@@ -548,6 +585,8 @@ fg_session_helo(fg_session *s, const char *helo, int64_t now_ms)
 
 	copy_text(s->helo, sizeof(s->helo), helo);
 	s->helo_seen = true;
+	if (s->exempt == NULL)
+		s->exempt = allowed(s, now_ms);
 	facts_of(s, FG_STAGE_HELO, &f);
 	record(s, &f, FG_EV_HELO, now_ms);
 	return decide(s, &f, now_ms);
@@ -570,6 +609,8 @@ fg_session_mail(fg_session *s, const char *sender, const char *queue_id,
 		f.exemption_known = false;
 		s->exempt = fg_policy_exemption(s->cfg, &f);
 	}
+	if (s->exempt == NULL)
+		s->exempt = allowed(s, now_ms);
 	facts_of(s, FG_STAGE_MAIL, &f);
 	record(s, &f, FG_EV_MAIL, now_ms);
 	return decide(s, &f, now_ms);

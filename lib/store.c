@@ -74,6 +74,7 @@ store_free(fg_store *st)
 	fg_store_count_free(st);
 	fg_store_ban_free(st);
 	fg_store_status_free(st);
+	fg_store_allow_free(st);
 	pthread_mutex_destroy(&st->qmu);
 	pthread_cond_destroy(&st->qcv);
 	pthread_cond_destroy(&st->fcv);
@@ -131,6 +132,7 @@ fg_store_open(const struct fg_store_options *opt, int64_t now_ms,
 	    st->rl_dbfull = rl0;
 	fg_store_ban_init(st);
 	fg_store_status_init(st);
+	fg_store_allow_init(st);
 	if ((rc = fg_store_count_init(st)) < 0 ||
 	    (!opt->counters_only &&
 	     ((rc = fg_store_db_open(st, now_ms, err, errlen)) < 0 ||

@@ -243,6 +243,16 @@ void fg_store_ban_lengths(fg_store *st, int family, bool *used);
 bool fg_store_any_bans(fg_store *st);
 
 /*
+ * The operators' allow list (floodgatectl allow): keys exempt from every
+ * rule and ban until a time, loaded from the allows table at open and
+ * within a second of another process changing it.  allowed is 1 or 0;
+ * the lengths are those of the allowed networks, as for bans.
+ */
+int fg_store_allowed(fg_store *st, const char *key, int64_t now_ms);
+bool fg_store_any_allows(fg_store *st);
+void fg_store_allow_lengths(fg_store *st, int family, bool *used);
+
+/*
  * An operator's reset of key (floodgatectl reset and unban): its window
  * counts and its escalation levels of every rule are forgotten in memory,
  * so that the next event of the key starts from nothing.  Bans are not

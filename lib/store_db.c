@@ -336,6 +336,42 @@ controls_max(struct fg_db *d)
 	return v;
 }
 
+/* The allow list from its table, all of it. */
+static void
+load_allows(fg_store *st, struct fg_db *d)
+{
+	struct fg_allow_row *rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *s;
+
+	if (sqlite3_prepare_v2(d->db, "SELECT key, until_ms FROM allows",
+	                       -1, &s, NULL) != SQLITE_OK)
+		return;
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(s, 0);
+
+		if (key == NULL)
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct fg_allow_row *nr = realloc(rows, ncap * sizeof(*nr));
+
+			if (nr == NULL)
+				break;
+			rows = nr;
+			cap = ncap;
+		}
+		if ((rows[n].key = strdup(key)) == NULL)
+			break;
+		rows[n++].until_ms = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_finalize(s);
+	fg_store_allow_reload(st, rows, n);
+	while (n-- > 0)
+		free(rows[n].key);
+	free(rows);
+}
+
 /* Applies the operators' controls written since the last poll: a reset
  * forgets the key's counts and levels in memory. */
 static void
@@ -395,6 +431,7 @@ fg_store_db_open(fg_store *st, int64_t now_ms, char *err, size_t errlen)
 		return rc;
 	d->data_version_seen = step_int(d->data_version);
 	d->control_seen = controls_max(d);
+	load_allows(st, d);
 	sqlite3_busy_timeout(d->db, RUN_BUSY_MS);
 	return 0;
 }
@@ -1006,6 +1043,7 @@ fg_store_db_poll(fg_store *st, char *err, size_t errlen)
 	d->data_version_seen = version;
 	fg_store_ban_reload(st, rows, n);
 	fg_store_ban_rows_free(rows, n);
+	load_allows(st, d);
 	return FG_DB_OK;
 fail:
 	snprintf(err, errlen, "%s", sqlite3_errmsg(d->db));

@@ -133,6 +133,12 @@ struct fg_store {
 	struct fg_hmap bans;
 	_Atomic int ban_lens4[33];  /* network bans per prefix length */
 	_Atomic int ban_lens6[129];
+
+	/* store_allow.c: the operators' allow list */
+	pthread_mutex_t allow_mu;
+	struct fg_hmap allows;
+	_Atomic int allow_lens4[33];
+	_Atomic int allow_lens6[129];
 	size_t ban_dirty;
 	pthread_mutex_t lvl_mu;
 	struct fg_hmap levels;
@@ -183,6 +189,17 @@ int64_t fg_store_mono_ms(void);
 /* store_ban.c: every level of key, of any rule, from memory (the table's
  * rows are the caller's); how many went. */
 size_t fg_store_level_forget(fg_store *st, const char *key);
+
+/* store_allow.c */
+struct fg_allow_row {
+	char *key;
+	int64_t until_ms;
+};
+void fg_store_allow_init(fg_store *st);
+void fg_store_allow_free(fg_store *st);
+/* Replaces the list with rows (the whole allows table). */
+void fg_store_allow_reload(fg_store *st, const struct fg_allow_row *rows,
+                           size_t n);
 
 /* store_status.c */
 struct fg_vtotal {

@@ -198,6 +198,10 @@ static const struct migration {
 	 "CREATE TABLE controls ("
 	 " id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, op TEXT NOT NULL,"
 	 " key TEXT NOT NULL);"
+	 /* The operators' allow list (floodgatectl allow). */
+	 "CREATE TABLE allows ("
+	 " key TEXT PRIMARY KEY, until_ms INTEGER NOT NULL,"
+	 " created_ms INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT '');"
 	 "CREATE TABLE verdict_totals ("
 	 " rule TEXT NOT NULL, action TEXT NOT NULL, monitor INTEGER NOT NULL,"
 	 " n INTEGER NOT NULL, PRIMARY KEY (rule, action, monitor));"},

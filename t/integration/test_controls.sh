@@ -64,5 +64,31 @@ ctl unban 198.51.100.0/24 >/dev/null
 ok "... and once unbanned, it is in" until_ok probe 198.51.100.22 continue continue
 ok "a manual ban is left alone by a reset of another key" until_ok probe 203.0.113.5 421 421
 
+# The allow list: one attacker let in, the others still limited.
+attack 10.1.1.10
+ok "an attacking /24 is refused" until_ok probe 10.1.1.30 421 421
+out=$(ctl allow 10.1.1.30 --reason "our partner"); rc=$?
+is "$rc:$out" "0:allowed 10.1.1.30 until disallowed: our partner" "allow says what it did"
+ok "the allowed address is let in within about a second" until_ok probe 10.1.1.30 continue continue
+probe 10.1.1.31 421 421
+ok "... while the rest of its /24 is still refused" [ $? -eq 0 ]
+ok "allows lists it" grep -Eq '^10\.1\.1\.30 +disallowed .* our partner$' <<<"$(ctl allows)"
+ok "why says it is allowed" grep -q '^exempt: allowed by an operator (10.1.1.30)' <<<"$(ctl why 10.1.1.30)"
+ctl allow 172.16.0.0/12 --for 1h >/dev/null
+ok "a network of any length can be allowed" until_ok probe 172.20.1.2 continue continue
+ctl allow '*' >/dev/null 2>&1
+is "$?" 2 "the global key cannot be allowed"
+
+# Across a restart: allows and bans are kept.
+fg_stop "$FG_PID"; is "$?" 0 "the daemon stops cleanly"
+fg_start k "$T/k.conf" || exit 1
+probe 10.1.1.30 continue continue
+ok "after a restart the allow holds" [ $? -eq 0 ]
+probe 10.1.1.32 421 421
+ok "... and so does the ban" [ $? -eq 0 ]
+is "$(ctl disallow 10.1.1.30)" "10.1.1.30 is no longer allowed" "disallow says so"
+ok "after disallow the address is refused again" until_ok probe 10.1.1.30 421 421
+is "$(ctl disallow 10.1.1.30)" "10.1.1.30 was not allowed" "a second disallow has nothing to do"
+
 fg_stop "$FG_PID"; is "$?" 0 "the daemon stops cleanly"
 done_testing

@@ -644,7 +644,7 @@ test_migrate_v1(void)
 	       "ALTER TABLE events DROP COLUMN daemon;"
 	       "ALTER TABLE events DROP COLUMN auth;"
 	       "DROP TABLE status; DROP TABLE verdict_totals;"
-	       "DROP TABLE controls;"
+	       "DROP TABLE controls; DROP TABLE allows;"
 	       "DROP TABLE counts;"
 	       "CREATE TABLE counts (key TEXT NOT NULL, counter TEXT NOT NULL,"
 	       " sec INTEGER NOT NULL, n INTEGER NOT NULL,"
@@ -724,7 +724,7 @@ test_migrate_v2(void)
 	       "ALTER TABLE events DROP COLUMN daemon;"
 	       "ALTER TABLE events DROP COLUMN auth;"
 	       "DROP TABLE status; DROP TABLE verdict_totals;"
-	       "DROP TABLE controls;"
+	       "DROP TABLE controls; DROP TABLE allows;"
 	       "PRAGMA user_version = 2");
 	st = open_at(path, T0 + 5000, HOUR, 0, 0);
 	ok(st != NULL, "v2: a version 2 file opens");
