@@ -811,8 +811,10 @@ cmd_stats(struct ctl *c, int argc, char **argv)
 		{"since", true, O_SINCE}, {NULL, 0, 0},
 	};
 	struct since_opts o = {"stats", DAY_MS};
+	struct fg_query_status ds;
 	struct fg_stats s;
 	struct json *j;
+	bool have_status;
 	fg_query *q;
 	int rc;
 
@@ -822,6 +824,7 @@ cmd_stats(struct ctl *c, int argc, char **argv)
 		return rc;
 	if (fg_query_stats(q, c->now_ms - o.since, c->now_ms, &s) < 0)
 		return query_fail(q, NULL);
+	have_status = fg_query_status(q, &ds) == 1;
 	fg_query_close(q);
 	if ((j = json_answer(c)) != NULL) {
 		stats_json(j, c, &s);
@@ -835,6 +838,17 @@ cmd_stats(struct ctl *c, int argc, char **argv)
 	       " networks\n\n", fmt_time(s.since_ms), fmt_zone(s.since_ms),
 	       fmt_duration(o.since),
 	       s.events, s.sessions, s.clients, s.networks);
+	/* The daemon's own figures, as its status row gives them. */
+	if (have_status)
+		printf("daemon: %" PRId64 " keys in %.1f of %.1f MB (%" PRId64
+		       " key updates held back by the limit, %" PRId64
+		       " allocation failures); %" PRId64 " rows dropped; "
+		       "database %.1f of %.1f MB (%" PRId64 " rows pruned "
+		       "for size)\n\n", ds.keys, (double)ds.memory / 1048576.0,
+		       (double)ds.memory_limit / 1048576.0, ds.keys_refused,
+		       ds.alloc_failures, ds.dropped,
+		       (double)ds.db_size / 1048576.0,
+		       (double)ds.max_database_size / 1048576.0, ds.size_pruned);
 	struct table *t = table_new("lr", "EVENTS", "COUNT", (char *)NULL);
 	stats_rows(t, "connect", s.counts[FG_CNT_CONNECT]);
 	stats_rows(t, "helo", s.counts[FG_CNT_HELO]);

@@ -139,6 +139,9 @@ judge(struct status *st)
 	if (s->dropped > 0)
 		say(st, ST_WARNING, "%" PRId64 " rows dropped since the start "
 		    "(counts stay exact)", s->dropped);
+	if (s->memory_limit > 0 && s->memory >= s->memory_limit)
+		say(st, ST_WARNING, "the memory limit holds new keys back "
+		    "(%" PRId64 " updates so far)", s->keys_refused);
 	if (s->tarpit_max > 0 && s->tarpit * 10 >= s->tarpit_max * 9)
 		say(st, ST_WARNING, "the tarpit is full: %" PRId64 " of %" PRId64
 		    " sessions asleep", s->tarpit, s->tarpit_max);
@@ -169,6 +172,16 @@ print_text(const struct status *st)
 	       ? fmt_time(s->last_commit_ms) : "none yet");
 	printf("tarpit      %" PRId64 " of %" PRId64 " sessions asleep\n",
 	       s->tarpit, s->tarpit_max);
+	printf("memory      %" PRId64 " keys in %.1f of %.1f MB, %" PRId64
+	       " key updates held back by the limit, %" PRId64
+	       " allocation failures\n", s->keys, (double)s->memory / 1048576.0,
+	       (double)s->memory_limit / 1048576.0, s->keys_refused,
+	       s->alloc_failures);
+	printf("database    %.1f of %.1f MB, %" PRId64 " rows pruned for "
+	       "size, reopened %" PRId64 " times\n",
+	       (double)s->db_size / 1048576.0,
+	       (double)s->max_database_size / 1048576.0, s->size_pruned,
+	       s->reopened);
 	printf("sessions    %.1f/s over the last minute, %" PRId64 " since the "
 	       "start\n", (double)st->connects_1m / 60.0, s->connects);
 	printf("refusals    last %s:", fmt_duration(RECENT_MS));
@@ -212,6 +225,13 @@ print_json(const struct status *st)
 		json_kint(j, "tarpit", s->tarpit);
 		json_kint(j, "tarpit_max", s->tarpit_max);
 		json_kint(j, "connects_last_minute", st->connects_1m);
+		json_kint(j, "keys", s->keys);
+		json_kint(j, "memory", s->memory);
+		json_kint(j, "memory_limit", s->memory_limit);
+		json_kint(j, "keys_refused", s->keys_refused);
+		json_kint(j, "alloc_failures", s->alloc_failures);
+		json_kint(j, "db_size", s->db_size);
+		json_kint(j, "max_database_size", s->max_database_size);
 		json_key(j, "refusals_last_5m");
 		json_obj(j);
 		for (size_t i = 0; i < st->nrecent; i++)
@@ -392,6 +412,16 @@ cmd_metrics(struct ctl *c, int argc, char **argv)
 		       "budget (max_delayed_sessions).", s.tarpit_max);
 		metric("floodgate_last_commit_timestamp_seconds", "gauge",
 		       "When the last commit landed.", s.last_commit_ms / 1000);
+		metric("floodgate_keys", "gauge", "Keys counted in memory.",
+		       s.keys);
+		metric("floodgate_memory_bytes", "gauge", "Memory the counts "
+		       "take.", s.memory);
+		metric("floodgate_memory_limit_bytes", "gauge", "The memory "
+		       "limit (memory_limit).", s.memory_limit);
+		metric("floodgate_keys_refused_total", "counter", "Key updates "
+		       "the memory limit held back.", s.keys_refused);
+		metric("floodgate_database_bytes", "gauge", "The database "
+		       "file's size.", s.db_size);
 		if (fg_query_verdict_totals(q, on_total, &m) < 0) {
 			char err[600];
 

@@ -195,6 +195,8 @@ struct fg_query_status {
 	int64_t queued, queue_size, recorded, written, dropped, write_errors;
 	int64_t commits, commit_ms_sum, last_commit_ms, tarpit, tarpit_max;
 	int64_t keys, connects, helos, mails, rcpts, closes;
+	int64_t memory, memory_limit, keys_refused, alloc_failures;
+	int64_t db_size, max_database_size, size_pruned, reopened;
 	bool healthy;
 };
 

@@ -622,7 +622,10 @@ fg_query_status(fg_query *q, struct fg_query_status *out)
 	                           " dropped, write_errors, commits,"
 	                           " commit_ms_sum, last_commit_ms, tarpit,"
 	                           " tarpit_max, keys, connects, helos, mails,"
-	                           " rcpts, closes, healthy FROM status"
+	                           " rcpts, closes, healthy, memory,"
+	                           " memory_limit, keys_refused, alloc_failures,"
+	                           " db_size, max_database_size, size_pruned,"
+	                           " reopened FROM status"
 	                           " WHERE id = 1", &s)) < 0)
 		return rc;
 	rc = sqlite3_step(s);
@@ -652,6 +655,14 @@ fg_query_status(fg_query *q, struct fg_query_status *out)
 		out->rcpts = sqlite3_column_int64(s, i++);
 		out->closes = sqlite3_column_int64(s, i++);
 		out->healthy = sqlite3_column_int(s, i++) != 0;
+		out->memory = sqlite3_column_int64(s, i++);
+		out->memory_limit = sqlite3_column_int64(s, i++);
+		out->keys_refused = sqlite3_column_int64(s, i++);
+		out->alloc_failures = sqlite3_column_int64(s, i++);
+		out->db_size = sqlite3_column_int64(s, i++);
+		out->max_database_size = sqlite3_column_int64(s, i++);
+		out->size_pruned = sqlite3_column_int64(s, i++);
+		out->reopened = sqlite3_column_int64(s, i++);
 		sqlite3_finalize(s);
 		return 1;
 	}

@@ -1068,9 +1068,12 @@ fg_store_db_status(fg_store *st, const struct fg_status_row *r,
 	    " started_ms, config, config_ms, queued, queue_size, recorded,"
 	    " written, dropped, write_errors, commits, commit_ms_sum,"
 	    " last_commit_ms, healthy, last_error, tarpit, tarpit_max, keys,"
-	    " connects, helos, mails, rcpts, closes) VALUES (1, ?1, ?2, ?3, ?4,"
+	    " connects, helos, mails, rcpts, closes, memory, memory_limit,"
+	    " keys_refused, alloc_failures, db_size, max_database_size,"
+	    " size_pruned, reopened) VALUES (1, ?1, ?2, ?3, ?4,"
 	    " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-	    " ?19, ?20, ?21, ?22, ?23, ?24, ?25)", -1, &s, NULL);
+	    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31,"
+	    " ?32, ?33)", -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		goto fail;
 	rc = sqlite3_prepare_v2(d->db,
@@ -1100,6 +1103,14 @@ fg_store_db_status(fg_store *st, const struct fg_status_row *r,
 	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->keys);
 	for (int k = FG_EV_CONNECT; k <= FG_EV_CLOSE; k++)
 		sqlite3_bind_int64(s, i++, (sqlite3_int64)r->by_kind[k]);
+	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->memory);
+	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->memory_limit);
+	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->keys_refused);
+	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->alloc_failures);
+	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->db_size);
+	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->max_database_size);
+	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->size_pruned);
+	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->reopened);
 	if ((rc = run(d->begin)) != SQLITE_OK)
 		goto fail;
 	if ((rc = run(s)) != SQLITE_OK)

@@ -310,6 +310,8 @@ struct fg_status_row {
 	struct fg_store_status_info d;   /* the daemon's part */
 	uint64_t queued, queue_size, recorded, written, dropped, write_errors;
 	uint64_t commits, commit_ms_sum, keys;
+	uint64_t memory, memory_limit, keys_refused, alloc_failures;
+	uint64_t db_size, max_database_size, size_pruned, reopened;
 	int64_t last_commit_ms;
 	bool healthy;
 	char last_error[256];

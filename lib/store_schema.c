@@ -192,7 +192,9 @@ static const struct migration {
 	 " last_commit_ms INTEGER, healthy INTEGER, last_error TEXT,"
 	 " tarpit INTEGER, tarpit_max INTEGER, keys INTEGER,"
 	 " connects INTEGER, helos INTEGER, mails INTEGER, rcpts INTEGER,"
-	 " closes INTEGER);"
+	 " closes INTEGER, memory INTEGER, memory_limit INTEGER,"
+	 " keys_refused INTEGER, alloc_failures INTEGER, db_size INTEGER,"
+	 " max_database_size INTEGER, size_pruned INTEGER, reopened INTEGER);"
 	 /* What operators ask of the running daemon (floodgatectl reset
 	  * and unban): it applies new rows within a second. */
 	 "CREATE TABLE controls ("

@@ -106,6 +106,14 @@ fg_store_status_write(fg_store *st)
 	r.dropped = stats.dropped;
 	r.write_errors = stats.write_errors;
 	r.keys = stats.keys;
+	r.memory = stats.memory;
+	r.memory_limit = stats.memory_limit;
+	r.keys_refused = stats.keys_refused;
+	r.alloc_failures = stats.alloc_failures;
+	r.db_size = stats.db_size;
+	r.max_database_size = stats.max_database_size;
+	r.size_pruned = stats.size_pruned;
+	r.reopened = stats.reopened;
 	r.healthy = stats.healthy;
 	snprintf(r.last_error, sizeof(r.last_error), "%s", stats.last_error);
 	r.commits = atomic_load(&st->commits);

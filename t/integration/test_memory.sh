@@ -75,6 +75,8 @@ is "$(grep -c 'memory_limit reached' "$T/m.log")" 1 "the limit is logged once a 
 
 attacker 4 "451 text=4.7.1"
 ok "the attacker's fourth unknown recipient is refused, from memory" [ $? -eq 0 ]
+ok "floodgatectl stats shows the keys held back" wait_for \
+	"\"$FG_BUILD_DIR/ctl/floodgatectl\" -d '$T/m.db' stats | grep -Eq 'daemon: [0-9]+ keys in .* \\([1-9][0-9]* key updates held back'" 5
 
 fg_stop "$PID"
 ok "the daemon stops cleanly" [ $? -eq 0 ]
