@@ -217,8 +217,8 @@ cmd_top(struct ctl *c, int argc, char **argv)
 
 /* ---- bans, ban, unban ------------------------------------------------------ */
 
-static int
-no_opt(void *arg, int id, const char *v)
+int
+ctl_no_opt(void *arg, int id, const char *v)
 {
 	(void)arg;
 	(void)id;
@@ -235,7 +235,7 @@ cmd_bans(struct ctl *c, int argc, char **argv)
 	fg_query *q;
 	int rc;
 
-	if ((rc = parse_open(c, argc, argv, NULL, no_opt, NULL, "bans",
+	if ((rc = parse_open(c, argc, argv, NULL, ctl_no_opt, NULL, "bans",
 	                     FG_QUERY_READ, &q)) != CTL_OK)
 		return rc;
 	if (fg_query_bans(q, c->now_ms, &b, &n) < 0)
@@ -559,7 +559,7 @@ cmd_disallow(struct ctl *c, int argc, char **argv)
 	fg_query *q;
 	int rc, lifted;
 
-	if ((rc = ctl_parse(c, argc, argv, NULL, no_opt, NULL, pos, 1, &npos,
+	if ((rc = ctl_parse(c, argc, argv, NULL, ctl_no_opt, NULL, pos, 1, &npos,
 	                    "disallow KEY")) != CTL_OK)
 		return rc;
 	if (npos != 1)
@@ -594,7 +594,7 @@ cmd_allows(struct ctl *c, int argc, char **argv)
 	fg_query *q;
 	int rc;
 
-	if ((rc = ctl_parse(c, argc, argv, NULL, no_opt, NULL, pos, 0, &npos,
+	if ((rc = ctl_parse(c, argc, argv, NULL, ctl_no_opt, NULL, pos, 0, &npos,
 	                    "allows")) != CTL_OK)
 		return rc;
 	if ((rc = ctl_open_db(c, NULL, FG_QUERY_READ, &q)) != CTL_OK)
@@ -645,7 +645,7 @@ cmd_reset(struct ctl *c, int argc, char **argv)
 	fg_query *q;
 	int rc;
 
-	if ((rc = ctl_parse(c, argc, argv, NULL, no_opt, NULL, pos, 1, &npos,
+	if ((rc = ctl_parse(c, argc, argv, NULL, ctl_no_opt, NULL, pos, 1, &npos,
 	                    "reset KEY")) != CTL_OK)
 		return rc;
 	if (npos != 1)
@@ -926,7 +926,7 @@ cmd_vacuum(struct ctl *c, int argc, char **argv)
 	fg_query *q;
 	int rc;
 
-	if ((rc = parse_open(c, argc, argv, NULL, no_opt, NULL, "vacuum",
+	if ((rc = parse_open(c, argc, argv, NULL, ctl_no_opt, NULL, "vacuum",
 	                     FG_QUERY_WRITE, &q)) != CTL_OK)
 		return rc;
 	if (fg_query_vacuum(q, &before, &after) < 0)
@@ -974,7 +974,7 @@ cmd_check(struct ctl *c, int argc, char **argv)
 	fg_query *q;
 	int rc, sound;
 
-	if ((rc = parse_open(c, argc, argv, NULL, no_opt, NULL, "check",
+	if ((rc = parse_open(c, argc, argv, NULL, ctl_no_opt, NULL, "check",
 	                     FG_QUERY_READ, &q)) != CTL_OK)
 		return rc;
 	if (fg_query_info(q, &info) < 0 ||

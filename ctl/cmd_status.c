@@ -249,15 +249,6 @@ pid_alive(int64_t pid)
 	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
-static int
-no_opt(void *arg, int id, const char *v)
-{
-	(void)arg;
-	(void)id;
-	(void)v;
-	return CTL_USAGE;
-}
-
 enum { O_STALE = CTL_OPT_BASE };
 
 static int
@@ -363,7 +354,7 @@ cmd_metrics(struct ctl *c, int argc, char **argv)
 	fg_query *q;
 	int rc, have;
 
-	if ((rc = ctl_parse(c, argc, argv, NULL, no_opt, NULL, pos, 0, &npos,
+	if ((rc = ctl_parse(c, argc, argv, NULL, ctl_no_opt, NULL, pos, 0, &npos,
 	                    "metrics")) != CTL_OK)
 		return rc;
 	if ((rc = ctl_open_db(c, NULL, FG_QUERY_READ, &q)) != CTL_OK)

@@ -62,6 +62,8 @@ struct ctl_opt {
 	int id;            /* >= CTL_OPT_BASE */
 };
 typedef int ctl_opt_fn(void *arg, int id, const char *value);
+/* The ctl_opt_fn of a command without options of its own. */
+int ctl_no_opt(void *arg, int id, const char *value);
 int ctl_parse(struct ctl *c, int argc, char **argv, const struct ctl_opt *opts,
               ctl_opt_fn *fn, void *arg, const char **pos, size_t maxpos,
               size_t *npos, const char *usage);
