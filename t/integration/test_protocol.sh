@@ -101,6 +101,16 @@ quit
 EOF2
 ok "negotiation asks for rejected recipients; quit right after is fine" [ $? -eq 0 ]
 
+# An MTA that does not offer rejected recipients: said once, not per
+# connection (0x1ff7ff: every protocol flag but SMFIP_RCPT_REJ).
+for i in 1 2 3; do
+	printf 'negotiate protocol=0x1ff7ff\nconnect host=n.example addr=192.0.2.99 family=4 port=25\nquit\n' |
+		miltc p -q
+done
+ok "three sessions without SMFIP_RCPT_REJ are served" [ $? -eq 0 ]
+is "$(grep -c 'does not offer rejected recipients' "$T/p.log")" 1 \
+	"the missing SMFIP_RCPT_REJ is logged once, not per connection"
+
 # IPv6 /64 aggregation: two addresses of one /64 share the count, a
 # third address in another /64 does not.
 {
