@@ -26,8 +26,9 @@
 #include "fg.h"
 #include "query.h"
 
-#define STALE_MS 30000         /* default: a status row older is CRITICAL */
-#define RECENT_MS (5 * 60000)  /* refusals by rule over this span */
+#define STALE_MS INT64_C(30000)      /* default: an older status row is
+                                        CRITICAL */
+#define RECENT_MS INT64_C(300000)    /* refusals by rule over this span */
 
 enum { ST_OK = 0, ST_WARNING = 1, ST_CRITICAL = 2, ST_UNKNOWN = 3 };
 
@@ -282,12 +283,11 @@ cmd_status(struct ctl *c, int argc, char **argv)
 		printf("floodgate UNKNOWN: cannot read the database\n");
 		return ST_UNKNOWN;
 	}
-	if ((rc = fg_query_begin(q)) < 0 ||
-	    (rc = fg_query_status(q, &st.s)) < 0 ||
-	    (rc = fg_query_verdicts(q, NULL, c->now_ms - RECENT_MS, c->now_ms,
-	                            0, on_recent, &st)) < 0 ||
-	    (rc = fg_query_events(q, c->now_ms - 60000, c->now_ms, on_event,
-	                          &st)) < 0) {
+	if (fg_query_begin(q) < 0 || fg_query_status(q, &st.s) < 0 ||
+	    fg_query_verdicts(q, NULL, c->now_ms - RECENT_MS, c->now_ms, 0,
+	                      on_recent, &st) < 0 ||
+	    fg_query_events(q, c->now_ms - INT64_C(60000), c->now_ms, on_event,
+	                    &st) < 0) {
 		char err[600];
 
 		printf("floodgate UNKNOWN: %s\n",

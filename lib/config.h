@@ -133,18 +133,19 @@ struct fg_config {
 
 	/* daemon */
 	char *socket;                /* libmilter socket spec */
-	unsigned socket_mode;
 	char *socket_group;          /* "" = keep */
-	bool socket_public;          /* an inet socket beyond the loopback */
 	char *database;
 	char *user;                  /* "" = do not change user */
-	bool allow_root;
 	char *pid_file;              /* "" = none */
+	char *syslog_socket;         /* where syslog lines go when daemonized */
+	int64_t milter_timeout_ms;   /* libmilter's own I/O timeout */
+	unsigned socket_mode;
 	int log_level;
 	int syslog_facility;         /* index into fg_log_facility_names */
-	char *syslog_socket;         /* where syslog lines go when daemonized */
 	enum fg_on_error on_error;
-	int64_t milter_timeout_ms;   /* libmilter's own I/O timeout */
+	bool socket_public;          /* an inet socket beyond the loopback */
+	bool allow_root;
+	bool monitor;                /* policy: decide and log, never act */
 
 	/* store */
 	int64_t retention_ms;
@@ -156,11 +157,9 @@ struct fg_config {
 	unsigned network_prefix6;
 
 	/* policy */
-	bool monitor;
 	int64_t max_delay_ms;
 	int64_t mta_timeout_ms;      /* shortest milter reply timeout of the MTAs */
 	int64_t max_delayed_sessions;
-	enum fg_action banned_action;
 	struct fg_reply banned_reply;
 	char *valid_recipients;      /* optional file of valid rcpts/domains */
 	struct fg_rcptlist *valid_rcpts; /* loaded from it, or NULL */
@@ -168,6 +167,7 @@ struct fg_config {
 	struct fg_rule *rules;
 	size_t nrules;
 	int64_t horizon_ms;          /* longest window of any rule (derived) */
+	enum fg_action banned_action;
 
 	_Atomic long refs;
 };
