@@ -230,7 +230,14 @@ fz_check_verdict(const struct fg_config *cfg, const struct fg_facts *f,
 		         "reply line %zu has CR or LF", i);
 		fz_check_text("reply line", v->lines[i], FG_REPLY_LINE_MAX);
 	}
-	switch (v->action) {
+	/* A masked verdict answers as the MTA does an unknown user: its
+	 * 4xx or 5xx, after any delay. */
+	if (v->masked && !v->monitor) {
+		FZ_CHECK(v->action == FG_ACT_DELAY || v->action == FG_ACT_REJECT,
+		         "masked with action %s", fg_action_name(v->action));
+		FZ_CHECK(cls == 4 || cls == 5, "masked with reply %d", v->code);
+	}
+	switch (v->masked ? FG_ACT_BAN : v->action) {
 	case FG_ACT_CONTINUE:
 		FZ_CHECK(v->code == 0, "continue with reply %d", v->code);
 		break;
@@ -295,8 +302,10 @@ fz_check_verdict(const struct fg_config *cfg, const struct fg_facts *f,
 	if (v->ban.set) {
 		FZ_CHECK(v->rule != NULL && v->step->action == FG_ACT_BAN,
 		         "ban effect without a ban step");
-		FZ_CHECK(v->action == FG_ACT_DISCONNECT, "ban effect with "
-		         "action %s", fg_action_name(v->action));
+		/* A masked harvest is banned and still answered as the
+		 * MTA answers an unknown user. */
+		FZ_CHECK(v->action == FG_ACT_DISCONNECT || v->masked,
+		         "ban effect with action %s", fg_action_name(v->action));
 		FZ_CHECK(v->ban.until_ms >= now_ms, "ban ends before now");
 		fz_check_key("ban key", v->ban.key);
 		FZ_CHECK(v->ban.key[0] != '\0', "empty ban key");

@@ -508,8 +508,10 @@ fg_session_answer(const struct fg_verdict *v, bool slept)
 
 	if (v->monitor)
 		return FG_ACT_CONTINUE;
+	/* The MTA's own code: a 4xx unknown-user reply (Postfix's
+	 * unknown_local_recipient_reject_code = 450) is a tempfail. */
 	if (v->masked)
-		return FG_ACT_REJECT;
+		return v->code / 100 == 4 ? FG_ACT_TEMPFAIL : FG_ACT_REJECT;
 	if (slept || v->action == FG_ACT_DELAY)
 		a = v->step != NULL ? v->step->then : FG_ACT_CONTINUE;
 	else
@@ -631,18 +633,43 @@ bare(const char *addr)
 	return addr;
 }
 
+/* An enhanced status code as RFC 3463 writes it: class.subject.detail,
+ * the class 4 or 5, with up to three digits each. */
+static bool
+status_ok(const char *s)
+{
+	int n[3] = {0, 0, 0}, part = 0;
+
+	if (s[0] != '4' && s[0] != '5')
+		return false;
+	for (; *s != '\0'; s++) {
+		if (*s == '.') {
+			if (n[part] == 0 || ++part > 2)
+				return false;
+		} else if (*s >= '0' && *s <= '9') {
+			if (++n[part] > 3)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return part == 2 && n[2] > 0;
+}
+
 /* Learns from the MTA's reject text how it words an unknown user. */
 static void
 learn_unknown(fg_session *s, const char *status, const char *text)
 {
-	char code[4];
+	char code[4], st[16];
 	int n = 0;
 
 	if (text == NULL || *text == '\0')
 		return;
 	/* sendmail: "550 5.1.1 User unknown" */
-	if (sscanf(text, "%3[0-9] %15[0-9.] %n", code, s->unknown_status,
-	           &n) == 2 && n > 0 && (code[0] == '4' || code[0] == '5')) {
+	if (sscanf(text, "%3[0-9] %15[0-9.] %n", code, st, &n) == 2 && n > 0 &&
+	    strlen(code) == 3 && (code[0] == '4' || code[0] == '5') &&
+	    status_ok(st) && st[0] == code[0]) {
+		snprintf(s->unknown_status, sizeof(s->unknown_status), "%s", st);
 		s->unknown_code = (int)strtol(code, NULL, 10);
 		copy_text(s->unknown_text, sizeof(s->unknown_text), text + n);
 		/* sendmail puts "<ADDR>... " before a milter's reply itself */
@@ -651,8 +678,9 @@ learn_unknown(fg_session *s, const char *status, const char *text)
 	}
 	/* Postfix: the text after the address, the status in {rcpt_host} */
 	copy_text(s->unknown_text, sizeof(s->unknown_text), text);
-	if (status != NULL && (status[0] == '4' || status[0] == '5')) {
-		copy_text(s->unknown_status, sizeof(s->unknown_status), status);
+	if (status != NULL && status_ok(status)) {
+		snprintf(s->unknown_status, sizeof(s->unknown_status), "%s",
+		         status);
 		s->unknown_code = status[0] == '4' ? 450 : 550;
 	}
 	s->unknown_join = ": ";

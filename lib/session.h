@@ -128,7 +128,8 @@ void fg_session_delay_done(fg_session *s);
 /*
  * What to answer for verdict v: before any delay, the action itself
  * (continue for a monitor verdict); after it (slept true), the step's
- * "then"; reject for a masked verdict.  Never FG_ACT_DELAY or FG_ACT_BAN.
+ * "then"; for a masked verdict, the MTA's: reject for its 5xx, tempfail
+ * for a 4xx.  Never FG_ACT_DELAY or FG_ACT_BAN.
  */
 enum fg_action fg_session_answer(const struct fg_verdict *v, bool slept);
 
