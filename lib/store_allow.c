@@ -36,10 +36,7 @@ allow_clear(fg_store *st)
 			fg_hmap_remove(&st->allows, n);
 			free(n);
 		}
-	for (size_t i = 0; i < FG_NELEM(st->allow_lens4); i++)
-		atomic_store(&st->allow_lens4[i], 0);
-	for (size_t i = 0; i < FG_NELEM(st->allow_lens6); i++)
-		atomic_store(&st->allow_lens6[i], 0);
+	fg_prefix_lens_clear(&st->allow_lens);
 }
 
 void
@@ -59,7 +56,6 @@ fg_store_allow_reload(fg_store *st, const struct fg_allow_row *rows, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		size_t klen = strlen(rows[i].key);
 		struct allow *a;
-		fg_prefix p;
 
 		if (klen == 0 || klen >= FG_KEY_MAX ||
 		    fg_hmap_reserve(&st->allows) < 0 ||
@@ -76,13 +72,7 @@ fg_store_allow_reload(fg_store *st, const struct fg_allow_row *rows, size_t n)
 			continue;
 		}
 		fg_hmap_insert(&st->allows, &a->h);
-		if (fg_key_type_of(a->key) == FG_KEY_NETWORK &&
-		    fg_prefix_parse(a->key, &p) == 0) {
-			if (p.addr.family == FG_AF_INET && p.len <= 32)
-				atomic_fetch_add(&st->allow_lens4[p.len], 1);
-			else if (p.addr.family == FG_AF_INET6 && p.len <= 128)
-				atomic_fetch_add(&st->allow_lens6[p.len], 1);
-		}
+		fg_prefix_lens_note(&st->allow_lens, a->key, 1);
 	}
 	pthread_mutex_unlock(&st->allow_mu);
 }
@@ -115,12 +105,8 @@ fg_store_allowed(fg_store *st, const char *key, int64_t now_ms)
 void
 fg_store_allow_lengths(fg_store *st, int family, bool *used)
 {
-	unsigned max = family == FG_AF_INET ? 32 : 128;
-
-	for (unsigned len = 0; len <= max; len++)
-		used[len] = st != NULL &&
-		            atomic_load_explicit(family == FG_AF_INET
-		                                     ? &st->allow_lens4[len]
-		                                     : &st->allow_lens6[len],
-		                                 memory_order_relaxed) > 0;
+	if (st == NULL)
+		memset(used, 0, (family == FG_AF_INET ? 33 : 129) * sizeof(*used));
+	else
+		fg_prefix_lens_get(&st->allow_lens, family, used);
 }

@@ -142,36 +142,51 @@ hmap_sweep(struct fg_hmap *m, bool (*gone)(struct fg_hnode *, void *),
 	}
 }
 
-/*
- * How many network bans there are at each prefix length, per family, so
- * that a client's networks are looked up at the lengths that have bans
- * (any length an operator chose) and at no other.  Kept with every
- * insertion into and removal from the ban map; read without the lock.
- */
-static void
-ban_len_note(fg_store *st, const char *key, int delta)
+void
+fg_prefix_lens_note(struct fg_prefix_lens *pl, const char *key, int delta)
 {
 	fg_prefix p;
 
 	if (fg_key_type_of(key) != FG_KEY_NETWORK || fg_prefix_parse(key, &p) != 0)
 		return;
 	if (p.addr.family == FG_AF_INET && p.len <= 32)
-		atomic_fetch_add(&st->ban_lens4[p.len], delta);
+		atomic_fetch_add(&pl->v4[p.len], delta);
 	else if (p.addr.family == FG_AF_INET6 && p.len <= 128)
-		atomic_fetch_add(&st->ban_lens6[p.len], delta);
+		atomic_fetch_add(&pl->v6[p.len], delta);
+}
+
+void
+fg_prefix_lens_clear(struct fg_prefix_lens *pl)
+{
+	for (size_t i = 0; i < FG_NELEM(pl->v4); i++)
+		atomic_store(&pl->v4[i], 0);
+	for (size_t i = 0; i < FG_NELEM(pl->v6); i++)
+		atomic_store(&pl->v6[i], 0);
+}
+
+void
+fg_prefix_lens_get(const struct fg_prefix_lens *pl, int family, bool *used)
+{
+	unsigned max = family == FG_AF_INET ? 32 : 128;
+
+	for (unsigned len = 0; len <= max; len++)
+		used[len] = atomic_load_explicit(family == FG_AF_INET
+		                                     ? &pl->v4[len]
+		                                     : &pl->v6[len],
+		                                 memory_order_relaxed) > 0;
 }
 
 static void
 ban_insert(fg_store *st, struct fg_hnode *n)
 {
 	fg_hmap_insert(&st->bans, n);
-	ban_len_note(st, n->key, 1);
+	fg_prefix_lens_note(&st->ban_lens, n->key, 1);
 }
 
 static void
 ban_remove(fg_store *st, struct fg_hnode *n)
 {
-	ban_len_note(st, n->key, -1);
+	fg_prefix_lens_note(&st->ban_lens, n->key, -1);
 	fg_hmap_remove(&st->bans, n);
 }
 
@@ -185,14 +200,10 @@ fg_store_any_bans(fg_store *st)
 void
 fg_store_ban_lengths(fg_store *st, int family, bool *used)
 {
-	unsigned max = family == FG_AF_INET ? 32 : 128;
-
-	for (unsigned len = 0; len <= max; len++)
-		used[len] = st != NULL &&
-		            atomic_load_explicit(family == FG_AF_INET
-		                                     ? &st->ban_lens4[len]
-		                                     : &st->ban_lens6[len],
-		                                 memory_order_relaxed) > 0;
+	if (st == NULL)
+		memset(used, 0, (family == FG_AF_INET ? 33 : 129) * sizeof(*used));
+	else
+		fg_prefix_lens_get(&st->ban_lens, family, used);
 }
 
 /* What the expiry predicates below compare with, and the store whose
@@ -221,7 +232,7 @@ ban_expired(struct fg_hnode *n, void *arg)
 		return false;
 	if (b->dirty)
 		sw->st->ban_dirty--;
-	ban_len_note(sw->st, b->h.key, -1);
+	fg_prefix_lens_note(&sw->st->ban_lens, b->h.key, -1);
 	return true;
 }
 
@@ -231,7 +242,7 @@ ban_clean(struct fg_hnode *n, void *arg)
 {
 	if (((const struct ban *)n)->dirty)
 		return false;
-	ban_len_note(arg, n->key, -1);
+	fg_prefix_lens_note(&((fg_store *)arg)->ban_lens, n->key, -1);
 	return true;
 }
 

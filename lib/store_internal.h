@@ -111,6 +111,24 @@ struct fg_ban_row {
 	char *reason, *source;
 };
 
+/*
+ * How many network keys of a map (bans, allows) there are at each prefix
+ * length, per family, so that a client's networks are looked up at the
+ * lengths in use and at no other.  Kept by the map's writers, read
+ * without a lock.
+ */
+struct fg_prefix_lens {
+	_Atomic int v4[33];
+	_Atomic int v6[129];
+};
+
+/* Counts key (if a network) delta times; clears all; which are used. */
+void fg_prefix_lens_note(struct fg_prefix_lens *pl, const char *key,
+                         int delta);
+void fg_prefix_lens_clear(struct fg_prefix_lens *pl);
+void fg_prefix_lens_get(const struct fg_prefix_lens *pl, int family,
+                        bool *used);
+
 struct fg_shard;
 struct fg_db;
 
@@ -131,14 +149,12 @@ struct fg_store {
 	/* store_ban.c */
 	pthread_mutex_t ban_mu;
 	struct fg_hmap bans;
-	_Atomic int ban_lens4[33];  /* network bans per prefix length */
-	_Atomic int ban_lens6[129];
+	struct fg_prefix_lens ban_lens;   /* network bans per length */
 
 	/* store_allow.c: the operators' allow list */
 	pthread_mutex_t allow_mu;
 	struct fg_hmap allows;
-	_Atomic int allow_lens4[33];
-	_Atomic int allow_lens6[129];
+	struct fg_prefix_lens allow_lens;
 	size_t ban_dirty;
 	pthread_mutex_t lvl_mu;
 	struct fg_hmap levels;
