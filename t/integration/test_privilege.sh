@@ -377,7 +377,7 @@ while len(done) < 2 and time.monotonic() < deadline:
         os.symlink(target, p + ".new")
         os.rename(p + ".new", p)
         done.append(suf)
-print(" ".join(done))
+print(" ".join(sorted(done)))
 PY
 setpriv --reuid="$user" --regid="$ugroup" --clear-groups \
 	/usr/bin/python3 "$T/swap.py" "$T/race" "$T/target" "$T/race/.ready" >"$T/swap.out" 2>&1 &
@@ -387,7 +387,7 @@ wait_for "[ -e '$T/race/.ready' ]" 10
 race_pid=$!; fg_pids+=("$race_pid")
 wait "$swapper"
 echo "# swapped for links: $(cat "$T/swap.out")"
-is "$(cat "$T/swap.out")" "-wal -shm" "the user swapped -wal and -shm for links to a root file during the start"
+is "$(cat "$T/swap.out")" "-shm -wal" "the user swapped -wal and -shm for links to a root file during the start"
 wait_for "! kill -0 $race_pid 2>/dev/null || grep -q started '$T/race.log'" 15
 ok "... and the target keeps its owner, mode and content" target_is_intact
 kill -0 "$race_pid" 2>/dev/null && fg_stop "$race_pid"
