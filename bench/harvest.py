@@ -253,7 +253,7 @@ def summary(a):
     meta = [r for r in recs if r["kind"] == "meta"][0]
     users = set(u + "@" + DOMAIN for u in real_users(a.users))
     masked = masked_rcpts(a.db)
-    answered = exposed = unknown_answered = reached = 0
+    exposed = unknown_answered = reached = 0
     exposed_addrs = set()
     nets = {n: {"refused_at_connect_s": None, "refused_before_rcpt_s": None,
                 "sessions": 0} for n in meta["nets"]}
