@@ -27,7 +27,9 @@ guesses were real.  An unknown user always gets the server's own "550
   - an unknown guess is answered when it got that 550 and floodgate (its
     database, --db) did not mask that recipient: while a session is
     masked, real guesses get the same 550, and the answer tells nothing;
-  - answered guesses = exposed real ones + answered unknown ones.
+  - answered guesses = exposed real ones + answered unknown ones;
+  - exposed later: real ones exposed although floodgate saw them after
+    its first refusal of their network (by its database, --db).
 It also gives, per attack network, the time from the start of the attack
 to its first session refused at connect (421 or any refusal of the
 greeting, or the connection closed before it) and before RCPT (at
@@ -248,6 +250,33 @@ def masked_rcpts(db):
     return got
 
 
+def decided_after_refusal(db, nets):
+    """The recipients floodgate saw from an attack network after its
+    first refusal of that network (a verdict other than delay on the
+    network's /24 or /16, or on one of its clients), by floodgate's own
+    clock: the client's clock orders replies of concurrent sessions
+    only as they happened to arrive."""
+    if not db:
+        return set()
+    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+    got = set()
+    for net in nets:
+        o = net.split(".")
+        row = con.execute(
+            "SELECT min(ts_ms) FROM verdicts WHERE monitor = 0 AND"
+            " action NOT IN ('delay', 'continue') AND"
+            " (client LIKE ? OR key IN (?, ?))",
+            (net + ".%", net + ".0/24", "%s.%s.0.0/16" % (o[0], o[1]))).fetchone()
+        if row[0] is None:
+            continue
+        for (rcpt,) in con.execute(
+                "SELECT rcpt FROM events WHERE kind = 'rcpt' AND client LIKE ?"
+                " AND ts_ms > ?", (net + ".%", row[0])):
+            got.add((rcpt or "").strip("<>").lower())
+    con.close()
+    return got
+
+
 def summary(a):
     recs = [json.loads(l) for l in open(a.transcript)]
     meta = [r for r in recs if r["kind"] == "meta"][0]
@@ -258,22 +287,7 @@ def summary(a):
     nets = {n: {"refused_at_connect_s": None, "refused_before_rcpt_s": None,
                 "sessions": 0} for n in meta["nets"]}
     legit = touched = 0
-    # When the harvester first saw a refusal: a session refused before
-    # RCPT, a 4xx or 421 to a guess, or a masked answer.
-    first = None
-    for r in recs:
-        if r["kind"] != "attack":
-            continue
-        ts = []
-        if r["stage"] in ("connect", "helo", "mail") and not r.get("done") \
-                and "error" not in r:
-            ts.append(r.get("t_end", r["t"]))
-        for addr, code, text, t in r["rcpts"]:
-            if 400 <= code < 500 or addr.lower() in masked or \
-                    (addr in users and code == 550):
-                ts.append(t)
-        if ts and (first is None or min(ts) < first):
-            first = min(ts)
+    after = decided_after_refusal(a.db, meta["nets"])
     exposed_after = 0
     for r in recs:
         if r["kind"] == "legit":
@@ -287,12 +301,13 @@ def summary(a):
             continue
         n = nets[r["net"]]
         n["sessions"] += 1
+        t_end = r.get("t_end", r["t"])
         if r["stage"] == "connect" and r.get("code") != 220 and "error" not in r:
-            if n["refused_at_connect_s"] is None or r["t"] < n["refused_at_connect_s"]:
-                n["refused_at_connect_s"] = r["t"]
+            if n["refused_at_connect_s"] is None or t_end < n["refused_at_connect_s"]:
+                n["refused_at_connect_s"] = t_end
         if r["stage"] in ("connect", "helo", "mail") and not r.get("done"):
-            if n["refused_before_rcpt_s"] is None or r["t"] < n["refused_before_rcpt_s"]:
-                n["refused_before_rcpt_s"] = r["t"]
+            if n["refused_before_rcpt_s"] is None or t_end < n["refused_before_rcpt_s"]:
+                n["refused_before_rcpt_s"] = t_end
         for addr, code, text, t in r["rcpts"]:
             reached += 1
             like_unknown = code == 550 and UNKNOWN.match(text) is not None
@@ -300,7 +315,7 @@ def summary(a):
                 if not like_unknown:
                     exposed += 1
                     exposed_addrs.add(addr)
-                    if first is not None and t > first:
+                    if addr.lower() in after:
                         exposed_after += 1
             elif like_unknown and addr.lower() not in masked:
                 unknown_answered += 1
@@ -314,7 +329,6 @@ def summary(a):
         "unknown_answered": unknown_answered, "valid_exposed": exposed,
         "valid_exposed_distinct": len(exposed_addrs),
         "valid_exposed_after_first_refusal": exposed_after,
-        "first_refusal_s": first,
         "masked_rcpts": len(masked),
         "all_refused_at_connect_s":
             max(refused) if refused and None not in refused else None,

@@ -31,8 +31,8 @@
 #               accepted or refused otherwise than unknown users are, an
 #               unknown one told "550 5.1.1 User unknown" outside masking
 #   exposed     real mailboxes among them (answered otherwise than unknown
-#               users are); later: of those, the ones answered after the
-#               harvester saw its first refusal
+#               users are); later: of those, the ones floodgate saw after
+#               it had first refused their network
 #   refused_at_s     seconds from the start until every attack network
 #               had a session refused at connect ("never" if one had not)
 #   before_rcpt the same for a refusal at connect, HELO or MAIL
