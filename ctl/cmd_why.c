@@ -183,6 +183,7 @@ show_verdict(void *arg, const struct fg_stored_verdict *v)
 		json_kint(vs->j, "delay_ms", v->delay_ms);
 		json_kbool(vs->j, "monitor", v->monitor);
 		json_kstr(vs->j, "reply", v->reply);
+		json_kint(vs->j, "n", v->n);
 		json_end(vs->j);
 		return 0;
 	}
@@ -190,8 +191,13 @@ show_verdict(void *arg, const struct fg_stored_verdict *v)
 	table_cell_text(vs->t, v->stage);
 	table_cell_text(vs->t, v->rule);
 	table_cell_text(vs->t, v->key);
-	table_cell(vs->t, "%s%s", san(v->action), v->monitor ? " (monitor)"
-	                                                    : "");
+	/* A folded row: n identical verdicts of one second. */
+	if (v->n > 1)
+		table_cell(vs->t, "%s%s x%" PRId64, san(v->action),
+		           v->monitor ? " (monitor)" : "", v->n);
+	else
+		table_cell(vs->t, "%s%s", san(v->action),
+		           v->monitor ? " (monitor)" : "");
 	if (v->limit > 0)
 		table_cell(vs->t, "%" PRId64 "/%" PRId64, v->count, v->limit);
 	else

@@ -33,6 +33,9 @@ struct fg_session {
 	bool connected, closed;
 	bool delay_held;           /* a tarpit place is ours */
 	bool tracing;
+	/* Refused at connect: the rows fold (store.h), under fold. */
+	bool folding;
+	struct fg_fold fold;
 
 	bool has_client;
 	fg_addr client;
@@ -318,10 +321,12 @@ copy_text(char *dst, size_t size, const char *src)
 	fg_sanitize(dst, size, src != NULL ? src : "");
 }
 
-/* Records the event under keys[0..n) (distinct already). */
+/* Records the event (or the part of it asked) under keys[0..n)
+ * (distinct already). */
 static void
 record_keys(fg_session *s, const struct fg_facts *f, enum fg_event_kind kind,
-            char (*keys)[FG_KEY_MAX], size_t n, int64_t now)
+            char (*keys)[FG_KEY_MAX], size_t n, int64_t now,
+            enum fg_record_part part)
 {
 	const char *kp[MAX_KEYS];
 	struct fg_event ev;
@@ -349,6 +354,8 @@ record_keys(fg_session *s, const struct fg_facts *f, enum fg_event_kind kind,
 	ev.keys = kp;
 	ev.nkeys = n;
 	ev.keys_distinct = true;
+	ev.part = part;
+	ev.fold = s->folding ? &s->fold : NULL;
 	if (fg_store_record(s->env->store, &ev) == FG_EFULL && s->env->log) {
 		uint64_t skipped = 0;
 
@@ -375,7 +382,8 @@ record(fg_session *s, const struct fg_facts *f, enum fg_event_kind kind,
 {
 	char keys[MAX_KEYS][FG_KEY_MAX];
 
-	record_keys(s, f, kind, keys, event_keys(s, f, keys), now);
+	record_keys(s, f, kind, keys, event_keys(s, f, keys), now,
+	            FG_RECORD_ALL);
 }
 
 /* ---- verdicts ----------------------------------------------------- */
@@ -448,6 +456,12 @@ apply(fg_session *s, enum fg_stage stage, const struct fg_verdict *v,
 	rec.window_ms = v->window_ms;
 	rec.delay_ms = v->delay_ms;
 	rec.monitor = v->monitor;
+	if (s->folding) {
+		rec.fold = &s->fold;
+		/* The connect's verdict stands where the connect row does. */
+		if (stage == FG_STAGE_CONNECT && s->fold.session_id != 0)
+			rec.time_ms = s->fold.time_ms;
+	}
 	if (v->code != 0) {
 		snprintf(reply, sizeof(reply), "%d %s %s", v->code, v->status,
 		         v->nlines > 0 ? v->lines[0] : "");
@@ -456,8 +470,9 @@ apply(fg_session *s, enum fg_stage stage, const struct fg_verdict *v,
 	fg_store_record_verdict(st, &rec);
 }
 
-static const struct fg_verdict *
-decide(fg_session *s, struct fg_facts *f, int64_t now)
+/* The verdict, its tarpit place taken; its effects not yet applied. */
+static struct fg_verdict *
+choose(fg_session *s, struct fg_facts *f, int64_t now)
 {
 	struct fg_view view = {
 		.ctx = s,
@@ -484,8 +499,29 @@ decide(fg_session *s, struct fg_facts *f, int64_t now)
 	}
 	if (tr != NULL && s->env->log && fg_log_enabled(FG_LOG_DEBUG))
 		log_trace(s, f->stage);
+	return v;
+}
+
+static const struct fg_verdict *
+decide(fg_session *s, struct fg_facts *f, int64_t now)
+{
+	struct fg_verdict *v = choose(s, f, now);
+
 	apply(s, f->stage, v, now);
 	return v;
+}
+
+/* Refused outright (not delayed, not in monitor mode). */
+static bool
+refuses(const struct fg_verdict *v)
+{
+	enum fg_action a;
+
+	if (v->monitor || v->delay_ms > 0)
+		return false;
+	a = fg_session_answer(v, false);
+	return a == FG_ACT_TEMPFAIL || a == FG_ACT_REJECT ||
+	       a == FG_ACT_DISCONNECT;
 }
 
 static const struct fg_verdict *
@@ -529,8 +565,10 @@ const struct fg_verdict *
 fg_session_connect(fg_session *s, const fg_addr *client, const char *host,
                    const char *daemon_name, int64_t now_ms)
 {
+	char keys[MAX_KEYS][FG_KEY_MAX];
 	const struct fg_verdict *v;
 	struct fg_facts f;
+	size_t nkeys;
 
 	if (s->connected)
 		return nothing(s);
@@ -553,9 +591,14 @@ fg_session_connect(fg_session *s, const fg_addr *client, const char *host,
 		s->exempt = allowed(s, now_ms);
 	f.exemption_known = true;
 	f.exemption = s->exempt;
-	/* Concurrency: one slot under every key the connection counts. */
-	s->nconc = event_keys(s, &f, s->conc_keys);
-	record_keys(s, &f, FG_EV_CONNECT, s->conc_keys, s->nconc, now_ms);
+	/* Concurrency: one slot under every key the connection counts.
+	 * The connect is counted before the decision and its row kept
+	 * after it: a connect refused outright folds (store.h), and so do
+	 * the session's later rows. */
+	nkeys = s->nconc = event_keys(s, &f, keys);
+	memcpy(s->conc_keys, keys, nkeys * sizeof(keys[0]));
+	record_keys(s, &f, FG_EV_CONNECT, keys, nkeys, now_ms,
+	            FG_RECORD_COUNT);
 	/* Only the slots really taken are given back at close: a failed
 	 * acquire must not later release another session's slot. */
 	{
@@ -575,8 +618,12 @@ fg_session_connect(fg_session *s, const fg_addr *client, const char *host,
 		s->nconc = kept;
 	}
 	s->at_connect = true;
-	v = decide(s, &f, now_ms);
+	v = choose(s, &f, now_ms);
 	s->at_connect = false;
+	s->folding = refuses(v);
+	record_keys(s, &f, FG_EV_CONNECT, keys, nkeys, now_ms,
+	            FG_RECORD_ROW);
+	apply(s, FG_STAGE_CONNECT, v, now_ms);
 	return v;
 }
 
@@ -754,7 +801,8 @@ fg_session_close(fg_session *s, int64_t now_ms)
 	fg_session_delay_done(s);
 	if (s->connected) {
 		facts_of(s, FG_STAGE_CONNECT, &f);
-		record_keys(s, &f, FG_EV_CLOSE, NULL, 0, now_ms);
+		record_keys(s, &f, FG_EV_CLOSE, NULL, 0, now_ms,
+		            FG_RECORD_ALL);
 	}
 	release_slots(s);
 }

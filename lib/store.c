@@ -311,6 +311,31 @@ note_nomem(fg_store *st, const char *key)
 	return FG_ENOMEM;
 }
 
+/*
+ * Makes row foldable (store.h, "Folding"): a connect row (out set) says
+ * whose row it went into through out, its own unless another's; any
+ * other row carries the session its connect went into, if set.
+ */
+static void
+fold_prepare(fg_store *st, struct fg_row *row, const char *const *texts,
+             size_t ntexts, size_t len, struct fg_fold *out,
+             uint64_t session_id)
+{
+	row->foldable = true;
+	row->len = len;
+	for (size_t i = 0; i < ntexts; i++)
+		if (texts[i] == NULL)
+			row->nulls |= 1u << i;
+	if (out != NULL) {
+		out->session_id = row->session_id;
+		out->time_ms = row->time_ms;
+		row->fold_out = out;
+	} else if (session_id != 0) {
+		row->session_id = session_id;
+	}
+	fg_store_fold_hash(st, row);
+}
+
 static int
 enqueue(fg_store *st, struct fg_row *row, int64_t now_ms)
 {
@@ -355,6 +380,8 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 			keys[nkeys++] = ev->keys[i];
 	}
 
+	if (ev->part == FG_RECORD_ROW)
+		goto row;
 	sec = (uint32_t)(ev->time_ms / 1000);
 	for (size_t i = 0; i < nkeys && nctr > 0;) {
 		rc = fg_store_count_bump(st, keys[i], strlen(keys[i]), ctrs,
@@ -372,9 +399,11 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	}
 	atomic_fetch_add(&st->recorded, 1);
 	atomic_fetch_add_explicit(&st->by_kind[ev->kind], 1, memory_order_relaxed);
+	if (st->opt.counters_only || ev->part == FG_RECORD_COUNT)
+		return nomem;
+row:
 	if (st->opt.counters_only)
 		return 0;
-
 	texts[0] = ev->network;
 	texts[1] = ev->helo;
 	texts[2] = ev->sender;
@@ -394,6 +423,7 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	}
 	memset(row, 0, sizeof(*row));
 	p = row->buf;
+	row->n = 1;
 	row->type = FG_ROW_EVENT;
 	row->time_ms = ev->time_ms;
 	row->session_id = ev->session_id;
@@ -417,6 +447,10 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 		row->u.ev.keys[i] = p;
 		p += n + 1;
 	}
+	if (ev->fold != NULL)
+		fold_prepare(st, row, texts, FG_NELEM(texts), (size_t)(p - row->buf),
+		             ev->kind == FG_EV_CONNECT ? ev->fold : NULL,
+		             ev->fold->session_id);
 	rc = enqueue(st, row, ev->time_ms);
 	return rc < 0 ? rc : nomem;
 }
@@ -450,6 +484,7 @@ fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v)
 	}
 	memset(row, 0, sizeof(*row));
 	p = row->buf;
+	row->n = 1;
 	row->type = FG_ROW_VERDICT;
 	row->time_ms = v->time_ms;
 	row->session_id = v->session_id;
@@ -465,6 +500,9 @@ fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v)
 	row->u.vd.window_ms = v->window_ms;
 	row->u.vd.delay_ms = v->delay_ms;
 	row->u.vd.monitor = v->monitor;
+	if (v->fold != NULL)
+		fold_prepare(st, row, texts, FG_NELEM(texts), (size_t)(p - row->buf),
+		             NULL, v->fold->session_id);
 	return enqueue(st, row, v->time_ms);
 }
 

@@ -1336,6 +1336,61 @@ test_concurrency(void)
 	fg_config_release(cfg);
 }
 
+/*
+ * A concurrency slot the store could not give (fg_store_conn_acquire
+ * failing: out of memory) is not the session's to give back.  The
+ * failure is injected at the store's interface: this program is linked
+ * with --wrap=fg_store_conn_acquire (t/CMakeLists.txt), so the session's
+ * calls come here first.
+ */
+static const char *acquire_fail_key;  /* NULL: every acquire is real */
+
+int64_t __real_fg_store_conn_acquire(fg_store *st, const char *key);
+int64_t __wrap_fg_store_conn_acquire(fg_store *st, const char *key);
+
+int64_t
+__wrap_fg_store_conn_acquire(fg_store *st, const char *key)
+{
+	if (acquire_fail_key != NULL && strcmp(key, acquire_fail_key) == 0)
+		return FG_ENOMEM;
+	return __real_fg_store_conn_acquire(st, key);
+}
+
+static void
+test_concurrency_acquire_failure(void)
+{
+	struct fg_config *cfg = cfg_load(
+		"rules = ( { name = \"conc\"; type = \"concurrency\"; limit = 1; } );\n");
+	struct fake fk = {0};
+	struct fg_verdict v;
+	struct sess a, b, c;
+
+	sess_open(&a, "192.0.2.1");
+	sess_do(&fk, cfg, &a, FG_STAGE_CONNECT, NULL, FG_RCPT_NONE, S(1), &v);
+	is_int(fg_store_conn_count(fk.st, "192.0.2.1"), 1,
+	       "acquire failure: the first session holds its slot");
+	acquire_fail_key = "192.0.2.1";
+	sess_open(&b, "192.0.2.1");
+	sess_do(&fk, cfg, &b, FG_STAGE_CONNECT, NULL, FG_RCPT_NONE, S(2), &v);
+	acquire_fail_key = NULL;
+	is_int(fg_store_conn_count(fk.st, "192.0.2.1"), 1,
+	       "... a second whose acquire failed holds none");
+	fg_session_close(b.s, S(3));
+	is_int(fg_store_conn_count(fk.st, "192.0.2.1"), 1,
+	       "... and its close leaves the first session's slot alone");
+	sess_open(&c, "192.0.2.1");
+	sess_do(&fk, cfg, &c, FG_STAGE_CONNECT, NULL, FG_RCPT_NONE, S(4), &v);
+	ok(v.action == FG_ACT_DISCONNECT && v.count == 2,
+	   "... so a third session is still over the limit (%s, count %" PRId64
+	   ")", fg_action_name(v.action), v.count);
+	fg_session_close(a.s, S(5));
+	fg_session_close(c.s, S(5));
+	is_int(fg_store_conn_count(fk.st, "192.0.2.1"), 0,
+	       "... and when all have closed, no slot is left");
+	fake_free(&fk);
+	fg_config_release(cfg);
+}
+
 /* Rules that all count connects per address with limit 1: two connects
  * make every one of them fire. */
 static void
@@ -1724,6 +1779,7 @@ run_all(void)
 	test_bans();
 	test_null_client();
 	test_concurrency();
+	test_concurrency_acquire_failure();
 	test_most_severe();
 	test_keys_and_names();
 	test_replies_and_describe();
