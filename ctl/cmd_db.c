@@ -774,8 +774,11 @@ stats_json(struct json *j, const struct ctl *c, const struct fg_stats *s)
 	json_key(j, "events");
 	json_obj(j);
 	json_kint(j, "all", s->events);
+	/* The events table has no ratio-guard sample: only counts do. */
 	for (int i = 0; i < FG_CNT__COUNT; i++)
-		json_kint(j, fg_counter_name((enum fg_counter)i), s->counts[i]);
+		if (i != FG_CNT_RCPT_SAMPLE)
+			json_kint(j, fg_counter_name((enum fg_counter)i),
+			          s->counts[i]);
 	json_kint(j, "sessions", s->sessions);
 	json_kint(j, "clients", s->clients);
 	json_kint(j, "networks", s->networks);

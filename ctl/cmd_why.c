@@ -120,7 +120,9 @@ describe(struct row *w)
 		break;
 	case FG_TRACE_GUARDED:
 		snprintf(w->state, sizeof(w->state), "ratio guard: %" PRId64
-		         " of %" PRId64 " recipients unknown, under %.0f%%",
+		         " unknown in a sample of %" PRId64 " recipients "
+		         "(role addresses, repeats and valid ones past "
+		         "ratio_session_cap left out), under %.0f%%",
 		         t->count, t->total, r->ratio * 100.0);
 		break;
 	case FG_TRACE_BELOW_STEP:

@@ -67,6 +67,9 @@ enum fg_delay_growth { FG_GROW_FIXED, FG_GROW_LINEAR, FG_GROW_DOUBLING };
 
 enum fg_on_error { FG_ON_ERROR_TEMPFAIL, FG_ON_ERROR_ACCEPT };
 
+/* ratio_session_cap's bound: a session remembers that many recipients. */
+#define FG_RATIO_SESSION_CAP_MAX 1000
+
 #define FG_REPLY_MAX_LINES 8
 #define FG_REPLY_LINE_MAX 512
 
@@ -102,8 +105,9 @@ struct fg_rule {
 	unsigned prefix4, prefix6;   /* FG_PER_NETWORK */
 	int64_t limit;               /* 0: unlimited */
 	int64_t window_ms;           /* window rules */
-	double ratio;                /* invalid ÷ all recipients guard, 0: off */
-	int64_t min_sample;          /* recipients needed for the ratio guard */
+	double ratio;                /* invalid ÷ sample guard, 0: off (the
+	                                sample: FG_CNT_RCPT_SAMPLE) */
+	int64_t min_sample;          /* sample needed for the ratio guard */
 	int64_t decay_ms;            /* a level falls one step per quiet decay */
 	bool monitor;
 	bool mask;                   /* invalid_recipients: answer every later
@@ -160,6 +164,8 @@ struct fg_config {
 	int64_t max_delay_ms;
 	int64_t mta_timeout_ms;      /* shortest milter reply timeout of the MTAs */
 	int64_t max_delayed_sessions;
+	int64_t ratio_session_cap;   /* valid recipients one session adds to
+	                                the ratio guard's sample, at most */
 	struct fg_reply banned_reply;
 	char *valid_recipients;      /* optional file of valid rcpts/domains */
 	struct fg_rcptlist *valid_rcpts; /* loaded from it, or NULL */

@@ -663,7 +663,8 @@ rule_measure(const struct fg_rule *r, const struct fg_facts *f,
 	if (r->type == FG_RULE_INVALID_RECIPIENTS && r->ratio > 0.0) {
 		int64_t sample = r->min_sample > 1 ? r->min_sample : 1;
 
-		c->total = view_count(vw, c->key, FG_CNT_RCPT, r->window_ms, now);
+		c->total = view_count(vw, c->key, FG_CNT_RCPT_SAMPLE,
+		                      r->window_ms, now);
 		c->guarded = c->total >= sample &&
 		             (double)c->count / (double)c->total < r->ratio;
 	}
@@ -1399,7 +1400,7 @@ fg_trace_describe(const struct fg_trace_rule *t, char *buf, size_t size)
 			sb_printf(&sb, " window=%s", fg_duration_format(
 			          t->window_ms, d, sizeof(d)));
 		if (t->total > 0)
-			sb_printf(&sb, " of=%" PRId64, t->total);
+			sb_printf(&sb, " sample=%" PRId64, t->total);
 		if (t->level >= 0)
 			sb_printf(&sb, " level=%d", t->level + 1);
 		if (t->step >= 0)

@@ -512,10 +512,14 @@ test_ratio_guard(void)
 	struct fg_verdict v;
 	struct sess s;
 	int fired = 0, first = 0, invalid = 0;
+	char rcpt[64];
 
-	sess_start(&fk, cfg, &s, "192.0.2.10", S(100), &v);
+	/* 50 sessions of 20 distinct recipients each. */
 	for (int j = 1; j <= 1000; j++) {
-		sess_do(&fk, cfg, &s, FG_STAGE_RCPT, "<r@example.org>",
+		if (j % 20 == 1)
+			sess_start(&fk, cfg, &s, "192.0.2.10", S(100) + S(j), &v);
+		snprintf(rcpt, sizeof(rcpt), "<r%d@example.org>", j);
+		sess_do(&fk, cfg, &s, FG_STAGE_RCPT, rcpt,
 		        j % 50 == 0 ? FG_RCPT_INVALID : FG_RCPT_VALID,
 		        S(100) + S(j), &v);
 		if (v.action != FG_ACT_CONTINUE)
@@ -555,12 +559,207 @@ test_ratio_guard(void)
 		         ms[i].min_sample);
 		cfg = cfg_load(text);
 		sess_start(&fk, cfg, &s, "192.0.2.10", S(100), &v);
-		for (int j = 1; j <= 20; j++)
-			sess_do(&fk, cfg, &s, FG_STAGE_RCPT, "<r@example.org>",
+		for (int j = 1; j <= 20; j++) {
+			snprintf(rcpt, sizeof(rcpt), "<r%d@example.org>", j);
+			sess_do(&fk, cfg, &s, FG_STAGE_RCPT, rcpt,
 			        j <= 9 ? FG_RCPT_VALID : FG_RCPT_INVALID,
 			        S(100) + S(j), &v);
+		}
 		is_int(v.action, ms[i].want, "ratio: 11 of 20 at ratio 0.9, "
 		       "min_sample %" PRId64, ms[i].min_sample);
+		fake_free(&fk);
+		fg_config_release(cfg);
+	}
+}
+
+/* The shipped dictionary rule, without masking. */
+static const char guard_conf[] =
+	"rules = ( { name = \"dictionary\"; type = \"invalid_recipients\";\n"
+	"  mask = false; per = \"network\"; limit = 20; window = \"1h\";\n"
+	"  ratio = 0.3; min_sample = 50;\n"
+	"  ladder = ( { over = 1; action = \"delay\"; delay = \"2s\";\n"
+	"               growth = \"linear\"; },\n"
+	"             { over = 10; action = \"tempfail\"; },\n"
+	"             { over = 30; action = \"ban\"; ban = \"1h\"; } ); } );\n";
+
+enum pad_form { PAD_SAME, PAD_DETAIL, PAD_DISTINCT };
+
+/*
+ * Sessions from the hosts of 198.51.100.0/24, one a minute, each sending
+ * npad valid recipients of local part pad (the same each time, with a
+ * +detail of its own, or distinct), then 3 unknown guesses.  Returns the
+ * number of the first session refused before RCPT, or 0.
+ */
+static int
+padded_harvest(const struct fg_config *cfg, const char *pad,
+               enum pad_form form, int npad, int nsessions)
+{
+	struct fake fk = {0};
+	struct fg_verdict v;
+	struct sess s;
+	char ip[32], rcpt[128];
+	int refused = 0;
+
+	for (int i = 1; i <= nsessions && refused == 0; i++) {
+		int64_t t = S(1000) + MIN(i);
+
+		snprintf(ip, sizeof(ip), "198.51.100.%d", 1 + i % 200);
+		if (sess_start(&fk, cfg, &s, ip, t, &v) > FG_ACT_DELAY) {
+			refused = i;
+			break;
+		}
+		for (int j = 0; j < npad; j++) {
+			if (form == PAD_SAME)
+				snprintf(rcpt, sizeof(rcpt), "<%s@Example.org>",
+				         pad);
+			else
+				snprintf(rcpt, sizeof(rcpt), "<%s%s%d-%d@example.org>",
+				         pad, form == PAD_DETAIL ? "+" : "", i, j);
+			sess_do(&fk, cfg, &s, FG_STAGE_RCPT, rcpt, FG_RCPT_VALID,
+			        t + S(1 + j), &v);
+		}
+		for (int j = 0; j < 3; j++) {
+			snprintf(rcpt, sizeof(rcpt), "<guess%d-%d@example.org>",
+			         i, j);
+			sess_do(&fk, cfg, &s, FG_STAGE_RCPT, rcpt,
+			        FG_RCPT_INVALID, t + S(20 + j), &v);
+		}
+	}
+	fake_free(&fk);
+	return refused;
+}
+
+/*
+ * Padding cannot hold the ratio guard: 8 role addresses (in any case,
+ * with any +detail), or one address 8 times, beside 3 guesses per
+ * session leave a sample of mostly unknown recipients, and the network
+ * is refused once past the tempfail step (31 unknown: the 11th session).
+ */
+static void
+test_ratio_padding(void)
+{
+	struct fg_config *cfg = cfg_load(guard_conf);
+	static const struct {
+		const char *pad;
+		enum pad_form form;
+		const char *what;
+	} pads[] = {
+		{"postmaster", PAD_SAME, "8 x postmaster"},
+		{"PostMaster", PAD_DETAIL, "postmaster in another case and "
+		 "+detail"},
+		{"abuse", PAD_SAME, "abuse"},
+		{"alice", PAD_SAME, "one valid address 8 times"},
+		{"Alice", PAD_DETAIL, "one address, +detail"},
+	};
+
+	for (size_t i = 0; i < FG_NELEM(pads); i++)
+		is_int(padded_harvest(cfg, pads[i].pad, pads[i].form, 8, 40), 11,
+		       "padding: %s beside 3 guesses a session: refused at "
+		       "the 11th session", pads[i].what);
+	/* Distinct valid addresses count, up to the cap: 8 of them beside 3
+	 * guesses is a sender with 27% unknown, guarded. */
+	is_int(padded_harvest(cfg, "user", PAD_DISTINCT, 8, 40), 0,
+	       "padding: 8 distinct valid recipients a session still count");
+	fg_config_release(cfg);
+	is_int(fg_session_role_address("<Hostmaster+x@example.org>"), 1,
+	       "role: Hostmaster+x@");
+	is_int(fg_session_role_address("postmaster"), 1, "role: bare postmaster");
+	is_int(fg_session_role_address("<post.master@example.org>"), 0,
+	       "role: post.master is not");
+	is_int(fg_session_role_address("<bob@postmaster.example>"), 0,
+	       "role: the domain does not count");
+}
+
+/*
+ * A legitimate sender with 2% typos: 2,000 distinct recipients in
+ * sessions of 1 to 20 recipients from one address over 40 minutes.  Its
+ * 40 unknown recipients are twice the limit, yet the guard holds it.
+ */
+static void
+test_ratio_typos(void)
+{
+	struct fg_config *cfg = cfg_load(guard_conf);
+	struct fake fk = {0};
+	struct fg_verdict v;
+	struct sess s;
+	char rcpt[64];
+	int n = 0, refused = 0, sessions = 0;
+	int64_t t = S(5000);
+
+	while (n < 2000) {
+		int size = 1 + sessions % 20;
+
+		sessions++;
+		if (sess_start(&fk, cfg, &s, "203.0.113.25", t, &v) != FG_ACT_CONTINUE)
+			refused++;
+		for (int j = 0; j < size && n < 2000; j++) {
+			n++;
+			snprintf(rcpt, sizeof(rcpt), "<user%d@example.org>", n);
+			sess_do(&fk, cfg, &s, FG_STAGE_RCPT, rcpt,
+			        n % 50 == 0 ? FG_RCPT_INVALID : FG_RCPT_VALID,
+			        t + S(j), &v);
+			if (v.action != FG_ACT_CONTINUE)
+				refused++;
+		}
+		fg_session_close(s.s, t + S(size));
+		t += S(12);
+	}
+	is_int(refused, 0, "typos: 2%% unknown over 2000 recipients in %d "
+	       "sessions: never delayed or refused", sessions);
+	is_int(fake_count(&fk, "203.0.113.0/24", FG_CNT_RCPT_INVALID, S(3600), t),
+	       40, "typos: 40 unknown, over the limit of 20");
+	ok(fake_count(&fk, "203.0.113.0/24", FG_CNT_RCPT_SAMPLE, S(3600), t) >=
+	   1000, "typos: a sample of over 1000");
+	fake_free(&fk);
+	fg_config_release(cfg);
+}
+
+/* What one session adds to the sample: every unknown recipient, and at
+ * most ratio_session_cap distinct valid ones that are no role. */
+static void
+test_ratio_session_cap(void)
+{
+	static const struct {
+		const char *cap;
+		int64_t want;
+	} caps[] = {{"", 1 + 10}, {"ratio_session_cap = 3;\n", 1 + 3},
+	            {"ratio_session_cap = 200;\n", 1 + 100}};
+	char text[1024], rcpt[64];
+
+	for (size_t i = 0; i < FG_NELEM(caps); i++) {
+		struct fg_config *cfg;
+		struct fake fk = {0};
+		struct fg_verdict v;
+		struct sess s;
+
+		snprintf(text, sizeof(text), "%s%s", caps[i].cap, guard_conf);
+		cfg = cfg_load(text);
+		sess_start(&fk, cfg, &s, "192.0.2.44", S(100), &v);
+		sess_do(&fk, cfg, &s, FG_STAGE_RCPT, "<nobody-here@example.org>",
+		        FG_RCPT_INVALID, S(101), &v);
+		for (int j = 0; j < 100; j++) {
+			snprintf(rcpt, sizeof(rcpt), "<u%d@example.org>", j);
+			sess_do(&fk, cfg, &s, FG_STAGE_RCPT, rcpt, FG_RCPT_VALID,
+			        S(102), &v);
+			sess_do(&fk, cfg, &s, FG_STAGE_RCPT, "<postmaster@x>",
+			        FG_RCPT_VALID, S(102), &v);
+		}
+		sess_do(&fk, cfg, &s, FG_STAGE_RCPT, "<u1@example.org>",
+		        FG_RCPT_REJECTED, S(103), &v);
+		is_int(fake_count(&fk, "192.0.2.44", FG_CNT_RCPT_SAMPLE, S(3600),
+		                  S(200)), caps[i].want,
+		       "cap: %scounted %" PRId64, caps[i].cap[0] ? caps[i].cap
+		                                                : "default ",
+		       caps[i].want);
+		is_int(fake_count(&fk, "192.0.2.44", FG_CNT_RCPT, S(3600),
+		                  S(200)), 202, "cap: every recipient in rcpt");
+		/* A second session starts afresh. */
+		sess_start(&fk, cfg, &s, "192.0.2.44", S(300), &v);
+		sess_do(&fk, cfg, &s, FG_STAGE_RCPT, "<u1@example.org>",
+		        FG_RCPT_VALID, S(301), &v);
+		is_int(fake_count(&fk, "192.0.2.44", FG_CNT_RCPT_SAMPLE, S(3600),
+		                  S(400)), caps[i].want + 1,
+		       "cap: a repeat in another session counts");
 		fake_free(&fk);
 		fg_config_release(cfg);
 	}
@@ -1711,6 +1910,9 @@ run_all(void)
 	test_slow_attack();
 	test_window_edge();
 	test_ratio_guard();
+	test_ratio_padding();
+	test_ratio_typos();
+	test_ratio_session_cap();
 	test_escalation_decay();
 	test_persistence();
 	test_overrides();

@@ -725,13 +725,23 @@ test_migrate_v2(void)
 	       "ALTER TABLE events DROP COLUMN auth;"
 	       "DROP TABLE status; DROP TABLE verdict_totals;"
 	       "DROP TABLE controls; DROP TABLE allows;"
+	       "ALTER TABLE counts DROP COLUMN sample;"
 	       "PRAGMA user_version = 2");
+	snprintf(sql, sizeof(sql), "INSERT INTO counts (sec, key, rcpt, valid,"
+	         " invalid, rejected) VALUES (%lld, '192.0.2.0/24', 9, 3, 2, 4)",
+	         (long long)T0 / 1000);
+	q_exec(path, sql);
 	st = open_at(path, T0 + 5000, HOUR, 0, 0);
 	ok(st != NULL, "v2: a version 2 file opens");
 	if (st == NULL)
 		return;
 	is_int(q_int(path, "PRAGMA user_version"), FG_STORE_SCHEMA_VERSION,
 	       "v2: migrated to the current version");
+	is_int(q_int(path, "SELECT sample FROM counts WHERE key ="
+	             " '192.0.2.0/24'"), 5, "v4: the sample of older seconds is "
+	       "their valid and unknown recipients");
+	is_int(fg_store_count(st, "192.0.2.0/24", FG_CNT_RCPT_SAMPLE, HOUR,
+	                      T0 + 5000), 5, "v4: ... and rebuilt into memory");
 	for (size_t i = 0; i < FG_NELEM(t); i++) {
 		snprintf(sql, sizeof(sql), "SELECT rcpt FROM events WHERE"
 		         " ts_ms = %lld", (long long)T0 + (long long)i);
