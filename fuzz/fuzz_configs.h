@@ -1,9 +1,10 @@
 /*
  * fuzz_configs.h - the three configurations the policy and session
  * fuzzers decide under: one of every rule type, ladders with delays,
- * tempfails and bans, a ratio guard, per-network overrides, exemptions
- * (config_a); one where no delay can be given and banned clients get a
- * multi-line 4xx (config_b); one in monitor mode (config_c).
+ * tempfails and bans, a ratio guard with a small session cap,
+ * per-network overrides, exemptions (config_a); one where no delay can
+ * be given, banned clients get a multi-line 4xx and the session cap is
+ * at its bound (config_b); one in monitor mode (config_c).
  */
 #ifndef FG_FUZZ_CONFIGS_H
 #define FG_FUZZ_CONFIGS_H
@@ -82,6 +83,7 @@ static const char config_a[] =
 	"max_delay = \"8s\";\n"
 	"mta_timeout = \"30s\";\n"
 	"max_delayed_sessions = 50;\n"
+	"ratio_session_cap = 3;\n"
 	"network_prefix4 = 24;\n"
 	"network_prefix6 = 64;\n"
 	"banned_action = \"disconnect\";\n"
@@ -99,6 +101,7 @@ static const char config_a[] =
 static const char config_b[] =
 	"max_delay = \"0s\";\n"
 	"max_delayed_sessions = 0;\n"
+	"ratio_session_cap = 1000;\n"
 	"network_prefix4 = 32;\n"
 	"network_prefix6 = 128;\n"
 	"banned_action = \"tempfail\";\n"

@@ -162,6 +162,21 @@ step(struct run *r, struct fz *z)
 	}
 }
 
+/* The ratio guard's sample holds every unknown recipient (every
+ * configuration has a ratio guard) and no more than the valid ones. */
+static void
+check_sample(fg_store *st, const char *key, int64_t window, int64_t now)
+{
+	int64_t sample = fg_store_count(st, key, FG_CNT_RCPT_SAMPLE, window, now);
+	int64_t valid = fg_store_count(st, key, FG_CNT_RCPT_VALID, window, now);
+	int64_t invalid = fg_store_count(st, key, FG_CNT_RCPT_INVALID, window,
+	                                 now);
+
+	FZ_CHECK(sample >= invalid && sample <= valid + invalid,
+	         "%s: sample %lld, valid %lld, invalid %lld", key,
+	         (long long)sample, (long long)valid, (long long)invalid);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -197,6 +212,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char g[FG_KEY_MAX];
 
 		fg_policy_client_keys(r.cfg, &r.clients[i], &ck);
+		check_sample(st, ck.address, r.cfg->horizon_ms, r.now);
 		FZ_CHECK(fg_store_conn_count(st, ck.address) == 0,
 		         "a slot of %s is left", ck.address);
 		for (size_t k = 0; k < ck.nnets; k++)
