@@ -765,6 +765,159 @@ test_ratio_session_cap(void)
 	}
 }
 
+/*
+ * A rule on a shared key: the hosts of 198.51.100.0/24 say HELO
+ * mx.shared.example 20 times, past the rule's limit of 10 and into its
+ * ban; then a host of 203.0.113.0/24 uses the same name.  Acting on the
+ * network, the ban lands on the attacker's pair only; acting on the key,
+ * on the name, and the bystander is refused too.
+ */
+static void
+test_act_on(void)
+{
+	static const struct {
+		const char *act_on, *ban_key;
+		enum fg_action bystander;
+	} cases[] = {
+		{"", "198.51.100.0/24,helo:mx.shared.example", FG_ACT_CONTINUE},
+		{"act_on = \"network\";",
+		 "198.51.100.0/24,helo:mx.shared.example", FG_ACT_CONTINUE},
+		{"act_on = \"key\";", "helo:mx.shared.example",
+		 FG_ACT_DISCONNECT},
+	};
+	char text[1024], ip[32];
+
+	for (size_t i = 0; i < FG_NELEM(cases); i++) {
+		struct fg_config *cfg;
+		struct fake fk = {0};
+		struct fg_verdict v;
+		struct sess s;
+		const char *ban = NULL;
+		int64_t t = S(10000);
+		struct fg_ban b;
+		char bankey[FG_KEY_MAX] = "";
+
+		snprintf(text, sizeof(text),
+		         "rules = ( { name = \"shared-helo\"; type = \"helo_rate\";"
+		         " per = \"helo\"; %s limit = 10; window = \"1h\";"
+		         " ladder = ( { over = 1; action = \"tempfail\"; },"
+		         " { over = 5; action = \"ban\"; ban = \"1h\"; } ); } );",
+		         cases[i].act_on);
+		cfg = cfg_load(text);
+		for (int j = 1; j <= 20; j++) {
+			snprintf(ip, sizeof(ip), "198.51.100.%d", j);
+			sess_open(&s, ip);
+			sess_do(&fk, cfg, &s, FG_STAGE_CONNECT, NULL, FG_RCPT_NONE,
+			        t + S(j), &v);
+			sess_do(&fk, cfg, &s, FG_STAGE_HELO, "MX.Shared.Example",
+			        FG_RCPT_NONE, t + S(j), &v);
+			if (v.ban.set && ban == NULL) {
+				snprintf(bankey, sizeof(bankey), "%s", v.ban.key);
+				ban = bankey;
+			}
+		}
+		is_str(ban != NULL ? ban : "(none)", cases[i].ban_key,
+		       "act_on %s: the ban lands on %s",
+		       cases[i].act_on[0] ? cases[i].act_on : "(default)",
+		       cases[i].ban_key);
+		ok(fg_store_ban_get(fk.st, cases[i].ban_key, t + S(30), &b) == 1,
+		   "act_on %s: ... and is stored", cases[i].act_on);
+		is_int(v.action, FG_ACT_DISCONNECT,
+		       "act_on %s: the attacker's network is refused",
+		       cases[i].act_on);
+
+		sess_open(&s, "203.0.113.5");
+		sess_do(&fk, cfg, &s, FG_STAGE_CONNECT, NULL, FG_RCPT_NONE,
+		        t + S(40), &v);
+		sess_do(&fk, cfg, &s, FG_STAGE_HELO, "mx.shared.example",
+		        FG_RCPT_NONE, t + S(40), &v);
+		is_int(v.action, cases[i].bystander,
+		       "act_on %s: another network with the same HELO: %s",
+		       cases[i].act_on, fg_action_name(cases[i].bystander));
+		/* The attacker with another name goes free either way. */
+		sess_open(&s, "198.51.100.77");
+		sess_do(&fk, cfg, &s, FG_STAGE_CONNECT, NULL, FG_RCPT_NONE,
+		        t + S(41), &v);
+		sess_do(&fk, cfg, &s, FG_STAGE_HELO, "other.example",
+		        FG_RCPT_NONE, t + S(41), &v);
+		is_int(v.action, FG_ACT_CONTINUE, "act_on %s: the attacker "
+		       "under another name passes", cases[i].act_on);
+		fake_free(&fk);
+		fg_config_release(cfg);
+	}
+}
+
+/*
+ * Acting on the network: counts, levels and steps of global, domain and
+ * HELO rules go under the pair, at the rule's prefix or else
+ * network_prefix4/6; an unknown client has no such key.
+ */
+static void
+test_act_on_keys(void)
+{
+	struct fg_config *cfg = cfg_load(
+		"network_prefix4 = 28; network_prefix6 = 56;\n"
+		"rules = (\n"
+		" { name = \"g\"; type = \"connection_rate\"; per = \"global\";\n"
+		"   limit = 3; window = \"1m\"; decay = \"1h\";\n"
+		"   ladder = ( { over = 1; action = \"tempfail\"; },\n"
+		"              { over = 2; action = \"disconnect\"; } ); },\n"
+		" { name = \"h\"; type = \"helo_rate\"; per = \"helo\"; prefix4 = 16;\n"
+		"   limit = 1; window = \"1m\"; },\n"
+		" { name = \"d\"; type = \"recipient_rate\"; per = \"recipient_domain\";\n"
+		"   limit = 1; window = \"1m\"; },\n"
+		" { name = \"s\"; type = \"mail_rate\"; per = \"sender_domain\";\n"
+		"   act_on = \"key\"; limit = 1; window = \"1m\"; } );\n");
+	static const char *const want[] = {
+		"192.0.2.7", "192.0.2.0/28", "sender-domain:example.net",
+		"192.0.2.0/28,*",
+		"192.0.0.0/16,helo:mx.example",
+		"192.0.2.0/28,rcpt-domain:example.org",
+	};
+	char keys[FG_STORE_MAX_KEYS][FG_KEY_MAX];
+	struct fake fk = {0};
+	struct fg_verdict v;
+	struct sess s;
+	size_t n;
+	bool same = true;
+	int level;
+	int64_t last;
+
+	sess_open(&s, "192.0.2.7");
+	s.f.stage = FG_STAGE_RCPT;
+	s.f.helo = "MX.Example";
+	s.f.sender = "<u@Example.NET>";
+	s.f.rcpt = "<v@example.org>";
+	n = fg_policy_event_keys(cfg, &s.f, keys, FG_STORE_MAX_KEYS);
+	is_int(n, FG_NELEM(want), "act_on keys: %zu event keys", n);
+	for (size_t i = 0; i < n && i < FG_NELEM(want); i++)
+		if (strcmp(keys[i], want[i]) != 0) {
+			printf("# key %zu: %s, want %s\n", i, keys[i], want[i]);
+			same = false;
+		}
+	ok(same, "act_on keys: shared keys paired with the rule's network");
+	sess_open(&s, NULL);
+	s.f.helo = "mx.example";
+	is_int(fg_policy_event_keys(cfg, &s.f, keys, FG_STORE_MAX_KEYS), 0,
+	       "act_on keys: none for an unknown client");
+
+	/* Five connects from 192.0.2.0/28 and five from 192.0.2.16/28. */
+	for (int i = 0; i < 5; i++) {
+		connect_once(&fk, cfg, "192.0.2.1", S(100) + i, &v);
+		connect_once(&fk, cfg, "192.0.2.17", S(100) + i, &v);
+	}
+	is_int(v.action, FG_ACT_DISCONNECT, "act_on global: 5 > 3 of a /28");
+	is_str(v.key, "192.0.2.16/28,*", "act_on global: the pair's key");
+	is_int(fake_count(&fk, "192.0.2.0/28,*", FG_CNT_CONNECT, S(60), S(101)),
+	       5, "act_on global: counted per network");
+	ok(fg_store_level_get(fk.st, "g", "192.0.2.16/28,*", &level, &last) == 1 &&
+	   level == 1, "act_on global: the level is the pair's");
+	is_int(connect_once(&fk, cfg, "192.0.2.33", S(101), &v),
+	       FG_ACT_CONTINUE, "act_on global: a third /28 passes");
+	fake_free(&fk);
+	fg_config_release(cfg);
+}
+
 /* A burst of n connects from ip starting at t, 100 ms apart; returns
  * the last verdict. */
 static void
@@ -967,7 +1120,7 @@ test_exemptions(void)
 		"  hostnames = [\".example.org\", \"Example.NET\"];\n"
 		"  daemons = [\"MSA\"]; };\n"
 		"rules = ( { name = \"all\"; type = \"connection_rate\";\n"
-		"  per = \"global\"; limit = 1; window = \"1m\"; } );\n");
+		"  per = \"global\"; act_on = \"key\"; limit = 1; window = \"1m\"; } );\n");
 	struct fake fk = {0};
 	struct fg_view vw = fake_view(&fk);
 	struct fg_verdict v;
@@ -1007,7 +1160,7 @@ test_exemptions(void)
 	/* Defaults: the loopback; authenticated on, unless turned off. */
 	cfg = cfg_load("exempt = { authenticated = false; };\n"
 	               "rules = ( { name = \"all\"; type = \"connection_rate\";\n"
-	               "  per = \"global\"; limit = 1; window = \"1m\"; } );\n");
+	               "  per = \"global\"; act_on = \"key\"; limit = 1; window = \"1m\"; } );\n");
 	{
 		struct sess s;
 		sess_open(&s, "127.0.0.1");
@@ -1477,7 +1630,7 @@ test_null_client(void)
 		"   limit = 1; window = \"1m\"; },\n"
 		" { name = \"net\"; type = \"invalid_recipients\"; mask = false; limit = 1;\n"
 		"   window = \"1m\"; },\n"
-		" { name = \"all\"; type = \"connection_rate\"; per = \"global\";\n"
+		" { name = \"all\"; type = \"connection_rate\"; per = \"global\"; act_on = \"key\";\n"
 		"   limit = 3; window = \"1m\"; action = \"tempfail\"; },\n"
 		" { name = \"max\"; type = \"recipients_per_message\"; limit = 2; } );\n");
 	struct fake fk = {0};
@@ -1612,13 +1765,13 @@ test_keys_and_names(void)
 		" prefix6 = 48; limit = 1; window = \"1h\"; },\n"
 		" { name = \"c\"; type = \"invalid_recipients\"; mask = false; prefix4 = 32;"
 		" limit = 1; window = \"1h\"; },\n"
-		" { name = \"h\"; type = \"helo_rate\"; per = \"helo\"; limit = 1;"
+		" { name = \"h\"; type = \"helo_rate\"; per = \"helo\"; act_on = \"key\"; limit = 1;"
 		" window = \"1h\"; },\n"
 		" { name = \"d\"; type = \"recipient_rate\";"
-		" per = \"recipient_domain\"; limit = 1; window = \"1h\"; },\n"
-		" { name = \"s\"; type = \"mail_rate\"; per = \"sender_domain\";"
+		" per = \"recipient_domain\"; act_on = \"key\"; limit = 1; window = \"1h\"; },\n"
+		" { name = \"s\"; type = \"mail_rate\"; per = \"sender_domain\"; act_on = \"key\";"
 		" limit = 1; window = \"1h\"; },\n"
-		" { name = \"g\"; type = \"mail_rate\"; per = \"global\";"
+		" { name = \"g\"; type = \"mail_rate\"; per = \"global\"; act_on = \"key\";"
 		" limit = 1; window = \"1h\"; } );\n");
 	char keys[FG_STORE_MAX_KEYS][FG_KEY_MAX], buf[FG_KEY_MAX];
 	struct sess s;
@@ -1913,6 +2066,8 @@ run_all(void)
 	test_ratio_padding();
 	test_ratio_typos();
 	test_ratio_session_cap();
+	test_act_on();
+	test_act_on_keys();
 	test_escalation_decay();
 	test_persistence();
 	test_overrides();
