@@ -1,7 +1,8 @@
 /*
  * fuzz_configs.h - the three configurations the policy and session
  * fuzzers decide under: one of every rule type, ladders with delays,
- * tempfails and bans, a ratio guard with a small session cap,
+ * tempfails and bans, a ratio guard with a small session cap, rules on
+ * shared keys acting on the key and on the client's network,
  * per-network overrides, exemptions (config_a); one where no delay can
  * be given, banned clients get a multi-line 4xx and the session cap is
  * at its bound (config_b); one in monitor mode (config_c).
@@ -58,7 +59,13 @@
 	"  { name = \"recipients-per-message\";\n"                            \
 	"    type = \"recipients_per_message\"; limit = 100; },\n"            \
 	"  { name = \"helo-rate\"; type = \"helo_rate\"; per = \"helo\";\n"   \
+	"    act_on = \"key\";\n"                                             \
 	"    limit = 30; window = \"1m\"; action = \"reject\"; },\n"          \
+	"  { name = \"helo-net\"; type = \"helo_rate\"; per = \"helo\";\n"    \
+	"    prefix4 = 16; prefix6 = 40; limit = 5; window = \"1m\";\n"      \
+	"    decay = \"5m\";\n"                                               \
+	"    ladder = ( { over = 1; action = \"tempfail\"; },\n"              \
+	"               { over = 4; action = \"ban\"; ban = \"2m\"; } ); },\n" \
 	"  { name = \"mail-rate\"; type = \"mail_rate\";\n"                   \
 	"    per = \"sender_domain\"; limit = 50; window = \"10m\";\n"        \
 	"    action = \"delay\"; delay = \"3s\"; },\n"                        \
@@ -66,7 +73,8 @@
 	"    per = \"recipient_domain\"; limit = 1000; window = \"1h\";\n"    \
 	"    action = \"tempfail\"; },\n"                                     \
 	"  { name = \"rejected\"; type = \"rejected_recipients\";\n"          \
-	"    per = \"global\"; limit = 100; window = \"5m\";\n"               \
+	"    per = \"global\"; act_on = \"key\"; limit = 100;\n"             \
+	"    window = \"5m\";\n"                                              \
 	"    action = \"ban\"; ban = \"5m\"; },\n"                            \
 	"  { name = \"helo-global\"; type = \"helo_rate\"; per = \"global\";\n" \
 	"    limit = 10000; window = \"1m\"; action = \"delay\";\n"           \

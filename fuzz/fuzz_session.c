@@ -220,6 +220,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			         "a slot of %s is left", ck.nets[k]);
 		FZ_CHECK(fg_store_conn_count(st, fg_key_global(g)) == 0,
 		         "a global slot is left");
+		/* And those of a global rule paired with the network. */
+		for (size_t k = 0; k < r.cfg->nrules; k++) {
+			const struct fg_rule *ru = &r.cfg->rules[k];
+			char net[FG_KEY_MAX], pair[FG_KEY_MAX];
+
+			if (ru->per != FG_PER_GLOBAL || !fg_rule_pairs(ru))
+				continue;
+			fg_key_network(net, &r.clients[i],
+			               r.clients[i].family == FG_AF_INET
+			                   ? ru->prefix4 : ru->prefix6);
+			fg_key_pair(pair, net, g);
+			FZ_CHECK(fg_store_conn_count(st, pair) == 0,
+			         "a slot of %s is left", pair);
+		}
 	}
 	fg_store_close(st);
 	fz_free(&z);

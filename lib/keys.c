@@ -231,6 +231,9 @@ parse_pair(char *buf, const char *text, const char *sep)
 	     t != FG_KEY_RCPT_DOMAIN && t != FG_KEY_SENDER_DOMAIN &&
 	     t != FG_KEY_GLOBAL))
 		return FG_EINVAL;
+	/* Whole, or it would not read back as itself. */
+	if (strlen(net) + 1 + strlen(shared) >= FG_KEY_MAX)
+		return FG_EINVAL;
 	fg_key_pair(buf, net, shared);
 	return 0;
 }
