@@ -47,13 +47,13 @@ harvest_session() {	# harvest_session N: 8 x postmaster, then 3 guesses
 	} | miltc s -q >"$T/harvest$1.out" 2>&1
 }
 
-# Seven sessions go unchallenged (21 unknown recipients); the next three
-# are delayed, side by side; then the network is past its tempfail step.
+# Seven sessions go unchallenged (21 unknown recipients); the next ones
+# are delayed, so they run side by side (one more than the 30 unknown
+# recipients of the tempfail step need); then the network is refused.
 for n in 1 2 3 4 5 6 7; do harvest_session "$n"; done
-harvest_session 8 & p8=$!
-harvest_session 9 & p9=$!
-harvest_session 10 & p10=$!
-wait "$p8" "$p9" "$p10"
+pids=()
+for n in 8 9 10 11; do harvest_session "$n" & pids+=($!); done
+wait "${pids[@]}"
 ok "a harvest padded with 8 x postmaster per 3 guesses: its /24 is refused" \
 	refused_early s 198.51.100.200
 ok "... another network is not" \
