@@ -303,8 +303,8 @@ parse_key(const char *cmd, const char *text, char *key)
 	if (fg_key_parse(key, text) != 0)
 		return ctl_fail(CTL_USAGE, "%s: '%s' is not an address, a "
 		                "network or a key (192.0.2.7, 192.0.2, "
-		                "192.0.2.0/24, 2001:db8::/64, helo:NAME)", cmd,
-		                san(text));
+		                "192.0.2.0/24, 2001:db8::/64, helo:NAME, "
+		                "192.0.2.0/24,helo:NAME)", cmd, san(text));
 	return CTL_OK;
 }
 
@@ -400,7 +400,6 @@ covering_bans(fg_query *q, const char *key, int64_t now,
 	struct fg_ban_entry *all;
 	size_t nall;
 	fg_addr a;
-	fg_prefix p;
 	int rc;
 
 	*out = NULL;
@@ -411,9 +410,7 @@ covering_bans(fg_query *q, const char *key, int64_t now,
 		return rc;
 	*out = xcalloc(nall + 1, sizeof(**out));
 	for (size_t i = 0; i < nall; i++)
-		if (fg_key_type_of(all[i].key) == FG_KEY_NETWORK &&
-		    fg_prefix_parse(all[i].key, &p) == 0 &&
-		    fg_prefix_contains(&p, &a))
+		if (fg_key_covers(all[i].key, &a))
 			(*out)[(*n)++] = all[i];
 	fg_query_free(all);
 	return 0;
@@ -774,8 +771,11 @@ stats_json(struct json *j, const struct ctl *c, const struct fg_stats *s)
 	json_key(j, "events");
 	json_obj(j);
 	json_kint(j, "all", s->events);
+	/* The events table has no ratio-guard sample: only counts do. */
 	for (int i = 0; i < FG_CNT__COUNT; i++)
-		json_kint(j, fg_counter_name((enum fg_counter)i), s->counts[i]);
+		if (i != FG_CNT_RCPT_SAMPLE)
+			json_kint(j, fg_counter_name((enum fg_counter)i),
+			          s->counts[i]);
 	json_kint(j, "sessions", s->sessions);
 	json_kint(j, "clients", s->clients);
 	json_kint(j, "networks", s->networks);

@@ -120,7 +120,9 @@ describe(struct row *w)
 		break;
 	case FG_TRACE_GUARDED:
 		snprintf(w->state, sizeof(w->state), "ratio guard: %" PRId64
-		         " of %" PRId64 " recipients unknown, under %.0f%%",
+		         " unknown in a sample of %" PRId64 " recipients "
+		         "(role addresses, repeats and valid ones past "
+		         "ratio_session_cap left out), under %.0f%%",
 		         t->count, t->total, r->ratio * 100.0);
 		break;
 	case FG_TRACE_BELOW_STEP:
@@ -230,13 +232,9 @@ struct why {
 static bool
 ban_concerns(const struct why *w, const char *key)
 {
-	fg_prefix p;
-
-	if (strcmp(key, w->addr_key) == 0)
+	/* Its address, a network of it, or a shared key paired with one. */
+	if (strcmp(key, w->addr_key) == 0 || fg_key_covers(key, &w->addr))
 		return true;
-	if (fg_key_type_of(key) == FG_KEY_NETWORK &&
-	    fg_prefix_parse(key, &p) == 0)
-		return fg_prefix_contains(&p, &w->addr);
 	for (size_t i = 0; i < w->helos.n; i++)
 		if (strcmp(key, w->helos.key[i]) == 0)
 			return true;

@@ -178,11 +178,12 @@ fg_query_count(fg_query *q, const char *key, enum fg_counter c,
 	                           " WHEN 0 THEN connect WHEN 1 THEN helo"
 	                           " WHEN 2 THEN mail WHEN 3 THEN rcpt"
 	                           " WHEN 4 THEN valid WHEN 5 THEN invalid"
-	                           " WHEN 6 THEN rejected END), 0)"
+	                           " WHEN 6 THEN rejected"
+	                           " WHEN 7 THEN sample END), 0)"
 	                           " FROM counts WHERE key = ?1 AND sec > ?3",
 	                           &s)) < 0)
 		return rc;
-	_Static_assert(FG_CNT_RCPT_REJECTED == 6 && FG_CNT__COUNT == 7,
+	_Static_assert(FG_CNT_RCPT_SAMPLE == 7 && FG_CNT__COUNT == 8,
 	               "one CASE arm per counter");
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 2, (int)c);

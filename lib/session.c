@@ -57,6 +57,12 @@ struct fg_session {
 	char unknown_text[200];
 	const char *unknown_join;
 
+	/* The ratio guard's sample: the valid recipients this session put
+	 * in it (hashes of their normalised addresses), at most
+	 * ratio_session_cap; sample_on when a rule has a ratio guard. */
+	bool sample_on;
+	size_t nsampled;
+
 	/* message */
 	bool in_message;
 	char sender[NAME_LEN];
@@ -73,6 +79,7 @@ struct fg_session {
 
 	struct fg_verdict verdict;
 	struct fg_trace trace;     /* rules: cfg->nrules entries, if tracing */
+	uint64_t sampled[FG_RATIO_SESSION_CAP_MAX]; /* [0, nsampled) */
 };
 
 static struct fg_ratelimit rl_full = FG_RATELIMIT_INIT;
@@ -189,6 +196,10 @@ fg_session_new(const struct fg_session_env *env, const struct fg_config *cfg,
 	snprintf(s->unknown_text, sizeof(s->unknown_text), "Recipient address "
 	         "rejected: User unknown in local recipient table");
 	s->unknown_join = ": ";
+	for (size_t i = 0; i < cfg->nrules; i++)
+		if (cfg->rules[i].type == FG_RULE_INVALID_RECIPIENTS &&
+		    cfg->rules[i].ratio > 0.0)
+			s->sample_on = true;
 	return s;
 }
 
@@ -337,6 +348,7 @@ record_keys(fg_session *s, const struct fg_facts *f, enum fg_event_kind kind,
 	ev.time_ms = now;
 	ev.kind = kind;
 	ev.rcpt_class = kind == FG_EV_RCPT ? f->rcpt_class : FG_RCPT_NONE;
+	ev.rcpt_sampled = kind == FG_EV_RCPT && f->rcpt_sampled;
 	ev.client = f->client;
 	ev.client_text = f->client != NULL ? s->client_text : NULL;
 	ev.network = s->network[0] != '\0' ? s->network : NULL;
@@ -703,6 +715,111 @@ status_ok(const char *s)
 	return part == 2 && n[2] > 0;
 }
 
+/* ---- the ratio guard's sample ------------------------------------- */
+
+/*
+ * Role addresses: RFC 2142's mailbox names, RFC 5321's postmaster, and
+ * the few more that exist on nearly every domain.  Anyone can name them
+ * and be sure of a valid answer, so they prove nothing about how well a
+ * sender knows its recipients.  Sorted, for bsearch.
+ */
+static const char *const role_names[] = {
+	"abuse", "admin", "administrator", "ftp", "hostmaster", "info",
+	"mailer-daemon", "marketing", "news", "no-reply", "nobody", "noc",
+	"noreply", "postmaster", "root", "sales", "security", "support",
+	"usenet", "uucp", "webmaster", "www",
+};
+
+/* Whether buf's first n bytes (a lower-case local part) are a role. */
+static bool
+is_role(const char *buf, size_t n)
+{
+	for (size_t i = 0; i < FG_NELEM(role_names); i++)
+		if (strlen(role_names[i]) == n &&
+		    memcmp(role_names[i], buf, n) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The address as the sample compares it, into buf: lower case, the
+ * local part without a +detail; *local_len is the local part's length.
+ */
+static void
+sample_form(const char *addr, char *buf, size_t size, size_t *local_len)
+{
+	const char *at = strrchr(addr, '@');
+	size_t n = at != NULL ? (size_t)(at - addr) : strlen(addr), o = 0;
+	const char *plus = memchr(addr, '+', n);
+
+	if (plus != NULL)
+		n = (size_t)(plus - addr);
+	for (size_t i = 0; i < n && o + 1 < size; i++)
+		buf[o++] = (char)(addr[i] >= 'A' && addr[i] <= 'Z'
+		                      ? addr[i] - 'A' + 'a' : addr[i]);
+	*local_len = o;
+	for (const char *p = at; p != NULL && *p != '\0' && o + 1 < size; p++)
+		buf[o++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+	buf[o] = '\0';
+}
+
+bool
+fg_session_role_address(const char *addr)
+{
+	char buf[NAME_LEN];
+	size_t n;
+
+	if (addr == NULL)
+		return false;
+	sample_form(bare(addr), buf, sizeof(buf), &n);
+	return is_role(buf, n);
+}
+
+/* FNV-1a, 64 bits. */
+static uint64_t
+hash_text(const char *s)
+{
+	uint64_t h = UINT64_C(14695981039346656037);
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+	return h;
+}
+
+/*
+ * Whether this recipient goes into the ratio guard's sample: every
+ * unknown one; a valid one unless it is a role address, a repeat of one
+ * this session put in already, or past ratio_session_cap of them.  A
+ * recipient rejected for another reason is neither.  So the guard
+ * measures unknown ÷ (unknown + distinct ordinary valid recipients, a
+ * few per session), and padding a session with postmaster, with one
+ * address many times or with many known addresses buys little.
+ */
+static bool
+sample_rcpt(fg_session *s, const char *addr, enum fg_rcpt_class cls)
+{
+	char buf[NAME_LEN];
+	size_t n;
+	uint64_t h;
+
+	if (!s->sample_on || cls == FG_RCPT_REJECTED)
+		return false;
+	if (cls == FG_RCPT_INVALID)
+		return true;
+	sample_form(addr, buf, sizeof(buf), &n);
+	if (is_role(buf, n))
+		return false;
+	h = hash_text(buf);
+	for (size_t i = 0; i < s->nsampled; i++)
+		if (s->sampled[i] == h)
+			return false;
+	if (s->nsampled >= (size_t)s->cfg->ratio_session_cap ||
+	    s->nsampled >= FG_NELEM(s->sampled))
+		return false;
+	s->sampled[s->nsampled++] = h;
+	return true;
+}
+
 /* Learns from the MTA's reject text how it words an unknown user. */
 static void
 learn_unknown(fg_session *s, const char *status, const char *text)
@@ -767,6 +884,7 @@ fg_session_rcpt(fg_session *s, const char *rcpt, enum fg_rcpt_class cls,
 	f.rcpt = addr;
 	f.rcpt_class = cls;
 	f.rcpt_status = st[0] != '\0' ? st : NULL;
+	f.rcpt_sampled = sample_rcpt(s, bare(addr), cls);
 	if (s->session_invalid > 0) {
 		if (s->unknown_join != NULL)
 			snprintf(mask, sizeof(mask), "<%s>%s%s", bare(addr),

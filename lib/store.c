@@ -352,7 +352,7 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	const char *keys[FG_STORE_MAX_KEYS];
 	const char *texts[9];
 	char cbuf[FG_ADDR_STRLEN];
-	enum fg_counter ctrs[2];
+	enum fg_counter ctrs[FG_EVENT_MAX_COUNTERS];
 	size_t nkeys = 0, nctr, len = 0;
 	int nomem = 0, rc;
 	struct fg_row *row;
@@ -363,7 +363,8 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	    (ev->nkeys > 0 && ev->keys == NULL) || ev->time_ms < 0 ||
 	    ev->time_ms / 1000 > UINT32_MAX)
 		return FG_EINVAL;
-	nctr = fg_event_counters(ev->kind, ev->rcpt_class, ctrs);
+	nctr = fg_event_counters(ev->kind, ev->rcpt_class, ev->rcpt_sampled,
+	                         ctrs);
 	if (nctr == 0 && ev->kind != FG_EV_CLOSE)
 		return FG_EINVAL;
 	/* Each distinct key once: a key listed twice counts once. */
@@ -430,6 +431,7 @@ row:
 	row->client = text_copy(&p, texts[6]);
 	row->u.ev.kind = ev->kind;
 	row->u.ev.cls = ev->rcpt_class;
+	row->u.ev.sampled = ev->rcpt_sampled;
 	row->u.ev.network = text_copy(&p, ev->network);
 	row->u.ev.helo = text_copy(&p, ev->helo);
 	row->u.ev.sender = text_copy(&p, ev->sender);

@@ -55,7 +55,7 @@ typedef struct fg_store fg_store;
  * PRAGMA user_version this code writes (older ones are migrated, newer
  * ones refused). */
 #define FG_STORE_APPLICATION_ID 0x666c6764
-#define FG_STORE_SCHEMA_VERSION 4
+#define FG_STORE_SCHEMA_VERSION 5
 
 #define FG_STORE_MAX_KEYS 16
 
@@ -80,6 +80,8 @@ struct fg_event {
 	int64_t time_ms;
 	enum fg_event_kind kind;
 	enum fg_rcpt_class rcpt_class; /* FG_RCPT_NONE unless kind is RCPT */
+	bool rcpt_sampled;             /* in the ratio guard's sample
+	                                  (FG_CNT_RCPT_SAMPLE) */
 	const fg_addr *client;         /* NULL: no client address known */
 	const char *client_text;       /* client as fg_addr_format() gives it,
 	                                  if the caller has it; else made here */

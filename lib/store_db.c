@@ -80,13 +80,15 @@ static const struct {
 	/* The counter columns in enum fg_counter's order. */
 	STMT(up_count,
 	     "INSERT INTO counts (sec, key, connect, helo, mail, rcpt, valid,"
-	     " invalid, rejected) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+	     " invalid, rejected, sample) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+	     " ?8, ?9, ?10)"
 	     " ON CONFLICT (sec, key) DO UPDATE SET"
 	     " connect = connect + excluded.connect,"
 	     " helo = helo + excluded.helo, mail = mail + excluded.mail,"
 	     " rcpt = rcpt + excluded.rcpt, valid = valid + excluded.valid,"
 	     " invalid = invalid + excluded.invalid,"
-	     " rejected = rejected + excluded.rejected"),
+	     " rejected = rejected + excluded.rejected,"
+	     " sample = sample + excluded.sample"),
 	/* A row made later than this ban (an operator's unban or ban while
 	 * this one waited for its commit) wins. */
 	STMT(up_ban,
@@ -117,7 +119,7 @@ static const struct {
 	     " (until_ms <> 0 OR created_ms <= ?2)"),
 	STMT(sel_counts,
 	     "SELECT key, sec, connect, helo, mail, rcpt, valid, invalid,"
-	     " rejected FROM counts WHERE sec > ?1 ORDER BY sec"),
+	     " rejected, sample FROM counts WHERE sec > ?1 ORDER BY sec"),
 	STMT(sel_levels,
 	     "SELECT rule, key, level, last_ms FROM levels WHERE last_ms > ?1"),
 	STMT(sel_bans,
@@ -178,7 +180,7 @@ bind_text(sqlite3_stmt *s, int i, const char *v)
 		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
 }
 
-_Static_assert(FG_CNT__COUNT == 7, "counts has a column per counter");
+_Static_assert(FG_CNT__COUNT == 8, "counts has a column per counter");
 
 static uint32_t
 clamp_u32(int64_t v)
@@ -654,11 +656,12 @@ bind_event(sqlite3_stmt *s, int base, const struct fg_row *r)
 static int
 count_event(fg_store *st, struct fg_db *d, const struct fg_row *r)
 {
-	enum fg_counter ctrs[2];
+	enum fg_counter ctrs[FG_EVENT_MAX_COUNTERS];
 	size_t nctr;
 	uint32_t sec = (uint32_t)(r->time_ms / 1000);
 
-	if ((nctr = fg_event_counters(r->u.ev.kind, r->u.ev.cls, ctrs)) == 0)
+	if ((nctr = fg_event_counters(r->u.ev.kind, r->u.ev.cls,
+	                              r->u.ev.sampled, ctrs)) == 0)
 		return SQLITE_OK;
 	for (size_t k = 0; k < r->u.ev.nkeys; k++)
 		if (agg_add(st, d, r->u.ev.keys[k], sec, ctrs, nctr, r->n) < 0)

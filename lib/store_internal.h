@@ -84,6 +84,7 @@ struct fg_row {
 			const char *network, *helo, *sender, *rcpt, *status;
 			const char *host, *daemon;
 			bool auth;
+			bool sampled;   /* in the ratio guard's sample */
 			size_t nkeys;
 			const char *keys[FG_STORE_MAX_KEYS];
 		} ev;

@@ -256,6 +256,15 @@ static const struct migration {
 	 " WHERE kind = 'rcpt' AND network IS NOT NULL"
 	 " GROUP BY network"
 	 " ORDER BY invalid_ratio DESC, rcpts DESC, network;"},
+	/* Schema 5.  The ratio guard's sample (FG_CNT_RCPT_SAMPLE): unknown
+	 * recipients, and valid ones that are no role address, no repeat
+	 * within the session and within ratio_session_cap.  Seconds from
+	 * before have no such figure: their valid and unknown recipients
+	 * stand in for it (the guard as it was) until they leave the
+	 * windows. */
+	{5,
+	 "ALTER TABLE counts ADD COLUMN sample INTEGER NOT NULL DEFAULT 0;"
+	 "UPDATE counts SET sample = valid + invalid WHERE valid + invalid > 0;"},
 };
 
 #define SCHEMA_VERSION (migrations[FG_NELEM(migrations) - 1].version)

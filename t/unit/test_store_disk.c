@@ -168,6 +168,9 @@ open_at(const char *path, int64_t now, int64_t horizon, int64_t retention,
 	return st;
 }
 
+/* Whether rec() puts a recipient in the ratio guard's sample. */
+static bool rec_sampled;
+
 static int
 rec(fg_store *st, int64_t t, enum fg_event_kind k, enum fg_rcpt_class c,
     const char *client, const char *network, const char *rcpt)
@@ -186,6 +189,7 @@ rec(fg_store *st, int64_t t, enum fg_event_kind k, enum fg_rcpt_class c,
 		.queue_id = "QID1",
 		.status = c == FG_RCPT_INVALID ? "5.1.1" : NULL,
 		.session_id = 7,
+		.rcpt_sampled = rec_sampled && k == FG_EV_RCPT,
 	};
 
 	if (client != NULL) {
@@ -456,10 +460,13 @@ test_restart(void)
 	int level = 0;
 	int64_t last = 0;
 
-	for (int i = 0; i < 300; i++)
+	for (int i = 0; i < 300; i++) {
+		rec_sampled = i % 2 == 0;
 		rec(st, T0 + i * 100, FG_EV_RCPT,
 		    i % 3 ? FG_RCPT_INVALID : FG_RCPT_VALID, "192.0.2.7",
 		    "192.0.2.0/24", NULL);
+	}
+	rec_sampled = false;
 	rec(st, T0 - 2 * HOUR, FG_EV_CONNECT, FG_RCPT_NONE, "198.51.100.1",
 	    NULL, NULL);
 	fg_store_level_set(st, "dict", "192.0.2.0/24", 2, T0 + 1000);
@@ -480,6 +487,10 @@ test_restart(void)
 	                      T0 + 40000), 200, "restart: invalid rebuilt");
 	is_int(fg_store_count(st, "192.0.2.0/24", FG_CNT_RCPT, HOUR,
 	                      T0 + 40000), 300, "restart: rcpt rebuilt");
+	is_int(fg_store_count(st, "192.0.2.0/24", FG_CNT_RCPT_SAMPLE, HOUR,
+	                      T0 + 40000), 150, "restart: the sample rebuilt");
+	is_int(q_int(path, "SELECT sum(sample) FROM counts WHERE key ="
+	             " '192.0.2.7'"), 150, "restart: the sample in counts");
 	is_int(fg_store_count(st, "192.0.2.0/24", FG_CNT_RCPT, 10000,
 	                      T0 + 29999), 100, "restart: window exact");
 	is_int(fg_store_count(st, "*", FG_CNT_RCPT_VALID, HOUR, T0 + 40000),
@@ -869,13 +880,23 @@ test_migrate_v2(void)
 	       "ALTER TABLE events DROP COLUMN auth;"
 	       "DROP TABLE status; DROP TABLE verdict_totals;"
 	       "DROP TABLE controls; DROP TABLE allows;"
+	       "ALTER TABLE counts DROP COLUMN sample;"
 	       "PRAGMA user_version = 2");
+	snprintf(sql, sizeof(sql), "INSERT INTO counts (sec, key, rcpt, valid,"
+	         " invalid, rejected) VALUES (%lld, '192.0.2.0/24', 9, 3, 2, 4)",
+	         (long long)T0 / 1000);
+	q_exec(path, sql);
 	st = open_at(path, T0 + 5000, HOUR, 0, 0);
 	ok(st != NULL, "v2: a version 2 file opens");
 	if (st == NULL)
 		return;
 	is_int(q_int(path, "PRAGMA user_version"), FG_STORE_SCHEMA_VERSION,
 	       "v2: migrated to the current version");
+	is_int(q_int(path, "SELECT sample FROM counts WHERE key ="
+	             " '192.0.2.0/24'"), 5, "v4: the sample of older seconds is "
+	       "their valid and unknown recipients");
+	is_int(fg_store_count(st, "192.0.2.0/24", FG_CNT_RCPT_SAMPLE, HOUR,
+	                      T0 + 5000), 5, "v4: ... and rebuilt into memory");
 	for (size_t i = 0; i < FG_NELEM(t); i++) {
 		snprintf(sql, sizeof(sql), "SELECT rcpt FROM events WHERE"
 		         " ts_ms = %lld", (long long)T0 + (long long)i);
