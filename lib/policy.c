@@ -284,6 +284,14 @@ keys_add(char (*keys)[FG_KEY_MAX], size_t n, size_t max, const char *key)
 	return n + 1;
 }
 
+bool
+fg_policy_event_keys_fixed(const struct fg_config *cfg)
+{
+	return cfg != NULL && !any_rule_per(cfg, FG_PER_HELO) &&
+	       !any_rule_per(cfg, FG_PER_RCPT_DOMAIN) &&
+	       !any_rule_per(cfg, FG_PER_SENDER_DOMAIN);
+}
+
 size_t
 fg_policy_event_keys(const struct fg_config *cfg, const struct fg_facts *f,
                      char (*keys)[FG_KEY_MAX], size_t max)

@@ -62,6 +62,12 @@ struct fg_session {
 
 	/* The client's keys, formatted once for every event to use. */
 	struct fg_client_keys client_keys;
+	/* The keys of the connect event, when every event of the session
+	 * counts under them (fg_policy_event_keys_fixed). */
+	bool keys_fixed;
+	size_t nfixed;
+	const char *fixed_keys[MAX_KEYS];
+	char fixed_buf[MAX_KEYS][FG_KEY_MAX];
 	/* Keys this session holds a concurrency slot under. */
 	size_t nconc;
 	char conc_keys[MAX_KEYS][FG_KEY_MAX];
@@ -178,6 +184,8 @@ fg_session_new(const struct fg_session_env *env, const struct fg_config *cfg,
 	s->cfg = cfg;
 	s->id = id;
 	s->nconc = 0;
+	s->keys_fixed = false;
+	s->nfixed = 0;
 	s->trace.rules = NULL;
 	s->trace.cap = s->trace.n = 0;
 	s->verdict.action = FG_ACT_CONTINUE;
@@ -318,16 +326,13 @@ copy_text(char *dst, size_t size, const char *src)
 	fg_sanitize(dst, size, src != NULL ? src : "");
 }
 
-/* Records the event under keys[0..n) (distinct already). */
+/* Records the event under kp[0..n) (distinct already). */
 static void
 record_keys(fg_session *s, const struct fg_facts *f, enum fg_event_kind kind,
-            char (*keys)[FG_KEY_MAX], size_t n, int64_t now)
+            const char *const *kp, size_t n, int64_t now)
 {
-	const char *kp[MAX_KEYS];
 	struct fg_event ev;
 
-	for (size_t i = 0; i < n; i++)
-		kp[i] = keys[i];
 	memset(&ev, 0, sizeof(ev));
 	ev.time_ms = now;
 	ev.kind = kind;
@@ -374,8 +379,21 @@ record(fg_session *s, const struct fg_facts *f, enum fg_event_kind kind,
        int64_t now)
 {
 	char keys[MAX_KEYS][FG_KEY_MAX];
+	const char *kp[MAX_KEYS];
+	size_t n;
 
-	record_keys(s, f, kind, keys, event_keys(s, f, keys), now);
+	if (s->exempt != NULL) {
+		record_keys(s, f, kind, NULL, 0, now);
+		return;
+	}
+	if (s->keys_fixed) {
+		record_keys(s, f, kind, s->fixed_keys, s->nfixed, now);
+		return;
+	}
+	n = event_keys(s, f, keys);
+	for (size_t i = 0; i < n; i++)
+		kp[i] = keys[i];
+	record_keys(s, f, kind, kp, n, now);
 }
 
 /* ---- verdicts ----------------------------------------------------- */
@@ -555,7 +573,14 @@ fg_session_connect(fg_session *s, const fg_addr *client, const char *host,
 	f.exemption = s->exempt;
 	/* Concurrency: one slot under every key the connection counts. */
 	s->nconc = event_keys(s, &f, s->conc_keys);
-	record_keys(s, &f, FG_EV_CONNECT, s->conc_keys, s->nconc, now_ms);
+	for (size_t i = 0; i < s->nconc; i++) {
+		memcpy(s->fixed_buf[i], s->conc_keys[i],
+		       strlen(s->conc_keys[i]) + 1);
+		s->fixed_keys[i] = s->fixed_buf[i];
+	}
+	s->nfixed = s->nconc;
+	s->keys_fixed = fg_policy_event_keys_fixed(s->cfg);
+	record_keys(s, &f, FG_EV_CONNECT, s->fixed_keys, s->nfixed, now_ms);
 	/* Only the slots really taken are given back at close: a failed
 	 * acquire must not later release another session's slot. */
 	{
