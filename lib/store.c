@@ -2,8 +2,8 @@
  * store.c - the event store's public verbs (see store.h): open and close,
  * recording, counting, expiry, statistics, and the names of things.
  *
- * The pieces live in store_count.c (counters), store_ban.c (bans and
- * levels), store_db.c (SQLite) and store_writer.c (queue and thread);
+ * The pieces live in store_count.c (counters), store_ban.c (bans, levels
+ * and resets), store_db.c (SQLite) and store_writer.c (queue and thread);
  * store_internal.h describes how they fit.
  */
 #include <errno.h>
@@ -21,23 +21,6 @@
 
 #define MAX_TEXT 1024      /* longest string field kept in a row */
 #define LOG_EVERY_MS 60000
-
-int64_t
-fg_store_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void
-fg_store_set_error(fg_store *st, const char *text)
-{
-	pthread_mutex_lock(&st->err_mu);
-	snprintf(st->last_error, sizeof(st->last_error), "%s", text);
-	pthread_mutex_unlock(&st->err_mu);
-}
 
 /* floor(ms / 1000), also for times before the epoch. */
 static int64_t
@@ -325,6 +308,8 @@ int
 fg_store_record(fg_store *st, const struct fg_event *ev)
 {
 	const char *keys[FG_STORE_MAX_KEYS];
+	size_t klens[FG_STORE_MAX_KEYS];
+	uint64_t hashes[FG_STORE_MAX_KEYS];
 	const char *texts[9];
 	char cbuf[FG_ADDR_STRLEN];
 	enum fg_counter ctrs[2];
@@ -355,15 +340,24 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 			keys[nkeys++] = ev->keys[i];
 	}
 
+	/* Each key hashed once: for its counters here, and for the
+	 * writer's aggregates. */
+	for (size_t i = 0; i < nkeys; i++) {
+		klens[i] = strlen(keys[i]);
+		hashes[i] = fg_store_hash(st, keys[i], klens[i]);
+	}
 	sec = (uint32_t)(ev->time_ms / 1000);
 	for (size_t i = 0; i < nkeys && nctr > 0;) {
-		rc = fg_store_count_bump(st, keys[i], strlen(keys[i]), ctrs,
+		rc = fg_store_count_bump(st, keys[i], klens[i], hashes[i], ctrs,
 		                         nctr, sec);
 		if (rc > 0) {
 			/* Not in memory, not in the counts table either:
 			 * the table is what memory is rebuilt from. */
 			note_limit(st, keys[i]);
-			keys[i] = keys[--nkeys];
+			--nkeys;
+			keys[i] = keys[nkeys];
+			klens[i] = klens[nkeys];
+			hashes[i] = hashes[nkeys];
 			continue;
 		}
 		if (rc < 0)
@@ -384,16 +378,20 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	texts[6] = client_text(ev->client, ev->client_text, cbuf, sizeof(cbuf));
 	texts[7] = ev->host;
 	texts[8] = ev->daemon;
+	/* The hashes first in buf, which is aligned for them. */
+	len = nkeys * sizeof(uint64_t);
 	for (size_t i = 0; i < FG_NELEM(texts); i++)
 		len += text_len(texts[i]);
 	for (size_t i = 0; i < nkeys; i++)
-		len += strlen(keys[i]) + 1;
+		len += klens[i] + 1;
 	if ((row = malloc(sizeof(*row) + len)) == NULL) {
 		note_drop(st, ev->time_ms);
 		return FG_ENOMEM;
 	}
 	memset(row, 0, sizeof(*row));
-	p = row->buf;
+	memcpy(row->buf, hashes, nkeys * sizeof(uint64_t));
+	row->u.ev.hashes = (const uint64_t *)(void *)row->buf;
+	p = row->buf + nkeys * sizeof(uint64_t);
 	row->type = FG_ROW_EVENT;
 	row->time_ms = ev->time_ms;
 	row->session_id = ev->session_id;
@@ -411,11 +409,9 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	row->u.ev.auth = ev->authenticated;
 	row->u.ev.nkeys = nkeys;
 	for (size_t i = 0; i < nkeys; i++) {
-		size_t n = strlen(keys[i]);
-
-		memcpy(p, keys[i], n + 1);
+		memcpy(p, keys[i], klens[i] + 1);
 		row->u.ev.keys[i] = p;
-		p += n + 1;
+		p += klens[i] + 1;
 	}
 	rc = enqueue(st, row, ev->time_ms);
 	return rc < 0 ? rc : nomem;
@@ -496,15 +492,6 @@ fg_store_conn_release(fg_store *st, const char *key)
 		fg_store_count_conn(st, key, strlen(key), -1);
 }
 
-void
-fg_store_reset(fg_store *st, const char *key)
-{
-	if (st == NULL || !key_ok(key))
-		return;
-	fg_store_count_forget(st, key, strlen(key));
-	fg_store_level_forget(st, key);
-}
-
 int64_t
 fg_store_conn_count(fg_store *st, const char *key)
 {
@@ -528,34 +515,4 @@ bool
 fg_store_healthy(fg_store *st)
 {
 	return st == NULL || atomic_load(&st->healthy);
-}
-
-void
-fg_store_get_stats(fg_store *st, struct fg_store_stats *out)
-{
-	if (st == NULL || out == NULL)
-		return;
-	memset(out, 0, sizeof(*out));
-	out->recorded = atomic_load(&st->recorded);
-	out->written = atomic_load(&st->written);
-	out->dropped = atomic_load(&st->dropped);
-	out->write_errors = atomic_load(&st->write_errors);
-	out->keys = atomic_load(&st->nkeys);
-	out->memory = atomic_load(&st->mem_bytes);
-	out->memory_limit = st->opt.memory_limit;
-	out->keys_refused = atomic_load(&st->keys_refused);
-	out->alloc_failures = atomic_load(&st->alloc_failures);
-	out->limited = out->memory_limit > 0 &&
-	               out->memory >= out->memory_limit;
-	out->db_size = atomic_load(&st->db_bytes);
-	out->max_database_size = st->opt.max_database_size;
-	out->size_pruned = atomic_load(&st->size_pruned);
-	out->reopened = atomic_load(&st->reopened);
-	out->healthy = atomic_load(&st->healthy);
-	pthread_mutex_lock(&st->qmu);
-	out->queued = st->qcount;
-	pthread_mutex_unlock(&st->qmu);
-	pthread_mutex_lock(&st->err_mu);
-	memcpy(out->last_error, st->last_error, sizeof(out->last_error));
-	pthread_mutex_unlock(&st->err_mu);
 }

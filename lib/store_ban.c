@@ -680,6 +680,17 @@ fg_store_level_forget(fg_store *st, const char *key)
 	return fo.n;
 }
 
+/* Here rather than in store.c: the writer's side (controls, unbans)
+ * resets keys too, and store.c is above it. */
+void
+fg_store_reset(fg_store *st, const char *key)
+{
+	if (st == NULL || !key_ok(key))
+		return;
+	fg_store_count_forget(st, key, strlen(key));
+	fg_store_level_forget(st, key);
+}
+
 static int
 level_put(fg_store *st, const char *rule, const char *key, int level,
           int64_t last_ms, bool dirty)

@@ -854,10 +854,9 @@ kent_add(fg_store *st, struct kent *e, enum fg_counter ctr, uint32_t sec,
 }
 
 int
-fg_store_count_bump(fg_store *st, const char *key, size_t klen,
+fg_store_count_bump(fg_store *st, const char *key, size_t klen, uint64_t h,
                     const enum fg_counter *ctrs, size_t n, uint32_t sec)
 {
-	uint64_t h = fg_store_hash(st, key, klen);
 	struct fg_shard *sh = shard_of(st, h);
 	struct kent *e;
 	int rc = 0;
