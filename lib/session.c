@@ -67,6 +67,10 @@ struct fg_session {
 	bool keys_fixed;
 	size_t nfixed;
 	const char *fixed_keys[MAX_KEYS];
+	/* The same keys made for the store (hashed once), for recording
+	 * and for the policy's counts; made[i].text NULL if not made. */
+	struct fg_store_key made[MAX_KEYS];
+	bool all_made;
 	char fixed_buf[MAX_KEYS][FG_KEY_MAX];
 	/* Keys this session holds a concurrency slot under. */
 	size_t nconc;
@@ -116,8 +120,14 @@ static int64_t
 view_count(void *ctx, const char *key, enum fg_counter c, int64_t window_ms,
            int64_t now)
 {
-	return fg_store_count(((fg_session *)ctx)->env->store, key, c,
-	                      window_ms, now);
+	const fg_session *s = ctx;
+
+	/* The client's keys, asked about at every command, are made. */
+	for (size_t i = 0; i < s->nfixed; i++)
+		if (s->made[i].text != NULL && strcmp(s->made[i].text, key) == 0)
+			return fg_store_count_key(s->env->store, &s->made[i], c,
+			                          window_ms, now);
+	return fg_store_count(s->env->store, key, c, window_ms, now);
 }
 
 /*
@@ -185,6 +195,7 @@ fg_session_new(const struct fg_session_env *env, const struct fg_config *cfg,
 	s->id = id;
 	s->nconc = 0;
 	s->keys_fixed = false;
+	s->all_made = false;
 	s->nfixed = 0;
 	s->trace.rules = NULL;
 	s->trace.cap = s->trace.n = 0;
@@ -326,10 +337,12 @@ copy_text(char *dst, size_t size, const char *src)
 	fg_sanitize(dst, size, src != NULL ? src : "");
 }
 
-/* Records the event under kp[0..n) (distinct already). */
+/* Records the event under kp[0..n) (distinct already), made as made[]
+ * if that is not NULL. */
 static void
 record_keys(fg_session *s, const struct fg_facts *f, enum fg_event_kind kind,
-            const char *const *kp, size_t n, int64_t now)
+            const char *const *kp, const struct fg_store_key *made,
+            size_t n, int64_t now)
 {
 	struct fg_event ev;
 
@@ -352,6 +365,7 @@ record_keys(fg_session *s, const struct fg_facts *f, enum fg_event_kind kind,
 	}
 	ev.authenticated = kind == FG_EV_MAIL && s->authenticated;
 	ev.keys = kp;
+	ev.keys_made = made;
 	ev.nkeys = n;
 	ev.keys_distinct = true;
 	if (fg_store_record(s->env->store, &ev) == FG_EFULL && s->env->log) {
@@ -383,17 +397,18 @@ record(fg_session *s, const struct fg_facts *f, enum fg_event_kind kind,
 	size_t n;
 
 	if (s->exempt != NULL) {
-		record_keys(s, f, kind, NULL, 0, now);
+		record_keys(s, f, kind, NULL, NULL, 0, now);
 		return;
 	}
 	if (s->keys_fixed) {
-		record_keys(s, f, kind, s->fixed_keys, s->nfixed, now);
+		record_keys(s, f, kind, s->fixed_keys,
+		            s->all_made ? s->made : NULL, s->nfixed, now);
 		return;
 	}
 	n = event_keys(s, f, keys);
 	for (size_t i = 0; i < n; i++)
 		kp[i] = keys[i];
-	record_keys(s, f, kind, kp, n, now);
+	record_keys(s, f, kind, kp, NULL, n, now);
 }
 
 /* ---- verdicts ----------------------------------------------------- */
@@ -573,14 +588,21 @@ fg_session_connect(fg_session *s, const fg_addr *client, const char *host,
 	f.exemption = s->exempt;
 	/* Concurrency: one slot under every key the connection counts. */
 	s->nconc = event_keys(s, &f, s->conc_keys);
+	s->all_made = true;
 	for (size_t i = 0; i < s->nconc; i++) {
 		memcpy(s->fixed_buf[i], s->conc_keys[i],
 		       strlen(s->conc_keys[i]) + 1);
 		s->fixed_keys[i] = s->fixed_buf[i];
+		if (fg_store_key_init(s->env->store, s->fixed_buf[i],
+		                      &s->made[i]) < 0) {
+			s->made[i].text = NULL;
+			s->all_made = false;
+		}
 	}
 	s->nfixed = s->nconc;
 	s->keys_fixed = fg_policy_event_keys_fixed(s->cfg);
-	record_keys(s, &f, FG_EV_CONNECT, s->fixed_keys, s->nfixed, now_ms);
+	record_keys(s, &f, FG_EV_CONNECT, s->fixed_keys,
+	            s->all_made ? s->made : NULL, s->nfixed, now_ms);
 	/* Only the slots really taken are given back at close: a failed
 	 * acquire must not later release another session's slot. */
 	{
@@ -779,7 +801,7 @@ fg_session_close(fg_session *s, int64_t now_ms)
 	fg_session_delay_done(s);
 	if (s->connected) {
 		facts_of(s, FG_STAGE_CONNECT, &f);
-		record_keys(s, &f, FG_EV_CLOSE, NULL, 0, now_ms);
+		record_keys(s, &f, FG_EV_CLOSE, NULL, NULL, 0, now_ms);
 	}
 	release_slots(s);
 }

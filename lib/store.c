@@ -169,22 +169,28 @@ fg_store_close(fg_store *st)
 	store_free(st);
 }
 
-/* Bytes a copied string needs in a row (0 for NULL). */
+/* The lengths of t[0..n) as kept (at most MAX_TEXT) into lens[]; the
+ * bytes they need in a row. */
 static size_t
-text_len(const char *s)
+text_measure(const char *const *t, size_t n, size_t *lens)
 {
-	return s == NULL ? 0 : strnlen(s, MAX_TEXT) + 1;
+	size_t bytes = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		lens[i] = t[i] == NULL ? 0 : strnlen(t[i], MAX_TEXT);
+		bytes += t[i] == NULL ? 0 : lens[i] + 1;
+	}
+	return bytes;
 }
 
+/* Copies the n bytes of s to *p and a NUL (nothing for NULL). */
 static const char *
-text_copy(char **p, const char *s)
+text_copy(char **p, const char *s, size_t n)
 {
-	size_t n;
 	char *d = *p;
 
 	if (s == NULL)
 		return NULL;
-	n = strnlen(s, MAX_TEXT);
 	memcpy(d, s, n);
 	d[n] = '\0';
 	*p = d + n + 1;
@@ -205,7 +211,7 @@ blank(char c)
  * Schema version 3 does the same to the rows of older files.
  */
 static const char *
-rcpt_copy(char **p, const char *s)
+rcpt_copy(char **p, const char *s, size_t n)
 {
 	const char *b, *e;
 	char *d = *p;
@@ -213,7 +219,7 @@ rcpt_copy(char **p, const char *s)
 	if (s == NULL)
 		return NULL;
 	b = s;
-	e = s + strnlen(s, MAX_TEXT);
+	e = s + n;
 	while (b < e && blank(*b))
 		b++;
 	while (e > b && blank(e[-1]))
@@ -311,6 +317,7 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	size_t klens[FG_STORE_MAX_KEYS];
 	uint64_t hashes[FG_STORE_MAX_KEYS];
 	const char *texts[9];
+	size_t tlen[9];
 	char cbuf[FG_ADDR_STRLEN];
 	enum fg_counter ctrs[2];
 	size_t nkeys = 0, nctr, len = 0;
@@ -327,24 +334,38 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	if (nctr == 0 && ev->kind != FG_EV_CLOSE)
 		return FG_EINVAL;
 	/* Each distinct key once: a key listed twice counts once. */
-	for (size_t i = 0; i < ev->nkeys; i++) {
-		size_t k = nkeys;
+	if (ev->keys_made != NULL && ev->keys_distinct) {
+		for (size_t i = 0; i < ev->nkeys; i++) {
+			keys[i] = ev->keys_made[i].text;
+			klens[i] = ev->keys_made[i].len;
+			hashes[i] = ev->keys_made[i].hash;
+			if (keys[i] == NULL || klens[i] == 0 ||
+			    klens[i] >= FG_KEY_MAX)
+				return FG_EINVAL;
+		}
+		nkeys = ev->nkeys;
+	} else {
+		for (size_t i = 0; i < ev->nkeys; i++) {
+			size_t k = nkeys;
 
-		if (!key_ok(ev->keys[i]))
-			return FG_EINVAL;
-		if (!ev->keys_distinct)
-			for (k = 0; k < nkeys; k++)
-				if (strcmp(keys[k], ev->keys[i]) == 0)
-					break;
-		if (k == nkeys)
-			keys[nkeys++] = ev->keys[i];
+			if (!key_ok(ev->keys[i]))
+				return FG_EINVAL;
+			if (!ev->keys_distinct)
+				for (k = 0; k < nkeys; k++)
+					if (strcmp(keys[k], ev->keys[i]) == 0)
+						break;
+			if (k == nkeys)
+				keys[nkeys++] = ev->keys[i];
+		}
 	}
 
-	/* Each key hashed once: for its counters here, and for the
-	 * writer's aggregates. */
-	for (size_t i = 0; i < nkeys; i++) {
-		klens[i] = strlen(keys[i]);
-		hashes[i] = fg_store_hash(st, keys[i], klens[i]);
+	/* Each key hashed once (or never, when the caller made it): for
+	 * its counters here, and for the writer's aggregates. */
+	if (ev->keys_made == NULL || !ev->keys_distinct) {
+		for (size_t i = 0; i < nkeys; i++) {
+			klens[i] = strlen(keys[i]);
+			hashes[i] = fg_store_hash(st, keys[i], klens[i]);
+		}
 	}
 	sec = (uint32_t)(ev->time_ms / 1000);
 	for (size_t i = 0; i < nkeys && nctr > 0;) {
@@ -379,9 +400,8 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	texts[7] = ev->host;
 	texts[8] = ev->daemon;
 	/* The hashes first in buf, which is aligned for them. */
-	len = nkeys * sizeof(uint64_t);
-	for (size_t i = 0; i < FG_NELEM(texts); i++)
-		len += text_len(texts[i]);
+	len = nkeys * sizeof(uint64_t) +
+	      text_measure(texts, FG_NELEM(texts), tlen);
 	for (size_t i = 0; i < nkeys; i++)
 		len += klens[i] + 1;
 	if ((row = malloc(sizeof(*row) + len)) == NULL) {
@@ -395,17 +415,17 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	row->type = FG_ROW_EVENT;
 	row->time_ms = ev->time_ms;
 	row->session_id = ev->session_id;
-	row->client = text_copy(&p, texts[6]);
+	row->client = text_copy(&p, texts[6], tlen[6]);
 	row->u.ev.kind = ev->kind;
 	row->u.ev.cls = ev->rcpt_class;
-	row->u.ev.network = text_copy(&p, ev->network);
-	row->u.ev.helo = text_copy(&p, ev->helo);
-	row->u.ev.sender = text_copy(&p, ev->sender);
-	row->u.ev.rcpt = rcpt_copy(&p, ev->rcpt);
-	row->queue_id = text_copy(&p, ev->queue_id);
-	row->u.ev.status = text_copy(&p, ev->status);
-	row->u.ev.host = text_copy(&p, ev->host);
-	row->u.ev.daemon = text_copy(&p, ev->daemon);
+	row->u.ev.network = text_copy(&p, texts[0], tlen[0]);
+	row->u.ev.helo = text_copy(&p, texts[1], tlen[1]);
+	row->u.ev.sender = text_copy(&p, texts[2], tlen[2]);
+	row->u.ev.rcpt = rcpt_copy(&p, texts[3], tlen[3]);
+	row->queue_id = text_copy(&p, texts[4], tlen[4]);
+	row->u.ev.status = text_copy(&p, texts[5], tlen[5]);
+	row->u.ev.host = text_copy(&p, texts[7], tlen[7]);
+	row->u.ev.daemon = text_copy(&p, texts[8], tlen[8]);
 	row->u.ev.auth = ev->authenticated;
 	row->u.ev.nkeys = nkeys;
 	for (size_t i = 0; i < nkeys; i++) {
@@ -421,8 +441,9 @@ int
 fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v)
 {
 	const char *texts[7];
+	size_t tlen[7];
 	char cbuf[FG_ADDR_STRLEN];
-	size_t len = 0;
+	size_t len;
 	struct fg_row *row;
 	char *p;
 
@@ -438,8 +459,7 @@ fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v)
 	texts[4] = v->action;
 	texts[5] = v->reply;
 	texts[6] = client_text(v->client, v->client_text, cbuf, sizeof(cbuf));
-	for (size_t i = 0; i < FG_NELEM(texts); i++)
-		len += text_len(texts[i]);
+	len = text_measure(texts, FG_NELEM(texts), tlen);
 	if ((row = malloc(sizeof(*row) + len)) == NULL) {
 		note_drop(st, v->time_ms);
 		return FG_ENOMEM;
@@ -449,13 +469,13 @@ fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v)
 	row->type = FG_ROW_VERDICT;
 	row->time_ms = v->time_ms;
 	row->session_id = v->session_id;
-	row->client = text_copy(&p, texts[6]);
-	row->queue_id = text_copy(&p, v->queue_id);
-	row->u.vd.stage = text_copy(&p, v->stage);
-	row->u.vd.rule = text_copy(&p, v->rule);
-	row->u.vd.key = text_copy(&p, v->key);
-	row->u.vd.action = text_copy(&p, v->action);
-	row->u.vd.reply = text_copy(&p, v->reply);
+	row->client = text_copy(&p, texts[6], tlen[6]);
+	row->queue_id = text_copy(&p, texts[0], tlen[0]);
+	row->u.vd.stage = text_copy(&p, texts[1], tlen[1]);
+	row->u.vd.rule = text_copy(&p, texts[2], tlen[2]);
+	row->u.vd.key = text_copy(&p, texts[3], tlen[3]);
+	row->u.vd.action = text_copy(&p, texts[4], tlen[4]);
+	row->u.vd.reply = text_copy(&p, texts[5], tlen[5]);
 	row->u.vd.count = v->count;
 	row->u.vd.limit = v->limit;
 	row->u.vd.window_ms = v->window_ms;
@@ -464,17 +484,39 @@ fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v)
 	return enqueue(st, row, v->time_ms);
 }
 
+int
+fg_store_key_init(fg_store *st, const char *key, struct fg_store_key *out)
+{
+	if (st == NULL || out == NULL || !key_ok(key))
+		return FG_EINVAL;
+	out->text = key;
+	out->len = strlen(key);
+	out->hash = fg_store_hash(st, key, out->len);
+	return 0;
+}
+
+int64_t
+fg_store_count_key(fg_store *st, const struct fg_store_key *k,
+                   enum fg_counter c, int64_t window_ms, int64_t now_ms)
+{
+	if (st == NULL || k == NULL || k->text == NULL || k->len == 0 ||
+	    (unsigned)c >= FG_CNT__COUNT || window_ms < 0)
+		return FG_EINVAL;
+	if (window_ms > st->opt.horizon_ms)
+		window_ms = st->opt.horizon_ms;
+	return fg_store_count_get(st, k->text, k->len, k->hash, c,
+	                          sec_of(now_ms) - window_ms / 1000);
+}
+
 int64_t
 fg_store_count(fg_store *st, const char *key, enum fg_counter c,
                int64_t window_ms, int64_t now_ms)
 {
-	if (st == NULL || !key_ok(key) || (unsigned)c >= FG_CNT__COUNT ||
-	    window_ms < 0)
+	struct fg_store_key k;
+
+	if (fg_store_key_init(st, key, &k) < 0)
 		return FG_EINVAL;
-	if (window_ms > st->opt.horizon_ms)
-		window_ms = st->opt.horizon_ms;
-	return fg_store_count_get(st, key, strlen(key), c,
-	                          sec_of(now_ms) - window_ms / 1000);
+	return fg_store_count_key(st, &k, c, window_ms, now_ms);
 }
 
 int64_t

@@ -269,9 +269,9 @@ int fg_store_count_bump(fg_store *st, const char *key, size_t klen,
  * the memory limit holds back is skipped (0). */
 int fg_store_count_load(fg_store *st, const char *key, size_t klen,
                         enum fg_counter c, uint32_t sec, uint32_t n);
-/* Events of c under key in seconds > cutoff. */
+/* Events of c under key (whose fg_store_hash is h) in seconds > cutoff. */
 int64_t fg_store_count_get(fg_store *st, const char *key, size_t klen,
-                           enum fg_counter c, int64_t cutoff);
+                           uint64_t h, enum fg_counter c, int64_t cutoff);
 int64_t fg_store_count_conn(fg_store *st, const char *key, size_t klen,
                             int delta);
 void fg_store_count_expire(fg_store *st, int64_t cutoff);
