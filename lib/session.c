@@ -66,16 +66,17 @@ struct fg_session {
 	 * counts under them (fg_policy_event_keys_fixed). */
 	bool keys_fixed;
 	size_t nfixed;
-	const char *fixed_keys[MAX_KEYS];
+	const char *fixed_keys[MAX_KEYS];   /* conc_keys[i] */
 	/* The same keys made for the store (hashed once), for recording
 	 * and for the policy's counts; made[i].text NULL if not made. */
 	struct fg_store_key made[MAX_KEYS];
 	bool all_made;
-	char fixed_buf[MAX_KEYS][FG_KEY_MAX];
-	/* Keys this session holds a concurrency slot under. */
+	/* The keys of the connect event: a concurrency slot under each
+	 * whose conc_pos is above 0. */
 	size_t nconc;
 	char conc_keys[MAX_KEYS][FG_KEY_MAX];
-	int64_t conc_pos[MAX_KEYS];  /* sessions of the key when we came */
+	int64_t conc_pos[MAX_KEYS];  /* sessions of the key when we came,
+	                                0: no slot held */
 	bool at_connect;           /* deciding the connect: use conc_pos */
 
 	struct fg_verdict verdict;
@@ -144,7 +145,8 @@ view_concurrent(void *ctx, const char *key)
 
 	if (s->at_connect)
 		for (size_t i = 0; i < s->nconc; i++)
-			if (strcmp(s->conc_keys[i], key) == 0)
+			if (s->conc_pos[i] > 0 &&
+			    strcmp(s->conc_keys[i], key) == 0)
 				return s->conc_pos[i];
 	return fg_store_conn_count(s->env->store, key);
 }
@@ -212,7 +214,8 @@ static void
 release_slots(fg_session *s)
 {
 	for (size_t i = 0; i < s->nconc; i++)
-		fg_store_conn_release(s->env->store, s->conc_keys[i]);
+		if (s->conc_pos[i] > 0)
+			fg_store_conn_release(s->env->store, s->conc_keys[i]);
 	s->nconc = 0;
 }
 
@@ -590,10 +593,8 @@ fg_session_connect(fg_session *s, const fg_addr *client, const char *host,
 	s->nconc = event_keys(s, &f, s->conc_keys);
 	s->all_made = true;
 	for (size_t i = 0; i < s->nconc; i++) {
-		memcpy(s->fixed_buf[i], s->conc_keys[i],
-		       strlen(s->conc_keys[i]) + 1);
-		s->fixed_keys[i] = s->fixed_buf[i];
-		if (fg_store_key_init(s->env->store, s->fixed_buf[i],
+		s->fixed_keys[i] = s->conc_keys[i];
+		if (fg_store_key_init(s->env->store, s->conc_keys[i],
 		                      &s->made[i]) < 0) {
 			s->made[i].text = NULL;
 			s->all_made = false;
@@ -603,23 +604,14 @@ fg_session_connect(fg_session *s, const fg_addr *client, const char *host,
 	s->keys_fixed = fg_policy_event_keys_fixed(s->cfg);
 	record_keys(s, &f, FG_EV_CONNECT, s->fixed_keys,
 	            s->all_made ? s->made : NULL, s->nfixed, now_ms);
-	/* Only the slots really taken are given back at close: a failed
-	 * acquire must not later release another session's slot. */
-	{
-		size_t kept = 0;
+	/* Only the slots really taken are given back at close (conc_pos
+	 * above 0): a failed acquire must not later release another
+	 * session's slot. */
+	for (size_t i = 0; i < s->nconc; i++) {
+		int64_t pos = fg_store_conn_acquire(s->env->store,
+		                                    s->conc_keys[i]);
 
-		for (size_t i = 0; i < s->nconc; i++) {
-			int64_t pos = fg_store_conn_acquire(s->env->store,
-			                                    s->conc_keys[i]);
-
-			if (pos <= 0)
-				continue;
-			if (kept != i)
-				memcpy(s->conc_keys[kept], s->conc_keys[i],
-				       FG_KEY_MAX);
-			s->conc_pos[kept++] = pos;
-		}
-		s->nconc = kept;
+		s->conc_pos[i] = pos > 0 ? pos : 0;
 	}
 	s->at_connect = true;
 	v = decide(s, &f, now_ms);
