@@ -63,14 +63,13 @@ struct fg_session {
 	/* The client's keys, formatted once for every event to use. */
 	struct fg_client_keys client_keys;
 	/* The keys of the connect event, when every event of the session
-	 * counts under them (fg_policy_event_keys_fixed). */
-	bool keys_fixed;
+	 * counts under them (keys_fixed: fg_policy_event_keys_fixed). */
 	size_t nfixed;
 	const char *fixed_keys[MAX_KEYS];   /* conc_keys[i] */
 	/* The same keys made for the store (hashed once), for recording
-	 * and for the policy's counts; made[i].text NULL if not made. */
+	 * and for the policy's counts; made[i].text NULL if not made
+	 * (all_made: none such). */
 	struct fg_store_key made[MAX_KEYS];
-	bool all_made;
 	/* The keys of the connect event: a concurrency slot under each
 	 * whose conc_pos is above 0. */
 	size_t nconc;
@@ -78,6 +77,7 @@ struct fg_session {
 	int64_t conc_pos[MAX_KEYS];  /* sessions of the key when we came,
 	                                0: no slot held */
 	bool at_connect;           /* deciding the connect: use conc_pos */
+	bool keys_fixed, all_made;
 
 	struct fg_verdict verdict;
 	struct fg_trace trace;     /* rules: cfg->nrules entries, if tracing */

@@ -733,7 +733,8 @@ insert_events(struct fg_db *d, const struct fg_row *const *rows, size_t n)
 {
 	sqlite3_stmt *s = n == EVENT_GROUP ? d->ins_events : d->ins_event;
 	const void **bound = n == EVENT_GROUP
-	                     ? d->bound : d->bound + EVENT_GROUP * EVENT_COLUMNS;
+	                     ? d->bound
+	                     : d->bound + (size_t)EVENT_GROUP * EVENT_COLUMNS;
 
 	for (size_t i = 0; i < n; i++)
 		bind_event(s, bound, (int)i * EVENT_COLUMNS, rows[i]);
