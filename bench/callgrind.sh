@@ -1,7 +1,7 @@
 #!/bin/bash
 # callgrind.sh - instructions per session of floodgate and of the no-op
-# filter, counted by valgrind's callgrind: a figure that does not move
-# with the load of the machine, for comparing two builds.
+# filter, counted by valgrind's callgrind: a figure that moves far less
+# with the load of the machine than run.sh's, for comparing two builds.
 #
 #   bench/callgrind.sh [--build DIR] [--sessions N] [--mix M] [--keep]
 #
@@ -9,8 +9,11 @@
 # fgload at c = 1 and once with 2N, from a fresh database each time; the
 # difference of the two totals over N is what one more session costs,
 # without what starting and stopping cost.  Prints, per filter, the
-# instructions (Ir) per session and floodgate / noop.  With --keep the
-# callgrind.out files stay in the work directory for callgrind_annotate.
+# instructions (Ir) per session and floodgate / noop.  The writer commits
+# on a clock, so a slower machine (a loaded one, or callgrind itself)
+# shows a few more commits per session: compare two builds in runs that
+# alternate, at the same time.  With --keep the callgrind.out files stay
+# in the work directory for callgrind_annotate.
 #
 # Options:
 #   --build DIR     build tree (default build/release; built as run.sh does)
