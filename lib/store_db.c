@@ -39,11 +39,11 @@ struct agg {
  * is most of what an insert costs; past 64 the gain is small and the
  * statement long (EVENT_GROUP x EVENT_COLUMNS parameters). */
 #define EVENT_GROUP 64
-#define EVENT_COLUMNS 14
+#define EVENT_COLUMNS 15
 #define EVENT_INSERT "INSERT INTO events (ts_ms, kind, class, client, network," \
 	" helo, sender, rcpt, queue_id, session_id, status, host, daemon," \
-	" auth) VALUES "
-#define EVENT_VALUES "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+	" auth, n) VALUES "
+#define EVENT_VALUES "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 #define EVENT_VALUES2 EVENT_VALUES "," EVENT_VALUES
 #define EVENT_VALUES4 EVENT_VALUES2 "," EVENT_VALUES2
 #define EVENT_VALUES8 EVENT_VALUES4 "," EVENT_VALUES4
@@ -54,10 +54,10 @@ struct agg {
 /* Rows of counts per upsert, likewise (COUNT_COLUMNS parameters each).
  * The rows of one statement never share a key and second. */
 #define COUNT_GROUP 32
-#define COUNT_COLUMNS 9
+#define COUNT_COLUMNS 10
 #define COUNT_UPSERT "INSERT INTO counts (sec, key, connect, helo, mail, rcpt," \
-	" valid, invalid, rejected) VALUES "
-#define COUNT_VALUES "(?,?,?,?,?,?,?,?,?)"
+	" valid, invalid, rejected, sample) VALUES "
+#define COUNT_VALUES "(?,?,?,?,?,?,?,?,?,?)"
 #define COUNT_VALUES2 COUNT_VALUES "," COUNT_VALUES
 #define COUNT_VALUES4 COUNT_VALUES2 "," COUNT_VALUES2
 #define COUNT_VALUES8 COUNT_VALUES4 "," COUNT_VALUES4
@@ -68,7 +68,8 @@ struct agg {
 	" helo = helo + excluded.helo, mail = mail + excluded.mail," \
 	" rcpt = rcpt + excluded.rcpt, valid = valid + excluded.valid," \
 	" invalid = invalid + excluded.invalid," \
-	" rejected = rejected + excluded.rejected"
+	" rejected = rejected + excluded.rejected," \
+	" sample = sample + excluded.sample"
 
 /*
  * What a parameter of the event inserts holds, so that a value bound
@@ -111,8 +112,8 @@ static const struct {
 	STMT(ins_verdict,
 	     "INSERT INTO verdicts (ts_ms, session_id, queue_id, client, stage,"
 	     " rule, key, action, count, lim, window_ms, delay_ms, reply,"
-	     " monitor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
-	     " ?12, ?13, ?14)"),
+	     " monitor, n) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+	     " ?12, ?13, ?14, ?15)"),
 	/* The counter columns in enum fg_counter's order. */
 	STMT(up_count, COUNT_UPSERT COUNT_VALUES COUNT_CONFLICT),
 	STMT(up_counts, COUNT_UPSERT COUNT_VALUES32 COUNT_CONFLICT), /* COUNT_GROUP */
@@ -146,7 +147,7 @@ static const struct {
 	     " (until_ms <> 0 OR created_ms <= ?2)"),
 	STMT(sel_counts,
 	     "SELECT key, sec, connect, helo, mail, rcpt, valid, invalid,"
-	     " rejected FROM counts WHERE sec > ?1 ORDER BY sec"),
+	     " rejected, sample FROM counts WHERE sec > ?1 ORDER BY sec"),
 	STMT(sel_levels,
 	     "SELECT rule, key, level, last_ms FROM levels WHERE last_ms > ?1"),
 	STMT(sel_bans,
@@ -231,7 +232,8 @@ bind_ev_name(sqlite3_stmt *s, const void **bound, int i, const char *v)
 	bound[i - 1] = tag;
 }
 
-_Static_assert(FG_CNT__COUNT == 7, "counts has a column per counter");
+_Static_assert(FG_CNT__COUNT == 8, "counts has a column per counter");
+_Static_assert(COUNT_COLUMNS == 2 + FG_CNT__COUNT, "counts: sec, key, counters");
 
 static uint32_t
 clamp_u32(int64_t v)
@@ -640,7 +642,7 @@ agg_grow(struct fg_db *d)
 /* Counts ctrs of key, whose fg_store_hash is kh, at sec. */
 static int
 agg_add(struct fg_db *d, const char *key, uint64_t kh, uint32_t sec,
-        const enum fg_counter *ctrs, size_t nctr)
+        const enum fg_counter *ctrs, size_t nctr, uint32_t n)
 {
 	size_t klen = strlen(key);
 	uint64_t h = (kh ^ sec) * UINT64_C(0x9e3779b97f4a7c15);
@@ -657,7 +659,7 @@ agg_add(struct fg_db *d, const char *key, uint64_t kh, uint32_t sec,
 		d->order[d->nagg++] = a;
 	}
 	for (size_t c = 0; c < nctr; c++)
-		a->n[ctrs[c]]++;
+		a->n[ctrs[c]] += n;
 	return 0;
 }
 
@@ -707,21 +709,24 @@ bind_event(sqlite3_stmt *s, const void **bound, int base,
 			sqlite3_bind_null(s, base + 14);
 		bound[base + 13] = auth;
 	}
+	sqlite3_bind_int64(s, base + 15, r->n);
 }
 
-/* Adds event r to the batch's aggregates, under each of its keys. */
+/* Adds event r (n of them) to the batch's aggregates, under each of its
+ * keys. */
 static int
 count_event(struct fg_db *d, const struct fg_row *r)
 {
-	enum fg_counter ctrs[2];
+	enum fg_counter ctrs[FG_EVENT_MAX_COUNTERS];
 	size_t nctr;
 	uint32_t sec = (uint32_t)(r->time_ms / 1000);
 
-	if ((nctr = fg_event_counters(r->u.ev.kind, r->u.ev.cls, ctrs)) == 0)
+	if ((nctr = fg_event_counters(r->u.ev.kind, r->u.ev.cls,
+	                              r->u.ev.sampled, ctrs)) == 0)
 		return SQLITE_OK;
 	for (size_t k = 0; k < r->u.ev.nkeys; k++)
 		if (agg_add(d, r->u.ev.keys[k], r->u.ev.hashes[k], sec, ctrs,
-		            nctr) < 0)
+		            nctr, r->n) < 0)
 			return SQLITE_NOMEM;
 	return SQLITE_OK;
 }
@@ -780,6 +785,7 @@ insert_verdict(struct fg_db *d, const struct fg_row *r)
 	sqlite3_bind_int64(s, 12, r->u.vd.delay_ms);
 	bind_text(s, 13, r->u.vd.reply);
 	sqlite3_bind_int(s, 14, r->u.vd.monitor);
+	sqlite3_bind_int64(s, 15, r->n);
 	return run(s);
 }
 

@@ -13,10 +13,10 @@
  *   store_writer.c  the bounded queue and the writer thread
  *
  * Calls go one way, down this list: store.c, store_writer.c,
- * store_status.c, store_db.c, store_schema.c, store_allow.c,
- * store_ban.c, store_count.c.  A file calls only files below it; the
- * helpers every file needs (the clock, the last error) are inline here,
- * below them all.
+ * store_status.c, store_db.c, store_schema.c, store_fold.c,
+ * store_allow.c, store_ban.c, store_count.c.  A file calls only files
+ * below it; the helpers every file needs (the clock, the last error)
+ * are inline here, below them all.
  *
  * Locking order (never take a lock to the left while holding one to the
  * right): qmu, ban/level map locks, shard locks.  No path holds two of
@@ -74,6 +74,15 @@ struct fg_row {
 	enum fg_row_type type;
 	int64_t time_ms;
 	uint64_t session_id;
+	uint32_t n;             /* events (verdicts) the row stands for */
+	/* Folding (store.h): rows that may take identical ones in, with the
+	 * hash of what makes them identical; fold_out, during
+	 * fg_store_enqueue only, gets the session a connect row went into. */
+	bool foldable;
+	uint32_t nulls;         /* which strings are NULL, a bit each */
+	uint64_t fold_hash;
+	struct fg_fold *fold_out;
+	size_t len;             /* bytes of buf used */
 	const char *client;     /* text, formatted before the queue */
 	const char *queue_id;
 	union {
@@ -83,6 +92,7 @@ struct fg_row {
 			const char *network, *helo, *sender, *rcpt, *status;
 			const char *host, *daemon;
 			bool auth;
+			bool sampled;   /* in the ratio guard's sample */
 			size_t nkeys;
 			const char *keys[FG_STORE_MAX_KEYS];
 			const uint64_t *hashes; /* fg_store_hash of each key */
@@ -181,6 +191,11 @@ struct fg_store {
 	bool stop, kick, flush_req, thread_running;
 	pthread_t thread;
 	struct fg_row **batch;      /* the writer's copy of the queue head */
+	/* store_fold.c, under qmu: the foldable rows the writer has not
+	 * taken yet, open addressing, FG_STORE_FOLD_SLOTS (NULL until the
+	 * first). */
+	struct fg_row **fold_tab;
+	size_t fold_used;
 
 	/* store_db.c: used by open, then by the writer thread only */
 	struct fg_db *db;
@@ -361,6 +376,18 @@ struct fg_status_row {
 enum fg_db_rc fg_store_db_status(fg_store *st, const struct fg_status_row *r,
                                  const struct fg_vtotal *vt, size_t nvt,
                                  char *err, size_t errlen);
+
+/* store_fold.c: folding identical rows in the queue (store.h).  All but
+ * hash and free under qmu. */
+#define FG_STORE_FOLD_SLOTS ((size_t)4096)
+void fg_store_fold_hash(fg_store *st, struct fg_row *row);
+/* true: row went into a waiting row (the caller frees it). */
+bool fg_store_fold_into(fg_store *st, const struct fg_row *row);
+/* row was queued: it may take later ones in. */
+void fg_store_fold_note(fg_store *st, struct fg_row *row);
+/* The writer took the queue's rows, or they went: none may change. */
+void fg_store_fold_reset(fg_store *st);
+void fg_store_fold_free(fg_store *st);
 
 /* store_writer.c */
 int fg_store_writer_start(fg_store *st, char *err, size_t errlen);
