@@ -33,6 +33,8 @@ struct fg_session {
 	bool connected, closed;
 	bool delay_held;           /* a tarpit place is ours */
 	bool tracing;
+	bool at_connect;           /* deciding the connect: use conc_pos */
+	bool keys_fixed, all_made; /* see fixed_keys and made below */
 	/* Refused at connect: the rows fold (store.h), under fold. */
 	bool folding;
 	struct fg_fold fold;
@@ -85,8 +87,6 @@ struct fg_session {
 	char conc_keys[MAX_KEYS][FG_KEY_MAX];
 	int64_t conc_pos[MAX_KEYS];  /* sessions of the key when we came,
 	                                0: no slot held */
-	bool at_connect;           /* deciding the connect: use conc_pos */
-	bool keys_fixed, all_made;
 
 	struct fg_verdict verdict;
 	struct fg_trace trace;     /* rules: cfg->nrules entries, if tracing */
