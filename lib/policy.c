@@ -298,6 +298,20 @@ keys_add(char (*keys)[FG_KEY_MAX], size_t n, size_t max, const char *key)
 	return n + 1;
 }
 
+bool
+fg_policy_event_keys_fixed(const struct fg_config *cfg)
+{
+	if (cfg == NULL || any_rule_per(cfg, FG_PER_HELO) ||
+	    any_rule_per(cfg, FG_PER_RCPT_DOMAIN) ||
+	    any_rule_per(cfg, FG_PER_SENDER_DOMAIN))
+		return false;
+	/* A paired key may need facts the connect has not. */
+	for (size_t i = 0; i < cfg->nrules; i++)
+		if (fg_rule_pairs(&cfg->rules[i]))
+			return false;
+	return true;
+}
+
 size_t
 fg_policy_event_keys(const struct fg_config *cfg, const struct fg_facts *f,
                      char (*keys)[FG_KEY_MAX], size_t max)
@@ -681,10 +695,12 @@ struct cand {
 	char key[FG_KEY_MAX];   /* last: the rest is cleared per rule */
 };
 
-/* Fills c->count (and the ratio guard's c->total, c->guarded). */
+/* Fills c->count (and the ratio guard's c->total, c->guarded: read only
+ * over the limit, where the guard can matter, or to explain). */
 static void
 rule_measure(const struct fg_rule *r, const struct fg_facts *f,
-             const struct fg_view *vw, int64_t now, struct cand *c)
+             const struct fg_view *vw, int64_t now, bool explain,
+             struct cand *c)
 {
 	switch (r->type) {
 	case FG_RULE_CONCURRENCY:
@@ -703,7 +719,8 @@ rule_measure(const struct fg_rule *r, const struct fg_facts *f,
 		return;
 	c->windowed = true;
 	c->count = view_count(vw, c->key, c->counter, r->window_ms, now);
-	if (r->type == FG_RULE_INVALID_RECIPIENTS && r->ratio > 0.0) {
+	if (r->type == FG_RULE_INVALID_RECIPIENTS && r->ratio > 0.0 &&
+	    (explain || c->count > c->limit)) {
 		int64_t sample = r->min_sample > 1 ? r->min_sample : 1;
 
 		c->total = view_count(vw, c->key, FG_CNT_RCPT_SAMPLE,
@@ -841,12 +858,13 @@ mask_cand(const struct fg_config *cfg, const struct fg_facts *f,
 
 /*
  * Measures one rule at mode m into *c; FG_TRACE_FIRED when one of its
- * steps applies (then *c is a candidate), else why not.
+ * steps applies (then *c is a candidate), else why not.  explain: the
+ * trace wants every figure, also those that cannot change the verdict.
  */
 static enum fg_trace_why
 eval_rule(const struct fg_config *cfg, const struct fg_rule *r,
           const struct fg_facts *f, const struct fg_view *vw, int64_t now,
-          enum mode m, struct cand *c)
+          enum mode m, bool explain, struct cand *c)
 {
 	const struct fg_step *st;
 	int64_t over;
@@ -862,7 +880,7 @@ eval_rule(const struct fg_config *cfg, const struct fg_rule *r,
 	c->limit = rule_limit(r, f);
 	if (c->limit <= 0)
 		return FG_TRACE_UNLIMITED;
-	rule_measure(r, f, vw, now, c);
+	rule_measure(r, f, vw, now, explain, c);
 	if (fg_policy_keeps_levels(r))
 		c->stored = stored_level(r, vw, c->key, now);
 	if (c->guarded)
@@ -1194,7 +1212,8 @@ fg_policy_decide_traced(const struct fg_config *cfg, const struct fg_facts *f,
 
 		memset(&c, 0, offsetof(struct cand, key));
 		c.key[0] = '\0';
-		why = eval_rule(cfg, r, f, view, now_ms, rule_mode(r, f), &c);
+		why = eval_rule(cfg, r, f, view, now_ms, rule_mode(r, f),
+		                trace != NULL, &c);
 		trace_add(trace, &c, why);
 		if (why != FG_TRACE_FIRED)
 			continue;
@@ -1248,7 +1267,7 @@ fg_policy_explain(const struct fg_config *cfg, const struct fg_facts *f,
 		memset(&c, 0, offsetof(struct cand, key));
 		c.key[0] = '\0';
 		trace_add(trace, &c, eval_rule(cfg, &cfg->rules[i], f, view,
-		                               now_ms, M_OWN, &c));
+		                               now_ms, M_OWN, true, &c));
 	}
 }
 

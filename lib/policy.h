@@ -241,6 +241,11 @@ size_t fg_policy_event_keys(const struct fg_config *cfg,
                             const struct fg_facts *f,
                             char (*keys)[FG_KEY_MAX], size_t max);
 
+/* Whether fg_policy_event_keys() gives every event of a session the
+ * keys of its connect: no rule counts per HELO name, sender or recipient
+ * domain, nor pairs a shared key with the client's network. */
+bool fg_policy_event_keys_fixed(const struct fg_config *cfg);
+
 /* The primary network key of a client (network_prefix4/6), "" if none. */
 void fg_policy_network_key(const struct fg_config *cfg, const fg_addr *a,
                            char *buf);

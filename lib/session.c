@@ -33,6 +33,8 @@ struct fg_session {
 	bool connected, closed;
 	bool delay_held;           /* a tarpit place is ours */
 	bool tracing;
+	bool at_connect;           /* deciding the connect: use conc_pos */
+	bool keys_fixed, all_made; /* see fixed_keys and made below */
 	/* Refused at connect: the rows fold (store.h), under fold. */
 	bool folding;
 	struct fg_fold fold;
@@ -71,11 +73,20 @@ struct fg_session {
 
 	/* The client's keys, formatted once for every event to use. */
 	struct fg_client_keys client_keys;
-	/* Keys this session holds a concurrency slot under. */
+	/* The keys of the connect event, when every event of the session
+	 * counts under them (keys_fixed: fg_policy_event_keys_fixed). */
+	size_t nfixed;
+	const char *fixed_keys[MAX_KEYS];   /* conc_keys[i] */
+	/* The same keys made for the store (hashed once), for recording
+	 * and for the policy's counts; made[i].text NULL if not made
+	 * (all_made: none such). */
+	struct fg_store_key made[MAX_KEYS];
+	/* The keys of the connect event: a concurrency slot under each
+	 * whose conc_pos is above 0. */
 	size_t nconc;
 	char conc_keys[MAX_KEYS][FG_KEY_MAX];
-	int64_t conc_pos[MAX_KEYS];  /* sessions of the key when we came */
-	bool at_connect;           /* deciding the connect: use conc_pos */
+	int64_t conc_pos[MAX_KEYS];  /* sessions of the key when we came,
+	                                0: no slot held */
 
 	struct fg_verdict verdict;
 	struct fg_trace trace;     /* rules: cfg->nrules entries, if tracing */
@@ -120,8 +131,14 @@ static int64_t
 view_count(void *ctx, const char *key, enum fg_counter c, int64_t window_ms,
            int64_t now)
 {
-	return fg_store_count(((fg_session *)ctx)->env->store, key, c,
-	                      window_ms, now);
+	const fg_session *s = ctx;
+
+	/* The client's keys, asked about at every command, are made. */
+	for (size_t i = 0; i < s->nfixed; i++)
+		if (s->made[i].text != NULL && strcmp(s->made[i].text, key) == 0)
+			return fg_store_count_key(s->env->store, &s->made[i], c,
+			                          window_ms, now);
+	return fg_store_count(s->env->store, key, c, window_ms, now);
 }
 
 /*
@@ -138,7 +155,8 @@ view_concurrent(void *ctx, const char *key)
 
 	if (s->at_connect)
 		for (size_t i = 0; i < s->nconc; i++)
-			if (strcmp(s->conc_keys[i], key) == 0)
+			if (s->conc_pos[i] > 0 &&
+			    strcmp(s->conc_keys[i], key) == 0)
 				return s->conc_pos[i];
 	return fg_store_conn_count(s->env->store, key);
 }
@@ -188,6 +206,9 @@ fg_session_new(const struct fg_session_env *env, const struct fg_config *cfg,
 	s->cfg = cfg;
 	s->id = id;
 	s->nconc = 0;
+	s->keys_fixed = false;
+	s->all_made = false;
+	s->nfixed = 0;
 	s->trace.rules = NULL;
 	s->trace.cap = s->trace.n = 0;
 	s->verdict.action = FG_ACT_CONTINUE;
@@ -207,7 +228,8 @@ static void
 release_slots(fg_session *s)
 {
 	for (size_t i = 0; i < s->nconc; i++)
-		fg_store_conn_release(s->env->store, s->conc_keys[i]);
+		if (s->conc_pos[i] > 0)
+			fg_store_conn_release(s->env->store, s->conc_keys[i]);
 	s->nconc = 0;
 }
 
@@ -332,18 +354,15 @@ copy_text(char *dst, size_t size, const char *src)
 	fg_sanitize(dst, size, src != NULL ? src : "");
 }
 
-/* Records the event (or the part of it asked) under keys[0..n)
- * (distinct already). */
+/* Records the event (or the part of it asked) under kp[0..n) (distinct
+ * already), made as made[] if that is not NULL. */
 static void
 record_keys(fg_session *s, const struct fg_facts *f, enum fg_event_kind kind,
-            char (*keys)[FG_KEY_MAX], size_t n, int64_t now,
-            enum fg_record_part part)
+            const char *const *kp, const struct fg_store_key *made,
+            size_t n, int64_t now, enum fg_record_part part)
 {
-	const char *kp[MAX_KEYS];
 	struct fg_event ev;
 
-	for (size_t i = 0; i < n; i++)
-		kp[i] = keys[i];
 	memset(&ev, 0, sizeof(ev));
 	ev.time_ms = now;
 	ev.kind = kind;
@@ -364,6 +383,7 @@ record_keys(fg_session *s, const struct fg_facts *f, enum fg_event_kind kind,
 	}
 	ev.authenticated = kind == FG_EV_MAIL && s->authenticated;
 	ev.keys = kp;
+	ev.keys_made = made;
 	ev.nkeys = n;
 	ev.keys_distinct = true;
 	ev.part = part;
@@ -393,9 +413,23 @@ record(fg_session *s, const struct fg_facts *f, enum fg_event_kind kind,
        int64_t now)
 {
 	char keys[MAX_KEYS][FG_KEY_MAX];
+	const char *kp[MAX_KEYS];
+	size_t n;
 
-	record_keys(s, f, kind, keys, event_keys(s, f, keys), now,
-	            FG_RECORD_ALL);
+	if (s->exempt != NULL) {
+		record_keys(s, f, kind, NULL, NULL, 0, now, FG_RECORD_ALL);
+		return;
+	}
+	if (s->keys_fixed) {
+		record_keys(s, f, kind, s->fixed_keys,
+		            s->all_made ? s->made : NULL, s->nfixed, now,
+		            FG_RECORD_ALL);
+		return;
+	}
+	n = event_keys(s, f, keys);
+	for (size_t i = 0; i < n; i++)
+		kp[i] = keys[i];
+	record_keys(s, f, kind, kp, NULL, n, now, FG_RECORD_ALL);
 }
 
 /* ---- verdicts ----------------------------------------------------- */
@@ -577,10 +611,8 @@ const struct fg_verdict *
 fg_session_connect(fg_session *s, const fg_addr *client, const char *host,
                    const char *daemon_name, int64_t now_ms)
 {
-	char keys[MAX_KEYS][FG_KEY_MAX];
 	const struct fg_verdict *v;
 	struct fg_facts f;
-	size_t nkeys;
 
 	if (s->connected)
 		return nothing(s);
@@ -607,33 +639,36 @@ fg_session_connect(fg_session *s, const fg_addr *client, const char *host,
 	 * The connect is counted before the decision and its row kept
 	 * after it: a connect refused outright folds (store.h), and so do
 	 * the session's later rows. */
-	nkeys = s->nconc = event_keys(s, &f, keys);
-	memcpy(s->conc_keys, keys, nkeys * sizeof(keys[0]));
-	record_keys(s, &f, FG_EV_CONNECT, keys, nkeys, now_ms,
-	            FG_RECORD_COUNT);
-	/* Only the slots really taken are given back at close: a failed
-	 * acquire must not later release another session's slot. */
-	{
-		size_t kept = 0;
-
-		for (size_t i = 0; i < s->nconc; i++) {
-			int64_t pos = fg_store_conn_acquire(s->env->store,
-			                                    s->conc_keys[i]);
-
-			if (pos <= 0)
-				continue;
-			if (kept != i)
-				memcpy(s->conc_keys[kept], s->conc_keys[i],
-				       FG_KEY_MAX);
-			s->conc_pos[kept++] = pos;
+	s->nconc = event_keys(s, &f, s->conc_keys);
+	s->all_made = true;
+	for (size_t i = 0; i < s->nconc; i++) {
+		s->fixed_keys[i] = s->conc_keys[i];
+		if (fg_store_key_init(s->env->store, s->conc_keys[i],
+		                      &s->made[i]) < 0) {
+			s->made[i].text = NULL;
+			s->all_made = false;
 		}
-		s->nconc = kept;
+	}
+	s->nfixed = s->nconc;
+	s->keys_fixed = fg_policy_event_keys_fixed(s->cfg);
+	record_keys(s, &f, FG_EV_CONNECT, s->fixed_keys,
+	            s->all_made ? s->made : NULL, s->nfixed, now_ms,
+	            FG_RECORD_COUNT);
+	/* Only the slots really taken are given back at close (conc_pos
+	 * above 0): a failed acquire must not later release another
+	 * session's slot. */
+	for (size_t i = 0; i < s->nconc; i++) {
+		int64_t pos = fg_store_conn_acquire(s->env->store,
+		                                    s->conc_keys[i]);
+
+		s->conc_pos[i] = pos > 0 ? pos : 0;
 	}
 	s->at_connect = true;
 	v = choose(s, &f, now_ms);
 	s->at_connect = false;
 	s->folding = refuses(v);
-	record_keys(s, &f, FG_EV_CONNECT, keys, nkeys, now_ms,
+	record_keys(s, &f, FG_EV_CONNECT, s->fixed_keys,
+	            s->all_made ? s->made : NULL, s->nfixed, now_ms,
 	            FG_RECORD_ROW);
 	apply(s, FG_STAGE_CONNECT, v, now_ms);
 	return v;
@@ -919,7 +954,7 @@ fg_session_close(fg_session *s, int64_t now_ms)
 	fg_session_delay_done(s);
 	if (s->connected) {
 		facts_of(s, FG_STAGE_CONNECT, &f);
-		record_keys(s, &f, FG_EV_CLOSE, NULL, 0, now_ms,
+		record_keys(s, &f, FG_EV_CLOSE, NULL, NULL, 0, now_ms,
 		            FG_RECORD_ALL);
 	}
 	release_slots(s);

@@ -2,8 +2,8 @@
  * store.c - the event store's public verbs (see store.h): open and close,
  * recording, counting, expiry, statistics, and the names of things.
  *
- * The pieces live in store_count.c (counters), store_ban.c (bans and
- * levels), store_db.c (SQLite) and store_writer.c (queue and thread);
+ * The pieces live in store_count.c (counters), store_ban.c (bans, levels
+ * and resets), store_db.c (SQLite) and store_writer.c (queue and thread);
  * store_internal.h describes how they fit.
  */
 #include <errno.h>
@@ -21,23 +21,6 @@
 
 #define MAX_TEXT 1024      /* longest string field kept in a row */
 #define LOG_EVERY_MS 60000
-
-int64_t
-fg_store_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void
-fg_store_set_error(fg_store *st, const char *text)
-{
-	pthread_mutex_lock(&st->err_mu);
-	snprintf(st->last_error, sizeof(st->last_error), "%s", text);
-	pthread_mutex_unlock(&st->err_mu);
-}
 
 /* floor(ms / 1000), also for times before the epoch. */
 static int64_t
@@ -186,22 +169,28 @@ fg_store_close(fg_store *st)
 	store_free(st);
 }
 
-/* Bytes a copied string needs in a row (0 for NULL). */
+/* The lengths of t[0..n) as kept (at most MAX_TEXT) into lens[]; the
+ * bytes they need in a row. */
 static size_t
-text_len(const char *s)
+text_measure(const char *const *t, size_t n, size_t *lens)
 {
-	return s == NULL ? 0 : strnlen(s, MAX_TEXT) + 1;
+	size_t bytes = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		lens[i] = t[i] == NULL ? 0 : strnlen(t[i], MAX_TEXT);
+		bytes += t[i] == NULL ? 0 : lens[i] + 1;
+	}
+	return bytes;
 }
 
+/* Copies the n bytes of s to *p and a NUL (nothing for NULL). */
 static const char *
-text_copy(char **p, const char *s)
+text_copy(char **p, const char *s, size_t n)
 {
-	size_t n;
 	char *d = *p;
 
 	if (s == NULL)
 		return NULL;
-	n = strnlen(s, MAX_TEXT);
 	memcpy(d, s, n);
 	d[n] = '\0';
 	*p = d + n + 1;
@@ -222,7 +211,7 @@ blank(char c)
  * Schema version 3 does the same to the rows of older files.
  */
 static const char *
-rcpt_copy(char **p, const char *s)
+rcpt_copy(char **p, const char *s, size_t n)
 {
 	const char *b, *e;
 	char *d = *p;
@@ -230,7 +219,7 @@ rcpt_copy(char **p, const char *s)
 	if (s == NULL)
 		return NULL;
 	b = s;
-	e = s + strnlen(s, MAX_TEXT);
+	e = s + n;
 	while (b < e && blank(*b))
 		b++;
 	while (e > b && blank(e[-1]))
@@ -350,7 +339,10 @@ int
 fg_store_record(fg_store *st, const struct fg_event *ev)
 {
 	const char *keys[FG_STORE_MAX_KEYS];
+	size_t klens[FG_STORE_MAX_KEYS];
+	uint64_t hashes[FG_STORE_MAX_KEYS];
 	const char *texts[9];
+	size_t tlen[9];
 	char cbuf[FG_ADDR_STRLEN];
 	enum fg_counter ctrs[FG_EVENT_MAX_COUNTERS];
 	size_t nkeys = 0, nctr, len = 0;
@@ -368,30 +360,53 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	if (nctr == 0 && ev->kind != FG_EV_CLOSE)
 		return FG_EINVAL;
 	/* Each distinct key once: a key listed twice counts once. */
-	for (size_t i = 0; i < ev->nkeys; i++) {
-		size_t k = nkeys;
+	if (ev->keys_made != NULL && ev->keys_distinct) {
+		for (size_t i = 0; i < ev->nkeys; i++) {
+			keys[i] = ev->keys_made[i].text;
+			klens[i] = ev->keys_made[i].len;
+			hashes[i] = ev->keys_made[i].hash;
+			if (keys[i] == NULL || klens[i] == 0 ||
+			    klens[i] >= FG_KEY_MAX)
+				return FG_EINVAL;
+		}
+		nkeys = ev->nkeys;
+	} else {
+		for (size_t i = 0; i < ev->nkeys; i++) {
+			size_t k = nkeys;
 
-		if (!key_ok(ev->keys[i]))
-			return FG_EINVAL;
-		if (!ev->keys_distinct)
-			for (k = 0; k < nkeys; k++)
-				if (strcmp(keys[k], ev->keys[i]) == 0)
-					break;
-		if (k == nkeys)
-			keys[nkeys++] = ev->keys[i];
+			if (!key_ok(ev->keys[i]))
+				return FG_EINVAL;
+			if (!ev->keys_distinct)
+				for (k = 0; k < nkeys; k++)
+					if (strcmp(keys[k], ev->keys[i]) == 0)
+						break;
+			if (k == nkeys)
+				keys[nkeys++] = ev->keys[i];
+		}
 	}
 
+	/* Each key hashed once (or never, when the caller made it): for
+	 * its counters here, and for the writer's aggregates. */
+	if (ev->keys_made == NULL || !ev->keys_distinct) {
+		for (size_t i = 0; i < nkeys; i++) {
+			klens[i] = strlen(keys[i]);
+			hashes[i] = fg_store_hash(st, keys[i], klens[i]);
+		}
+	}
 	if (ev->part == FG_RECORD_ROW)
 		goto row;
 	sec = (uint32_t)(ev->time_ms / 1000);
 	for (size_t i = 0; i < nkeys && nctr > 0;) {
-		rc = fg_store_count_bump(st, keys[i], strlen(keys[i]), ctrs,
+		rc = fg_store_count_bump(st, keys[i], klens[i], hashes[i], ctrs,
 		                         nctr, sec);
 		if (rc > 0) {
 			/* Not in memory, not in the counts table either:
 			 * the table is what memory is rebuilt from. */
 			note_limit(st, keys[i]);
-			keys[i] = keys[--nkeys];
+			--nkeys;
+			keys[i] = keys[nkeys];
+			klens[i] = klens[nkeys];
+			hashes[i] = hashes[nkeys];
 			continue;
 		}
 		if (rc < 0)
@@ -414,40 +429,41 @@ row:
 	texts[6] = client_text(ev->client, ev->client_text, cbuf, sizeof(cbuf));
 	texts[7] = ev->host;
 	texts[8] = ev->daemon;
-	for (size_t i = 0; i < FG_NELEM(texts); i++)
-		len += text_len(texts[i]);
+	/* The hashes first in buf, which is aligned for them. */
+	len = nkeys * sizeof(uint64_t) +
+	      text_measure(texts, FG_NELEM(texts), tlen);
 	for (size_t i = 0; i < nkeys; i++)
-		len += strlen(keys[i]) + 1;
+		len += klens[i] + 1;
 	if ((row = malloc(sizeof(*row) + len)) == NULL) {
 		note_drop(st, ev->time_ms);
 		return FG_ENOMEM;
 	}
 	memset(row, 0, sizeof(*row));
-	p = row->buf;
+	memcpy(row->buf, hashes, nkeys * sizeof(uint64_t));
+	row->u.ev.hashes = (const uint64_t *)(void *)row->buf;
+	p = row->buf + nkeys * sizeof(uint64_t);
 	row->n = 1;
 	row->type = FG_ROW_EVENT;
 	row->time_ms = ev->time_ms;
 	row->session_id = ev->session_id;
-	row->client = text_copy(&p, texts[6]);
+	row->client = text_copy(&p, texts[6], tlen[6]);
 	row->u.ev.kind = ev->kind;
 	row->u.ev.cls = ev->rcpt_class;
 	row->u.ev.sampled = ev->rcpt_sampled;
-	row->u.ev.network = text_copy(&p, ev->network);
-	row->u.ev.helo = text_copy(&p, ev->helo);
-	row->u.ev.sender = text_copy(&p, ev->sender);
-	row->u.ev.rcpt = rcpt_copy(&p, ev->rcpt);
-	row->queue_id = text_copy(&p, ev->queue_id);
-	row->u.ev.status = text_copy(&p, ev->status);
-	row->u.ev.host = text_copy(&p, ev->host);
-	row->u.ev.daemon = text_copy(&p, ev->daemon);
+	row->u.ev.network = text_copy(&p, texts[0], tlen[0]);
+	row->u.ev.helo = text_copy(&p, texts[1], tlen[1]);
+	row->u.ev.sender = text_copy(&p, texts[2], tlen[2]);
+	row->u.ev.rcpt = rcpt_copy(&p, texts[3], tlen[3]);
+	row->queue_id = text_copy(&p, texts[4], tlen[4]);
+	row->u.ev.status = text_copy(&p, texts[5], tlen[5]);
+	row->u.ev.host = text_copy(&p, texts[7], tlen[7]);
+	row->u.ev.daemon = text_copy(&p, texts[8], tlen[8]);
 	row->u.ev.auth = ev->authenticated;
 	row->u.ev.nkeys = nkeys;
 	for (size_t i = 0; i < nkeys; i++) {
-		size_t n = strlen(keys[i]);
-
-		memcpy(p, keys[i], n + 1);
+		memcpy(p, keys[i], klens[i] + 1);
 		row->u.ev.keys[i] = p;
-		p += n + 1;
+		p += klens[i] + 1;
 	}
 	if (ev->fold != NULL)
 		fold_prepare(st, row, texts, FG_NELEM(texts), (size_t)(p - row->buf),
@@ -461,8 +477,9 @@ int
 fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v)
 {
 	const char *texts[7];
+	size_t tlen[7];
 	char cbuf[FG_ADDR_STRLEN];
-	size_t len = 0;
+	size_t len;
 	struct fg_row *row;
 	char *p;
 
@@ -478,8 +495,7 @@ fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v)
 	texts[4] = v->action;
 	texts[5] = v->reply;
 	texts[6] = client_text(v->client, v->client_text, cbuf, sizeof(cbuf));
-	for (size_t i = 0; i < FG_NELEM(texts); i++)
-		len += text_len(texts[i]);
+	len = text_measure(texts, FG_NELEM(texts), tlen);
 	if ((row = malloc(sizeof(*row) + len)) == NULL) {
 		note_drop(st, v->time_ms);
 		return FG_ENOMEM;
@@ -490,13 +506,13 @@ fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v)
 	row->type = FG_ROW_VERDICT;
 	row->time_ms = v->time_ms;
 	row->session_id = v->session_id;
-	row->client = text_copy(&p, texts[6]);
-	row->queue_id = text_copy(&p, v->queue_id);
-	row->u.vd.stage = text_copy(&p, v->stage);
-	row->u.vd.rule = text_copy(&p, v->rule);
-	row->u.vd.key = text_copy(&p, v->key);
-	row->u.vd.action = text_copy(&p, v->action);
-	row->u.vd.reply = text_copy(&p, v->reply);
+	row->client = text_copy(&p, texts[6], tlen[6]);
+	row->queue_id = text_copy(&p, texts[0], tlen[0]);
+	row->u.vd.stage = text_copy(&p, texts[1], tlen[1]);
+	row->u.vd.rule = text_copy(&p, texts[2], tlen[2]);
+	row->u.vd.key = text_copy(&p, texts[3], tlen[3]);
+	row->u.vd.action = text_copy(&p, texts[4], tlen[4]);
+	row->u.vd.reply = text_copy(&p, texts[5], tlen[5]);
 	row->u.vd.count = v->count;
 	row->u.vd.limit = v->limit;
 	row->u.vd.window_ms = v->window_ms;
@@ -508,17 +524,39 @@ fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v)
 	return enqueue(st, row, v->time_ms);
 }
 
+int
+fg_store_key_init(fg_store *st, const char *key, struct fg_store_key *out)
+{
+	if (st == NULL || out == NULL || !key_ok(key))
+		return FG_EINVAL;
+	out->text = key;
+	out->len = strlen(key);
+	out->hash = fg_store_hash(st, key, out->len);
+	return 0;
+}
+
+int64_t
+fg_store_count_key(fg_store *st, const struct fg_store_key *k,
+                   enum fg_counter c, int64_t window_ms, int64_t now_ms)
+{
+	if (st == NULL || k == NULL || k->text == NULL || k->len == 0 ||
+	    (unsigned)c >= FG_CNT__COUNT || window_ms < 0)
+		return FG_EINVAL;
+	if (window_ms > st->opt.horizon_ms)
+		window_ms = st->opt.horizon_ms;
+	return fg_store_count_get(st, k->text, k->len, k->hash, c,
+	                          sec_of(now_ms) - window_ms / 1000);
+}
+
 int64_t
 fg_store_count(fg_store *st, const char *key, enum fg_counter c,
                int64_t window_ms, int64_t now_ms)
 {
-	if (st == NULL || !key_ok(key) || (unsigned)c >= FG_CNT__COUNT ||
-	    window_ms < 0)
+	struct fg_store_key k;
+
+	if (fg_store_key_init(st, key, &k) < 0)
 		return FG_EINVAL;
-	if (window_ms > st->opt.horizon_ms)
-		window_ms = st->opt.horizon_ms;
-	return fg_store_count_get(st, key, strlen(key), c,
-	                          sec_of(now_ms) - window_ms / 1000);
+	return fg_store_count_key(st, &k, c, window_ms, now_ms);
 }
 
 int64_t
@@ -534,15 +572,6 @@ fg_store_conn_release(fg_store *st, const char *key)
 {
 	if (st != NULL && key_ok(key))
 		fg_store_count_conn(st, key, strlen(key), -1);
-}
-
-void
-fg_store_reset(fg_store *st, const char *key)
-{
-	if (st == NULL || !key_ok(key))
-		return;
-	fg_store_count_forget(st, key, strlen(key));
-	fg_store_level_forget(st, key);
 }
 
 int64_t
@@ -568,34 +597,4 @@ bool
 fg_store_healthy(fg_store *st)
 {
 	return st == NULL || atomic_load(&st->healthy);
-}
-
-void
-fg_store_get_stats(fg_store *st, struct fg_store_stats *out)
-{
-	if (st == NULL || out == NULL)
-		return;
-	memset(out, 0, sizeof(*out));
-	out->recorded = atomic_load(&st->recorded);
-	out->written = atomic_load(&st->written);
-	out->dropped = atomic_load(&st->dropped);
-	out->write_errors = atomic_load(&st->write_errors);
-	out->keys = atomic_load(&st->nkeys);
-	out->memory = atomic_load(&st->mem_bytes);
-	out->memory_limit = st->opt.memory_limit;
-	out->keys_refused = atomic_load(&st->keys_refused);
-	out->alloc_failures = atomic_load(&st->alloc_failures);
-	out->limited = out->memory_limit > 0 &&
-	               out->memory >= out->memory_limit;
-	out->db_size = atomic_load(&st->db_bytes);
-	out->max_database_size = st->opt.max_database_size;
-	out->size_pruned = atomic_load(&st->size_pruned);
-	out->reopened = atomic_load(&st->reopened);
-	out->healthy = atomic_load(&st->healthy);
-	pthread_mutex_lock(&st->qmu);
-	out->queued = st->qcount;
-	pthread_mutex_unlock(&st->qmu);
-	pthread_mutex_lock(&st->err_mu);
-	memcpy(out->last_error, st->last_error, sizeof(out->last_error));
-	pthread_mutex_unlock(&st->err_mu);
 }

@@ -51,6 +51,19 @@
 
 typedef struct fg_store fg_store;
 
+/*
+ * A key with its place among the counters worked out once
+ * (fg_store_key_init), for a caller that asks about the same keys many
+ * times, as a session does about its client's: fg_store_count_key() and
+ * fg_event.keys_made take it instead of the text.  Valid for the store
+ * that made it, while text lasts; opaque but for text.
+ */
+struct fg_store_key {
+	const char *text;
+	size_t len;
+	uint64_t hash;
+};
+
 /* How a floodgate database is recognised: PRAGMA application_id, and the
  * PRAGMA user_version this code writes (older ones are migrated, newer
  * ones refused). */
@@ -98,6 +111,10 @@ struct fg_event {
 	const char *const *keys;       /* keys the event is counted under */
 	size_t nkeys;                  /* at most FG_STORE_MAX_KEYS */
 	bool keys_distinct;            /* no key twice: skip the check */
+	/* NULL, or keys[i] as fg_store_key_init() made them (with
+	 * keys_distinct), for a caller that records many events under the
+	 * same keys: then they are not hashed again. */
+	const struct fg_store_key *keys_made;
 	enum fg_record_part part;
 	struct fg_fold *fold;          /* NULL: a row of its own (folding) */
 };
@@ -256,6 +273,13 @@ int fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v);
  * or FG_EINVAL.  A window longer than the horizon is clamped to it. */
 int64_t fg_store_count(fg_store *st, const char *key, enum fg_counter c,
                        int64_t window_ms, int64_t now_ms);
+/* The same for a key made by fg_store_key_init. */
+int64_t fg_store_count_key(fg_store *st, const struct fg_store_key *k,
+                           enum fg_counter c, int64_t window_ms,
+                           int64_t now_ms);
+/* Makes *out for key (which must outlive it); 0, or FG_EINVAL for a key
+ * fg_store_count would refuse. */
+int fg_store_key_init(fg_store *st, const char *key, struct fg_store_key *out);
 
 /* Concurrent sessions per key (memory only: sessions do not outlive the
  * process).  acquire returns the count including this one. */

@@ -680,6 +680,17 @@ fg_store_level_forget(fg_store *st, const char *key)
 	return fo.n;
 }
 
+/* Here rather than in store.c: the writer's side (controls, unbans)
+ * resets keys too, and store.c is above it. */
+void
+fg_store_reset(fg_store *st, const char *key)
+{
+	if (st == NULL || !key_ok(key))
+		return;
+	fg_store_count_forget(st, key, strlen(key));
+	fg_store_level_forget(st, key);
+}
+
 static int
 level_put(fg_store *st, const char *rule, const char *key, int level,
           int64_t last_ms, bool dirty)
@@ -743,10 +754,12 @@ fg_store_level_get(fg_store *st, const char *rule, const char *key,
 	int found = 0;
 
 	if (st == NULL || rule == NULL || rule[0] == '\0' || !key_ok(key) ||
-	    (klen = level_key(lk, sizeof(lk), rule, key)) == 0)
+	    strlen(rule) + strlen(key) + 2 > sizeof(lk))
 		return FG_EINVAL;
+	/* No levels (the usual case): no key to make, no lock. */
 	if (atomic_load_explicit(&st->levels.n, memory_order_relaxed) == 0)
 		return 0;
+	klen = level_key(lk, sizeof(lk), rule, key);
 	pthread_mutex_lock(&st->lvl_mu);
 	l = (struct level *)fg_hmap_find(&st->levels,
 	    fg_store_hash(st, lk, klen), lk, klen);

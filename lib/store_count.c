@@ -854,10 +854,9 @@ kent_add(fg_store *st, struct kent *e, enum fg_counter ctr, uint32_t sec,
 }
 
 int
-fg_store_count_bump(fg_store *st, const char *key, size_t klen,
+fg_store_count_bump(fg_store *st, const char *key, size_t klen, uint64_t h,
                     const enum fg_counter *ctrs, size_t n, uint32_t sec)
 {
-	uint64_t h = fg_store_hash(st, key, klen);
 	struct fg_shard *sh = shard_of(st, h);
 	struct kent *e;
 	int rc = 0;
@@ -901,10 +900,9 @@ fg_store_count_load(fg_store *st, const char *key, size_t klen,
 }
 
 int64_t
-fg_store_count_get(fg_store *st, const char *key, size_t klen,
+fg_store_count_get(fg_store *st, const char *key, size_t klen, uint64_t h,
                    enum fg_counter c, int64_t cutoff)
 {
-	uint64_t h = fg_store_hash(st, key, klen);
 	struct fg_shard *sh = shard_of(st, h);
 	struct kent *e;
 	int64_t sum = 0;

@@ -35,9 +35,56 @@ struct agg {
 	uint32_t n[FG_CNT__COUNT];
 };
 
+/* Events per multi-row insert: one step per group rather than per row
+ * is most of what an insert costs; past 64 the gain is small and the
+ * statement long (EVENT_GROUP x EVENT_COLUMNS parameters). */
+#define EVENT_GROUP 64
+#define EVENT_COLUMNS 15
+#define EVENT_INSERT "INSERT INTO events (ts_ms, kind, class, client, network," \
+	" helo, sender, rcpt, queue_id, session_id, status, host, daemon," \
+	" auth, n) VALUES "
+#define EVENT_VALUES "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+#define EVENT_VALUES2 EVENT_VALUES "," EVENT_VALUES
+#define EVENT_VALUES4 EVENT_VALUES2 "," EVENT_VALUES2
+#define EVENT_VALUES8 EVENT_VALUES4 "," EVENT_VALUES4
+#define EVENT_VALUES16 EVENT_VALUES8 "," EVENT_VALUES8
+#define EVENT_VALUES32 EVENT_VALUES16 "," EVENT_VALUES16
+#define EVENT_VALUES64 EVENT_VALUES32 "," EVENT_VALUES32
+
+/* Rows of counts per upsert, likewise (COUNT_COLUMNS parameters each).
+ * The rows of one statement never share a key and second. */
+#define COUNT_GROUP 32
+#define COUNT_COLUMNS 10
+#define COUNT_UPSERT "INSERT INTO counts (sec, key, connect, helo, mail, rcpt," \
+	" valid, invalid, rejected, sample) VALUES "
+#define COUNT_VALUES "(?,?,?,?,?,?,?,?,?,?)"
+#define COUNT_VALUES2 COUNT_VALUES "," COUNT_VALUES
+#define COUNT_VALUES4 COUNT_VALUES2 "," COUNT_VALUES2
+#define COUNT_VALUES8 COUNT_VALUES4 "," COUNT_VALUES4
+#define COUNT_VALUES16 COUNT_VALUES8 "," COUNT_VALUES8
+#define COUNT_VALUES32 COUNT_VALUES16 "," COUNT_VALUES16
+#define COUNT_CONFLICT " ON CONFLICT (sec, key) DO UPDATE SET" \
+	" connect = connect + excluded.connect," \
+	" helo = helo + excluded.helo, mail = mail + excluded.mail," \
+	" rcpt = rcpt + excluded.rcpt, valid = valid + excluded.valid," \
+	" invalid = invalid + excluded.invalid," \
+	" rejected = rejected + excluded.rejected," \
+	" sample = sample + excluded.sample"
+
+/*
+ * What a parameter of the event inserts holds, so that a value bound
+ * already is not bound again (a binding outlives sqlite3_reset): NULL
+ * (BOUND_NULL), the integer 1 (BOUND_ONE), a string that never changes
+ * (the names of kinds and classes, by address), or unknown (NULL).
+ */
+static const char bound_null_mark, bound_one_mark;
+#define BOUND_NULL ((const void *)&bound_null_mark)
+#define BOUND_ONE ((const void *)&bound_one_mark)
+
 struct fg_db {
 	sqlite3 *db;
 	sqlite3_stmt *ins_events;  /* EVENT_GROUP rows at once */
+	sqlite3_stmt *up_counts;   /* COUNT_GROUP rows at once */
 	sqlite3_stmt *ins_event, *ins_verdict, *up_count, *up_ban, *del_ban,
 	    *up_level, *prune_events, *prune_verdicts, *prune_counts,
 	    *prune_levels, *prune_bans, *sel_counts, *sel_levels, *sel_bans,
@@ -50,20 +97,10 @@ struct fg_db {
 	struct agg *agg;    /* open addressing, aggcap slots (a power of 2) */
 	struct agg **order; /* the nagg used slots, sorted for the insert */
 	size_t aggcap, nagg;
+	/* The parameters of ins_events, then of ins_event (see BOUND_NULL);
+	 * cleared whenever the statements are prepared. */
+	const void *bound[(EVENT_GROUP + 1) * EVENT_COLUMNS];
 };
-
-/* Events per multi-row insert: past 16 the gain is small and the
- * statement long (EVENT_GROUP x EVENT_COLUMNS parameters). */
-#define EVENT_GROUP 16
-#define EVENT_COLUMNS 15
-#define EVENT_INSERT "INSERT INTO events (ts_ms, kind, class, client, network," \
-	" helo, sender, rcpt, queue_id, session_id, status, host, daemon," \
-	" auth, n) VALUES "
-#define EVENT_VALUES "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-#define EVENT_VALUES2 EVENT_VALUES "," EVENT_VALUES
-#define EVENT_VALUES4 EVENT_VALUES2 "," EVENT_VALUES2
-#define EVENT_VALUES8 EVENT_VALUES4 "," EVENT_VALUES4
-#define EVENT_VALUES16 EVENT_VALUES8 "," EVENT_VALUES8
 
 #define STMT(f, sql) {offsetof(struct fg_db, f), sql}
 static const struct {
@@ -71,24 +108,15 @@ static const struct {
 	const char *sql;
 } statements[] = {
 	STMT(ins_event, EVENT_INSERT EVENT_VALUES),
-	STMT(ins_events, EVENT_INSERT EVENT_VALUES16),  /* EVENT_GROUP */
+	STMT(ins_events, EVENT_INSERT EVENT_VALUES64),  /* EVENT_GROUP */
 	STMT(ins_verdict,
 	     "INSERT INTO verdicts (ts_ms, session_id, queue_id, client, stage,"
 	     " rule, key, action, count, lim, window_ms, delay_ms, reply,"
 	     " monitor, n) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
 	     " ?12, ?13, ?14, ?15)"),
 	/* The counter columns in enum fg_counter's order. */
-	STMT(up_count,
-	     "INSERT INTO counts (sec, key, connect, helo, mail, rcpt, valid,"
-	     " invalid, rejected, sample) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
-	     " ?8, ?9, ?10)"
-	     " ON CONFLICT (sec, key) DO UPDATE SET"
-	     " connect = connect + excluded.connect,"
-	     " helo = helo + excluded.helo, mail = mail + excluded.mail,"
-	     " rcpt = rcpt + excluded.rcpt, valid = valid + excluded.valid,"
-	     " invalid = invalid + excluded.invalid,"
-	     " rejected = rejected + excluded.rejected,"
-	     " sample = sample + excluded.sample"),
+	STMT(up_count, COUNT_UPSERT COUNT_VALUES COUNT_CONFLICT),
+	STMT(up_counts, COUNT_UPSERT COUNT_VALUES32 COUNT_CONFLICT), /* COUNT_GROUP */
 	/* A row made later than this ban (an operator's unban or ban while
 	 * this one waited for its commit) wins. */
 	STMT(up_ban,
@@ -177,10 +205,35 @@ bind_text(sqlite3_stmt *s, int i, const char *v)
 	if (v == NULL)
 		sqlite3_bind_null(s, i);
 	else
-		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+		/* With its length: SQLite would count it byte by byte. */
+		sqlite3_bind_text(s, i, v, (int)strlen(v), SQLITE_STATIC);
+}
+
+/* bind_text into a parameter of an event insert, skipped when it holds
+ * NULL already. */
+static void
+bind_ev_str(sqlite3_stmt *s, const void **bound, int i, const char *v)
+{
+	if (v == NULL && bound[i - 1] == BOUND_NULL)
+		return;
+	bind_text(s, i, v);
+	bound[i - 1] = v == NULL ? BOUND_NULL : NULL;
+}
+
+/* A name that never changes (or NULL), bound once while it stays. */
+static void
+bind_ev_name(sqlite3_stmt *s, const void **bound, int i, const char *v)
+{
+	const void *tag = v == NULL ? BOUND_NULL : (const void *)v;
+
+	if (bound[i - 1] == tag)
+		return;
+	bind_text(s, i, v);
+	bound[i - 1] = tag;
 }
 
 _Static_assert(FG_CNT__COUNT == 8, "counts has a column per counter");
+_Static_assert(COUNT_COLUMNS == 2 + FG_CNT__COUNT, "counts: sec, key, counters");
 
 static uint32_t
 clamp_u32(int64_t v)
@@ -293,6 +346,7 @@ db_connect(fg_store *st, struct fg_db *d, char *err, size_t errlen)
 			return fg_store_errf(FG_EIO, err, errlen, "%s: %s", name,
 			                     sqlite3_errmsg(d->db));
 	}
+	memset(d->bound, 0, sizeof(d->bound));
 	d->page_size = 4096;
 	d->max_pages = 0;
 	if (st->opt.max_database_size > 0) {
@@ -585,13 +639,13 @@ agg_grow(struct fg_db *d)
 	return 0;
 }
 
+/* Counts ctrs of key, whose fg_store_hash is kh, at sec. */
 static int
-agg_add(fg_store *st, struct fg_db *d, const char *key, uint32_t sec,
+agg_add(struct fg_db *d, const char *key, uint64_t kh, uint32_t sec,
         const enum fg_counter *ctrs, size_t nctr, uint32_t n)
 {
 	size_t klen = strlen(key);
-	uint64_t h = (fg_store_hash(st, key, klen) ^ sec) *
-	             UINT64_C(0x9e3779b97f4a7c15);
+	uint64_t h = (kh ^ sec) * UINT64_C(0x9e3779b97f4a7c15);
 	struct agg *a;
 
 	if ((d->nagg + 1) * 2 > d->aggcap && agg_grow(d) < 0)
@@ -626,35 +680,42 @@ agg_cmp(const void *pa, const void *pb)
 	return a->klen < b->klen ? -1 : a->klen > b->klen;
 }
 
-/* Binds event r to parameters base+1 .. base+EVENT_COLUMNS of s. */
+/* Binds event r to parameters base+1 .. base+EVENT_COLUMNS of s, whose
+ * bindings bound[] describes. */
 static void
-bind_event(sqlite3_stmt *s, int base, const struct fg_row *r)
+bind_event(sqlite3_stmt *s, const void **bound, int base,
+           const struct fg_row *r)
 {
+	const void *auth = r->u.ev.auth ? BOUND_ONE : BOUND_NULL;
+
 	sqlite3_bind_int64(s, base + 1, r->time_ms);
-	bind_text(s, base + 2, fg_event_kind_name(r->u.ev.kind));
-	bind_text(s, base + 3, r->u.ev.cls == FG_RCPT_NONE ? NULL
-	                       : fg_rcpt_class_name(r->u.ev.cls));
-	bind_text(s, base + 4, r->client);
-	bind_text(s, base + 5, r->u.ev.network);
-	bind_text(s, base + 6, r->u.ev.helo);
-	bind_text(s, base + 7, r->u.ev.sender);
-	bind_text(s, base + 8, r->u.ev.rcpt);
-	bind_text(s, base + 9, r->queue_id);
+	bind_ev_name(s, bound, base + 2, fg_event_kind_name(r->u.ev.kind));
+	bind_ev_name(s, bound, base + 3, r->u.ev.cls == FG_RCPT_NONE ? NULL
+	             : fg_rcpt_class_name(r->u.ev.cls));
+	bind_ev_str(s, bound, base + 4, r->client);
+	bind_ev_str(s, bound, base + 5, r->u.ev.network);
+	bind_ev_str(s, bound, base + 6, r->u.ev.helo);
+	bind_ev_str(s, bound, base + 7, r->u.ev.sender);
+	bind_ev_str(s, bound, base + 8, r->u.ev.rcpt);
+	bind_ev_str(s, bound, base + 9, r->queue_id);
 	sqlite3_bind_int64(s, base + 10, (sqlite3_int64)r->session_id);
-	bind_text(s, base + 11, r->u.ev.status);
-	bind_text(s, base + 12, r->u.ev.host);
-	bind_text(s, base + 13, r->u.ev.daemon);
-	if (r->u.ev.auth)
-		sqlite3_bind_int(s, base + 14, 1);
-	else
-		sqlite3_bind_null(s, base + 14);
+	bind_ev_str(s, bound, base + 11, r->u.ev.status);
+	bind_ev_str(s, bound, base + 12, r->u.ev.host);
+	bind_ev_str(s, bound, base + 13, r->u.ev.daemon);
+	if (bound[base + 13] != auth) {
+		if (r->u.ev.auth)
+			sqlite3_bind_int(s, base + 14, 1);
+		else
+			sqlite3_bind_null(s, base + 14);
+		bound[base + 13] = auth;
+	}
 	sqlite3_bind_int64(s, base + 15, r->n);
 }
 
 /* Adds event r (n of them) to the batch's aggregates, under each of its
  * keys. */
 static int
-count_event(fg_store *st, struct fg_db *d, const struct fg_row *r)
+count_event(struct fg_db *d, const struct fg_row *r)
 {
 	enum fg_counter ctrs[FG_EVENT_MAX_COUNTERS];
 	size_t nctr;
@@ -664,7 +725,8 @@ count_event(fg_store *st, struct fg_db *d, const struct fg_row *r)
 	                              r->u.ev.sampled, ctrs)) == 0)
 		return SQLITE_OK;
 	for (size_t k = 0; k < r->u.ev.nkeys; k++)
-		if (agg_add(st, d, r->u.ev.keys[k], sec, ctrs, nctr, r->n) < 0)
+		if (agg_add(d, r->u.ev.keys[k], r->u.ev.hashes[k], sec, ctrs,
+		            nctr, r->n) < 0)
 			return SQLITE_NOMEM;
 	return SQLITE_OK;
 }
@@ -675,9 +737,32 @@ static int
 insert_events(struct fg_db *d, const struct fg_row *const *rows, size_t n)
 {
 	sqlite3_stmt *s = n == EVENT_GROUP ? d->ins_events : d->ins_event;
+	const void **bound = n == EVENT_GROUP
+	                     ? d->bound
+	                     : d->bound + (size_t)EVENT_GROUP * EVENT_COLUMNS;
 
 	for (size_t i = 0; i < n; i++)
-		bind_event(s, (int)i * EVENT_COLUMNS, rows[i]);
+		bind_event(s, bound, (int)i * EVENT_COLUMNS, rows[i]);
+	return run(s);
+}
+
+/* Adds n aggregates (1 or COUNT_GROUP) to the counts table with one
+ * statement. */
+static int
+upsert_counts(struct fg_db *d, struct agg *const *aggs, size_t n)
+{
+	sqlite3_stmt *s = n == COUNT_GROUP ? d->up_counts : d->up_count;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct agg *a = aggs[i];
+		int base = (int)i * COUNT_COLUMNS;
+
+		sqlite3_bind_int64(s, base + 1, a->sec);
+		sqlite3_bind_text(s, base + 2, a->key, (int)a->klen,
+		                  SQLITE_STATIC);
+		for (int c = 0; c < FG_CNT__COUNT; c++)
+			sqlite3_bind_int64(s, base + 3 + c, a->n[c]);
+	}
 	return run(s);
 }
 
@@ -728,7 +813,7 @@ fg_store_db_commit(fg_store *st, struct fg_row *const *rows, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		if (rows[i]->type != FG_ROW_EVENT) {
 			rc = counts_only ? SQLITE_OK : insert_verdict(d, rows[i]);
-		} else if ((rc = count_event(st, d, rows[i])) == SQLITE_OK &&
+		} else if ((rc = count_event(d, rows[i])) == SQLITE_OK &&
 		           !counts_only) {
 			group[ngroup++] = rows[i];
 			if (ngroup == EVENT_GROUP) {
@@ -744,16 +829,12 @@ fg_store_db_commit(fg_store *st, struct fg_row *const *rows, size_t n,
 			goto fail;
 	/* In the table's order: neighbouring rows share B-tree pages. */
 	qsort(d->order, d->nagg, sizeof(*d->order), agg_cmp);
-	for (size_t i = 0; i < d->nagg; i++) {
-		const struct agg *a = d->order[i];
-		sqlite3_stmt *s = d->up_count;
+	for (size_t i = 0; i < d->nagg;) {
+		size_t k = d->nagg - i >= COUNT_GROUP ? COUNT_GROUP : 1;
 
-		sqlite3_bind_int64(s, 1, a->sec);
-		sqlite3_bind_text(s, 2, a->key, (int)a->klen, SQLITE_STATIC);
-		for (int c = 0; c < FG_CNT__COUNT; c++)
-			sqlite3_bind_int64(s, 3 + c, a->n[c]);
-		if ((rc = run(s)) != SQLITE_OK)
+		if ((rc = upsert_counts(d, d->order + i, k)) != SQLITE_OK)
 			goto fail;
+		i += k;
 	}
 	for (size_t i = 0; i < nbans; i++) {
 		sqlite3_stmt *s = bans[i].lift ? d->del_ban : d->up_ban;

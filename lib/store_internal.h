@@ -12,6 +12,12 @@
  *   store_db.c      SQLite statements: rebuild, one batch, pruning
  *   store_writer.c  the bounded queue and the writer thread
  *
+ * Calls go one way, down this list: store.c, store_writer.c,
+ * store_status.c, store_db.c, store_schema.c, store_fold.c,
+ * store_allow.c, store_ban.c, store_count.c.  A file calls only files
+ * below it; the helpers every file needs (the clock, the last error)
+ * are inline here, below them all.
+ *
  * Locking order (never take a lock to the left while holding one to the
  * right): qmu, ban/level map locks, shard locks.  No path holds two of
  * them at once today; keep it that way.
@@ -24,6 +30,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <time.h>
 
 #include "log.h"
 #include "net.h"
@@ -87,6 +95,7 @@ struct fg_row {
 			bool sampled;   /* in the ratio guard's sample */
 			size_t nkeys;
 			const char *keys[FG_STORE_MAX_KEYS];
+			const uint64_t *hashes; /* fg_store_hash of each key */
 		} ev;
 		struct {
 			const char *stage, *rule, *key, *action, *reply;
@@ -213,9 +222,24 @@ struct fg_store {
 	    rl_limit, rl_nomem, rl_size, rl_dbfull;
 };
 
-/* store.c */
-void fg_store_set_error(fg_store *st, const char *text);
-int64_t fg_store_mono_ms(void);
+/* The monotonic clock in milliseconds: deadlines, ticks, rate limits. */
+static inline int64_t
+fg_store_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Keeps text as the last write error (stats.last_error). */
+static inline void
+fg_store_set_error(fg_store *st, const char *text)
+{
+	pthread_mutex_lock(&st->err_mu);
+	snprintf(st->last_error, sizeof(st->last_error), "%s", text);
+	pthread_mutex_unlock(&st->err_mu);
+}
 
 /* store_ban.c: every level of key, of any rule, from memory (the table's
  * rows are the caller's); how many went. */
@@ -249,19 +273,20 @@ void fg_store_status_write(fg_store *st);
 uint64_t fg_store_hash(const fg_store *st, const char *s, size_t len);
 int fg_store_count_init(fg_store *st);
 void fg_store_count_free(fg_store *st);
-/* Bumps counter ctrs[0..n) of key by one at second sec, under the
- * newest-second rule.  0, 1 (a new key held back by the memory limit),
- * or FG_ENOMEM. */
+/* Bumps counter ctrs[0..n) of key (whose fg_store_hash is h) by one at
+ * second sec, under the newest-second rule.  0, 1 (a new key held back
+ * by the memory limit), or FG_ENOMEM. */
 int fg_store_count_bump(fg_store *st, const char *key, size_t klen,
-                        const enum fg_counter *ctrs, size_t n, uint32_t sec);
+                        uint64_t h, const enum fg_counter *ctrs, size_t n,
+                        uint32_t sec);
 /* Adds n at exactly sec (rebuild: rows arrive in ascending sec per key
  * and counter, grouped by key).  Only while no other thread runs.  A key
  * the memory limit holds back is skipped (0). */
 int fg_store_count_load(fg_store *st, const char *key, size_t klen,
                         enum fg_counter c, uint32_t sec, uint32_t n);
-/* Events of c under key in seconds > cutoff. */
+/* Events of c under key (whose fg_store_hash is h) in seconds > cutoff. */
 int64_t fg_store_count_get(fg_store *st, const char *key, size_t klen,
-                           enum fg_counter c, int64_t cutoff);
+                           uint64_t h, enum fg_counter c, int64_t cutoff);
 int64_t fg_store_count_conn(fg_store *st, const char *key, size_t klen,
                             int delta);
 void fg_store_count_expire(fg_store *st, int64_t cutoff);

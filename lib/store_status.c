@@ -125,3 +125,35 @@ fg_store_status_write(fg_store *st)
 	(void)fg_store_db_status(st, &r, vt, nvt, err, sizeof(err));
 	free(vt);
 }
+
+/* Here, with the status row it feeds, rather than in store.c: the
+ * writer asks for it, and store.c is above the writer. */
+void
+fg_store_get_stats(fg_store *st, struct fg_store_stats *out)
+{
+	if (st == NULL || out == NULL)
+		return;
+	memset(out, 0, sizeof(*out));
+	out->recorded = atomic_load(&st->recorded);
+	out->written = atomic_load(&st->written);
+	out->dropped = atomic_load(&st->dropped);
+	out->write_errors = atomic_load(&st->write_errors);
+	out->keys = atomic_load(&st->nkeys);
+	out->memory = atomic_load(&st->mem_bytes);
+	out->memory_limit = st->opt.memory_limit;
+	out->keys_refused = atomic_load(&st->keys_refused);
+	out->alloc_failures = atomic_load(&st->alloc_failures);
+	out->limited = out->memory_limit > 0 &&
+	               out->memory >= out->memory_limit;
+	out->db_size = atomic_load(&st->db_bytes);
+	out->max_database_size = st->opt.max_database_size;
+	out->size_pruned = atomic_load(&st->size_pruned);
+	out->reopened = atomic_load(&st->reopened);
+	out->healthy = atomic_load(&st->healthy);
+	pthread_mutex_lock(&st->qmu);
+	out->queued = st->qcount;
+	pthread_mutex_unlock(&st->qmu);
+	pthread_mutex_lock(&st->err_mu);
+	memcpy(out->last_error, st->last_error, sizeof(out->last_error));
+	pthread_mutex_unlock(&st->err_mu);
+}

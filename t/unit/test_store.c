@@ -388,6 +388,44 @@ test_keys(void)
 	fg_store_close(st);
 }
 
+/*
+ * Keys made once (fg_store_key_init), as a session makes its client's:
+ * recording and counting with them is recording and counting with the
+ * text, in any mix of the two.
+ */
+static void
+test_made_keys(void)
+{
+	fg_store *st = open_mem(HOUR, T0);
+	const char *text[] = {"192.0.2.9", "192.0.2.0/24"};
+	struct fg_store_key made[2], bad;
+	struct fg_event ev = {
+		.time_ms = T0,
+		.kind = FG_EV_RCPT,
+		.rcpt_class = FG_RCPT_INVALID,
+		.keys = text,
+		.nkeys = 2,
+		.keys_distinct = true,
+		.keys_made = made,
+	};
+
+	is_int(fg_store_key_init(st, text[0], &made[0]), 0, "made: address");
+	is_int(fg_store_key_init(st, text[1], &made[1]), 0, "made: network");
+	is_int(fg_store_key_init(st, "", &bad), FG_EINVAL, "made: empty key");
+	is_int(fg_store_record(st, &ev), 0, "made: recorded with made keys");
+	ev.keys_made = NULL;
+	is_int(fg_store_record(st, &ev), 0, "made: recorded with the text");
+	is_int(fg_store_count(st, "192.0.2.9", FG_CNT_RCPT_INVALID, 1000, T0),
+	       2, "made: the text counts both");
+	is_int(fg_store_count_key(st, &made[1], FG_CNT_RCPT, 1000, T0), 2,
+	       "made: the made key counts both");
+	is_int(fg_store_count_key(st, &made[0], FG_CNT_RCPT_VALID, 1000, T0),
+	       0, "made: its other counters untouched");
+	is_int(fg_store_count_key(st, &made[0], FG_CNT_RCPT, 0, T0 + 1000), 0,
+	       "made: the window applies");
+	fg_store_close(st);
+}
+
 static void
 test_invalid(void)
 {
@@ -699,6 +737,7 @@ main(void)
 	test_clock_backwards();
 	test_model();
 	test_keys();
+	test_made_keys();
 	test_invalid();
 	test_conns();
 	test_levels();

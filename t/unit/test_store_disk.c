@@ -453,6 +453,68 @@ test_rows(void)
 	fg_store_close(st);
 }
 
+/*
+ * Many rows at once, as the writer inserts them in groups: every column
+ * of every row as recorded, NULL or not, whatever the row before it in
+ * the group held; and counts of many keys, again in a second batch of
+ * the same second, added to.
+ */
+static void
+test_groups(void)
+{
+	const char *path = in_dir("groups.db");
+	fg_store *st = open_at(path, T0, HOUR, 0, 0);
+	char helo[3][32], key[300][32];
+	const int n = 300;
+	int failed = 0;
+
+	for (int i = 0; i < n; i++)
+		snprintf(key[i], sizeof(key[i]), "198.51.100.%d/%d", i % 256,
+		         24 + i / 256);
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < n; i++) {
+			const char *keys[1] = {key[i]};
+			struct fg_event ev = {
+				.time_ms = T0 + round,
+				.kind = i % 3 == 0 ? FG_EV_MAIL : FG_EV_RCPT,
+				.rcpt_class = i % 3 == 0 ? FG_RCPT_NONE
+				              : FG_RCPT_INVALID,
+				.session_id = (uint64_t)(round * n + i),
+				.keys = keys,
+				.nkeys = 1,
+			};
+
+			snprintf(helo[i % 3], sizeof(helo[i % 3]), "h%d",
+			         round * n + i);
+			if (i % 3 != 0) {
+				ev.helo = helo[i % 3];
+				ev.status = "5.1.1";
+			}
+			ev.authenticated = i % 3 == 1;
+			if (fg_store_record(st, &ev) != 0)
+				failed++;
+		}
+		is_int(fg_store_flush(st, 10000), 0, "groups: flushed");
+	}
+	is_int(failed, 0, "groups: recorded");
+	is_int(q_int(path, "SELECT count(*) FROM events"), 2 * n,
+	       "groups: every row");
+	is_int(q_int(path, "SELECT count(*) FROM events WHERE"
+	             " CASE session_id % 300 % 3"
+	             "  WHEN 0 THEN kind = 'mail' AND class IS NULL AND"
+	             "   helo IS NULL AND status IS NULL AND auth IS NULL"
+	             "  ELSE kind = 'rcpt' AND class = 'invalid' AND"
+	             "   helo = 'h' || session_id AND status = '5.1.1' AND"
+	             "   auth IS (CASE session_id % 300 % 3 WHEN 1 THEN 1 END)"
+	             " END"), 2 * n, "groups: every column as recorded");
+	is_int(q_int(path, "SELECT count(*) FROM counts"), n,
+	       "groups: a counts row per key and second");
+	is_int(q_int(path, "SELECT count(*) FROM counts WHERE"
+	             " mail + rcpt = 2 AND invalid = rcpt"), n,
+	       "groups: the second batch added to the first");
+	fg_store_close(st);
+}
+
 static void
 test_restart(void)
 {
@@ -1150,6 +1212,7 @@ main(void)
 	test_unsafe_files();
 	test_schema();
 	test_rows();
+	test_groups();
 	test_restart();
 	test_prune();
 	test_external_bans();
