@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "config.h"
@@ -337,6 +338,119 @@ test_bans(void)
 	fake_free(&r);
 }
 
+/* ---- a real server, when there is one ----------------------------- */
+
+static void
+real_node(struct node *n, const char *name, const char *server,
+          const char *auth, int64_t now)
+{
+	char text[1024], err[256];
+	struct fg_store_options opt = {.counters_only = true,
+	                               .horizon_ms = 3600000};
+	struct fg_share_transport t;
+	struct fg_share_host host = {
+		.ctx = n, .own_since = own_since, .ban = host_ban,
+		.lift = host_lift,
+	};
+
+	memset(n, 0, sizeof(*n));
+	snprintf(n->name, sizeof(n->name), "%s", name);
+	snprintf(text, sizeof(text), "shared = { backend = \"redis\"; "
+	         "node = \"%s\"; server = \"%s\"; timeout = \"300ms\"; %s };"
+	         "rules = ( { name = \"dict\"; type = \"invalid_recipients\";"
+	         " limit = 100; window = \"1h\"; } );", name, server, auth);
+	if (fg_config_load_string(text, "t.conf", &n->cfg, NULL, NULL) != 0 ||
+	    fg_store_open(&opt, now, &n->st, err, sizeof(err)) != 0 ||
+	    fg_share_redis_transport(&t) != 0 ||
+	    fg_share_new(n->cfg, &t, &host, &n->sh) != 0) {
+		printf("Bail out! cannot set up node %s\n", name);
+		exit(1);
+	}
+}
+
+static void
+test_real_redis(void)
+{
+	char dir[] = "/tmp/fg-share-XXXXXX", cmd[1024], server[256], auth[512];
+	char pw[300];
+	struct node a, b, c;
+	struct fg_share_part part;
+	struct fg_share_status st;
+	int64_t now = start_ms();
+	FILE *fp;
+
+	if (system("command -v redis-server >/dev/null 2>&1") != 0 ||
+	    mkdtemp(dir) == NULL) {
+		printf("# no redis-server: the hiredis transport is not tried\n");
+		return;
+	}
+	snprintf(cmd, sizeof(cmd), "redis-server --port 0 --unixsocket %s/r.sock "
+	         "--save '' --appendonly no --daemonize yes --pidfile %s/r.pid "
+	         "--logfile %s/r.log --dir %s && for i in $(seq 50); do "
+	         "[ -S %s/r.sock ] && break; sleep 0.1; done; "
+	         "redis-cli -s %s/r.sock ACL SETUSER fg on '>s3cret' '~fg:*' "
+	         "'+@all' >/dev/null", dir, dir, dir, dir, dir, dir);
+	if (system(cmd) != 0) {
+		ok(0, "redis-server starts");
+		return;
+	}
+	snprintf(server, sizeof(server), "unix:%s/r.sock", dir);
+	snprintf(pw, sizeof(pw), "%s/pw", dir);
+	fp = fopen(pw, "w");
+	if (fp != NULL) {
+		fputs("s3cret\n", fp);
+		fclose(fp);
+	}
+	chmod(pw, 0600);
+	snprintf(auth, sizeof(auth), "username = \"fg\"; password_file = \"%s\";",
+	         pw);
+	real_node(&a, "a", server, auth, now);
+	real_node(&b, "b", server, "", now);
+	for (int i = 0; i < 4; i++)
+		node_event(&a, "192.0.2.0/24", now);
+	node_event(&b, "192.0.2.0/24", now);
+	is_int(fg_share_tick(a.sh, now, 0), 0, "a syncs with Redis as user fg");
+	is_int(fg_share_tick(b.sh, now, 0), 0, "b syncs as the default user");
+	is_int(node_count(&b, "192.0.2.0/24", 3600000, now, &part), 5,
+	       "b: 1 here + 4 on a, through Redis");
+	fg_share_ban_changed(a.sh, "192.0.2.0/24", false, now + 60000, now,
+	                     "dict", "floodgate:dict");
+	fg_share_tick(a.sh, now, 1000);
+	fg_share_tick(b.sh, now, 1000);
+	is_str(b.last_source, "peer:a", "a's ban reaches b through the stream");
+
+	/* A wrong password: degraded, with Redis's reason. */
+	fp = fopen(pw, "w");
+	if (fp != NULL) {
+		fputs("wrong\n", fp);
+		fclose(fp);
+	}
+	real_node(&c, "c", server, auth, now);
+	is_int(fg_share_tick(c.sh, now, 0), FG_EIO, "a wrong password fails");
+	fg_share_get_status(c.sh, &st);
+	ok(strstr(st.reason, "WRONGPASS") != NULL, "reason: %s", st.reason);
+
+	/* The server stopped: a round trip times out, nothing else. */
+	snprintf(cmd, sizeof(cmd), "kill -STOP $(cat %s/r.pid)", dir);
+	if (system(cmd) == 0) {
+		is_int(fg_share_tick(b.sh, now, 2000), FG_EIO, "a stopped server "
+		       "times out");
+		fg_share_get_status(b.sh, &st);
+		ok(strstr(st.reason, "timeout") != NULL, "reason: %s", st.reason);
+		snprintf(cmd, sizeof(cmd), "kill -CONT $(cat %s/r.pid)", dir);
+		if (system(cmd) != 0)
+			ok(0, "SIGCONT");
+		is_int(fg_share_tick(b.sh, now, 10000), 0, "back after SIGCONT");
+	}
+	node_close(&a);
+	node_close(&b);
+	node_close(&c);
+	snprintf(cmd, sizeof(cmd), "kill $(cat %s/r.pid); sleep 0.2; rm -rf %s",
+	         dir, dir);
+	if (system(cmd) != 0)
+		printf("# cleanup failed\n");
+}
+
 /* ---- the simulation ---------------------------------------------- */
 
 struct sim {
@@ -519,6 +633,7 @@ main(void)
 	test_edge();
 	test_failures();
 	test_bans();
+	test_real_redis();
 	test_simulation();
 	return tap_done();
 }
