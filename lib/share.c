@@ -539,7 +539,8 @@ fg_share_new(const struct fg_config *cfg, const struct fg_share_transport *t,
 	atomic_store(&sh->reconnect, false);
 	/* This host is node 0: its bit never shows in a remote part. */
 	fg_share_node_index(sh, sh->p.node);
-	sh->st.state = FG_SHARE_DEGRADED;
+	/* Off until the first attempt says ok or degraded (and logs it). */
+	sh->st.state = FG_SHARE_OFF;
 	snprintf(sh->st.reason, sizeof(sh->st.reason), "not connected yet");
 	*out = sh;
 	return 0;
@@ -582,6 +583,12 @@ fg_share_free(fg_share *sh)
 	free(sh);
 }
 
+void *
+fg_share_host_ctx(fg_share *sh)
+{
+	return sh->host.ctx;
+}
+
 /* ---- state --------------------------------------------------------- */
 
 void
@@ -589,9 +596,11 @@ fg_share_set_state(fg_share *sh, enum fg_share_state state,
                    const char *reason)
 {
 	bool changed;
+	enum fg_share_state was;
 	char server[256];
 
 	pthread_mutex_lock(&sh->st_mu);
+	was = sh->st.state;
 	changed = sh->st.state != state ||
 	          (state == FG_SHARE_DEGRADED &&
 	           strcmp(sh->st.reason, reason) != 0);
@@ -601,6 +610,12 @@ fg_share_set_state(fg_share *sh, enum fg_share_state state,
 	pthread_mutex_unlock(&sh->st_mu);
 	if (!changed)
 		return;
+	if (state == FG_SHARE_DEGRADED && was == FG_SHARE_DEGRADED) {
+		/* One line per change of state; the reason's changes within
+		 * it show in the status and at debug level. */
+		fg_log(FG_LOG_DEBUG, "shared: still degraded: %s", reason);
+		return;
+	}
 	if (state == FG_SHARE_OK)
 		fg_log(FG_LOG_INFO, "shared: connected to %s", server);
 	else if (state == FG_SHARE_DEGRADED)

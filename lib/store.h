@@ -169,6 +169,24 @@ typedef void fg_store_status_fn(void *arg, struct fg_store_status_info *out);
 void fg_store_set_status_fn(fg_store *st, fg_store_status_fn *fn, void *arg);
 
 /*
+ * Hooks for what the store learns that others may want to hear: every
+ * event's keys and counters once counted, and every ban set or lifted in
+ * memory (by the daemon, or read from the table that floodgatectl
+ * writes).  The share (share.h) passes them to the other hosts.  record
+ * runs on the recording thread and must not block; ban on whichever
+ * thread made the change, outside the store's locks.  Set once, before
+ * recording starts; NULL members are skipped.
+ */
+struct fg_store_hooks {
+	void *arg;
+	void (*record)(void *arg, const char *key, const enum fg_counter *ctrs,
+	               size_t n, int64_t time_ms);
+	void (*ban)(void *arg, const char *key, bool lift, int64_t until_ms,
+	            int64_t created_ms, const char *reason, const char *source);
+};
+void fg_store_set_hooks(fg_store *st, const struct fg_store_hooks *h);
+
+/*
  * Process-wide SQLite settings for a daemon: no memory statistics (they
  * take a global lock on every SQLite allocation).  Call once, first
  * thing, before any thread uses SQLite; later calls do nothing.
