@@ -318,6 +318,19 @@ fg_share_remote(fg_share *sh, const char *key, enum fg_counter c,
 		}
 	}
 	pthread_mutex_unlock(&s->mu);
+	if (sh->readonly && part.nodes != 0) {
+		/* A reader's fetch is fresh; the data is as old as the
+		 * oldest heartbeat of the hosts that wrote it. */
+		int64_t oldest = INT64_MAX;
+		for (int i = 0; i < FG_SHARE_MAX_NODES; i++) {
+			int64_t last = atomic_load(&sh->node_last[i]);
+			if ((part.nodes & (UINT64_C(1) << i)) && last > 0 &&
+			    last < oldest)
+				oldest = last;
+		}
+		if (oldest != INT64_MAX)
+			part.age_ms = now_ms > oldest ? now_ms - oldest : 0;
+	}
 	part.count = full + (int64_t)floor(partial + 0.5);
 	if (limit > 0 && (local + part.count) * 2 > limit)
 		atomic_store_explicit(&sh->urgent, true, memory_order_relaxed);
@@ -589,6 +602,13 @@ fg_share_host_ctx(fg_share *sh)
 	return sh->host.ctx;
 }
 
+void
+fg_share_read_only(fg_share *sh)
+{
+	sh->readonly = true;
+	sh->set_epoch = false;
+}
+
 /* ---- state --------------------------------------------------------- */
 
 void
@@ -608,7 +628,7 @@ fg_share_set_state(fg_share *sh, enum fg_share_state state,
 	snprintf(sh->st.reason, sizeof(sh->st.reason), "%s", reason);
 	snprintf(server, sizeof(server), "%s", sh->st.server);
 	pthread_mutex_unlock(&sh->st_mu);
-	if (!changed)
+	if (!changed || sh->readonly)
 		return;
 	if (state == FG_SHARE_DEGRADED && was == FG_SHARE_DEGRADED) {
 		/* One line per change of state; the reason's changes within

@@ -137,6 +137,11 @@ void fg_share_free(fg_share *sh);
  * one with it comes. */
 void fg_share_configure(fg_share *sh, const struct fg_config *cfg);
 
+/* A share that only reads (floodgatectl why): it pushes nothing, sets
+ * nothing, sends no heartbeat and reads no bans; the age of a remote
+ * part is that of the other hosts' last heartbeat.  Before any tick. */
+void fg_share_read_only(fg_share *sh);
+
 /* Starts and stops the sync thread (which reads the clock and calls
  * fg_share_tick).  0 or FG_ESYS. */
 int fg_share_start(fg_share *sh);

@@ -55,7 +55,7 @@ typedef struct fg_store fg_store;
  * PRAGMA user_version this code writes (older ones are migrated, newer
  * ones refused). */
 #define FG_STORE_APPLICATION_ID 0x666c6764
-#define FG_STORE_SCHEMA_VERSION 3
+#define FG_STORE_SCHEMA_VERSION 4
 
 #define FG_STORE_MAX_KEYS 16
 
@@ -164,6 +164,13 @@ struct fg_store_status_info {
 	char config[256];          /* the configuration file */
 	int64_t config_ms;         /* when it was (re)loaded */
 	int64_t tarpit, tarpit_max;
+	/* counts shared with other hosts (share.h); shared_state "" when
+	 * there is no share */
+	char shared_state[16];       /* "off", "ok", "degraded" */
+	char shared_node[72], shared_server[256], shared_reason[192];
+	int64_t shared_peers;        /* other hosts heard from lately */
+	int64_t shared_sync_ms;      /* last good round trip (wall), 0 none */
+	int64_t shared_skew_ms;      /* the server's clock minus ours */
 };
 typedef void fg_store_status_fn(void *arg, struct fg_store_status_info *out);
 void fg_store_set_status_fn(fg_store *st, fg_store_status_fn *fn, void *arg);

@@ -154,6 +154,21 @@ status_info(void *arg, struct fg_store_status_info *out)
 		out->tarpit_max = c->max_delayed_sessions;
 		fg_config_release(c);
 	}
+	if (share != NULL) {
+		struct fg_share_status ss;
+
+		fg_share_get_status(share, &ss);
+		snprintf(out->shared_state, sizeof(out->shared_state), "%s",
+		         fg_share_state_name(ss.state));
+		snprintf(out->shared_node, sizeof(out->shared_node), "%s", ss.node);
+		snprintf(out->shared_server, sizeof(out->shared_server), "%s",
+		         ss.server);
+		snprintf(out->shared_reason, sizeof(out->shared_reason), "%s",
+		         ss.state == FG_SHARE_DEGRADED ? ss.reason : "");
+		out->shared_peers = ss.peers;
+		out->shared_sync_ms = ss.last_sync_ms;
+		out->shared_skew_ms = ss.skew_ms;
+	}
 }
 
 static void
