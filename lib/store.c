@@ -348,6 +348,7 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	size_t nkeys = 0, nctr, len = 0;
 	int nomem = 0, rc;
 	struct fg_row *row;
+	const struct fg_store_hooks *hooks;
 	char *p;
 	uint32_t sec;
 
@@ -415,6 +416,10 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	}
 	atomic_fetch_add(&st->recorded, 1);
 	atomic_fetch_add_explicit(&st->by_kind[ev->kind], 1, memory_order_relaxed);
+	hooks = atomic_load_explicit(&st->hooks, memory_order_acquire);
+	if (hooks != NULL && hooks->record != NULL)
+		for (size_t i = 0; i < nkeys && nctr > 0; i++)
+			hooks->record(hooks->arg, keys[i], ctrs, nctr, ev->time_ms);
 	if (st->opt.counters_only || ev->part == FG_RECORD_COUNT)
 		return nomem;
 row:
@@ -557,6 +562,23 @@ fg_store_count(fg_store *st, const char *key, enum fg_counter c,
 	if (fg_store_key_init(st, key, &k) < 0)
 		return FG_EINVAL;
 	return fg_store_count_key(st, &k, c, window_ms, now_ms);
+}
+
+void
+fg_store_set_hooks(fg_store *st, const struct fg_store_hooks *h)
+{
+	if (st != NULL)
+		atomic_store_explicit(&st->hooks, h, memory_order_release);
+}
+
+int64_t
+fg_store_count_since(fg_store *st, const char *key, enum fg_counter c,
+                     int64_t from_ms)
+{
+	if (st == NULL || !key_ok(key) || (unsigned)c >= FG_CNT__COUNT ||
+	    from_ms < 0)
+		return FG_EINVAL;
+	return fg_store_count_get(st, key, strlen(key), c, sec_of(from_ms) - 1);
 }
 
 int64_t

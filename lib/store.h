@@ -68,7 +68,7 @@ struct fg_store_key {
  * PRAGMA user_version this code writes (older ones are migrated, newer
  * ones refused). */
 #define FG_STORE_APPLICATION_ID 0x666c6764
-#define FG_STORE_SCHEMA_VERSION 5
+#define FG_STORE_SCHEMA_VERSION 6
 
 #define FG_STORE_MAX_KEYS 16
 
@@ -203,9 +203,34 @@ struct fg_store_status_info {
 	char config[256];          /* the configuration file */
 	int64_t config_ms;         /* when it was (re)loaded */
 	int64_t tarpit, tarpit_max;
+	/* counts shared with other hosts (share.h); shared_state "" when
+	 * there is no share */
+	char shared_state[16];       /* "off", "ok", "degraded" */
+	char shared_node[72], shared_server[256], shared_reason[192];
+	int64_t shared_peers;        /* other hosts heard from lately */
+	int64_t shared_sync_ms;      /* last good round trip (wall), 0 none */
+	int64_t shared_skew_ms;      /* the server's clock minus ours */
 };
 typedef void fg_store_status_fn(void *arg, struct fg_store_status_info *out);
 void fg_store_set_status_fn(fg_store *st, fg_store_status_fn *fn, void *arg);
+
+/*
+ * Hooks for what the store learns that others may want to hear: every
+ * event's keys and counters once counted, and every ban set or lifted in
+ * memory (by the daemon, or read from the table that floodgatectl
+ * writes).  The share (share.h) passes them to the other hosts.  record
+ * runs on the recording thread and must not block; ban on whichever
+ * thread made the change, outside the store's locks.  Set once, before
+ * recording starts; NULL members are skipped.
+ */
+struct fg_store_hooks {
+	void *arg;
+	void (*record)(void *arg, const char *key, const enum fg_counter *ctrs,
+	               size_t n, int64_t time_ms);
+	void (*ban)(void *arg, const char *key, bool lift, int64_t until_ms,
+	            int64_t created_ms, const char *reason, const char *source);
+};
+void fg_store_set_hooks(fg_store *st, const struct fg_store_hooks *h);
 
 /*
  * Process-wide SQLite settings for a daemon: no memory statistics (they
@@ -280,6 +305,12 @@ int64_t fg_store_count_key(fg_store *st, const struct fg_store_key *k,
 /* Makes *out for key (which must outlive it); 0, or FG_EINVAL for a key
  * fg_store_count would refuse. */
 int fg_store_key_init(fg_store *st, const char *key, struct fg_store_key *out);
+
+/* Events of counter c under key in the second of from_ms and every later
+ * one; >= 0, or FG_EINVAL.  (What this host pushes to the other hosts,
+ * slot by slot: share.h.) */
+int64_t fg_store_count_since(fg_store *st, const char *key, enum fg_counter c,
+                             int64_t from_ms);
 
 /* Concurrent sessions per key (memory only: sessions do not outlive the
  * process).  acquire returns the count including this one. */

@@ -218,6 +218,9 @@ struct fg_store {
 	pthread_mutex_t err_mu;
 	char last_error[256];
 
+	/* store.c: the caller's hooks (store.h), or NULL */
+	_Atomic(const struct fg_store_hooks *) hooks;
+
 	struct fg_ratelimit rl_full, rl_busy, rl_error, rl_prune, rl_reload,
 	    rl_limit, rl_nomem, rl_size, rl_dbfull;
 };
@@ -239,6 +242,19 @@ fg_store_set_error(fg_store *st, const char *text)
 	pthread_mutex_lock(&st->err_mu);
 	snprintf(st->last_error, sizeof(st->last_error), "%s", text);
 	pthread_mutex_unlock(&st->err_mu);
+}
+
+/* Tells the ban hook, if any (fg_store_set_hooks), of a ban set or
+ * lifted. */
+static inline void
+fg_store_ban_hook(fg_store *st, const char *key, bool lift, int64_t until_ms,
+                  int64_t created_ms, const char *reason, const char *source)
+{
+	const struct fg_store_hooks *h =
+	    atomic_load_explicit(&st->hooks, memory_order_acquire);
+
+	if (h != NULL && h->ban != NULL)
+		h->ban(h->arg, key, lift, until_ms, created_ms, reason, source);
 }
 
 /* store_ban.c: every level of key, of any rule, from memory (the table's

@@ -265,6 +265,16 @@ static const struct migration {
 	{5,
 	 "ALTER TABLE counts ADD COLUMN sample INTEGER NOT NULL DEFAULT 0;"
 	 "UPDATE counts SET sample = valid + invalid WHERE valid + invalid > 0;"},
+	/* Schema 6: the sharing of counts between hosts in the status
+	 * row. */
+	{6,
+	 "ALTER TABLE status ADD COLUMN shared_state TEXT;"
+	 "ALTER TABLE status ADD COLUMN shared_node TEXT;"
+	 "ALTER TABLE status ADD COLUMN shared_server TEXT;"
+	 "ALTER TABLE status ADD COLUMN shared_reason TEXT;"
+	 "ALTER TABLE status ADD COLUMN shared_peers INTEGER;"
+	 "ALTER TABLE status ADD COLUMN shared_sync_ms INTEGER;"
+	 "ALTER TABLE status ADD COLUMN shared_skew_ms INTEGER;"},
 };
 
 #define SCHEMA_VERSION (migrations[FG_NELEM(migrations) - 1].version)
