@@ -578,7 +578,9 @@ fg_store_count_since(fg_store *st, const char *key, enum fg_counter c,
 	if (st == NULL || !key_ok(key) || (unsigned)c >= FG_CNT__COUNT ||
 	    from_ms < 0)
 		return FG_EINVAL;
-	return fg_store_count_get(st, key, strlen(key), c, sec_of(from_ms) - 1);
+	return fg_store_count_get(st, key, strlen(key),
+	                          fg_store_hash(st, key, strlen(key)), c,
+	                          sec_of(from_ms) - 1);
 }
 
 int64_t

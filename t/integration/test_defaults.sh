@@ -9,7 +9,9 @@
 #    (9 sessions a second, about 1,800 recipients, 2 % of them unknown)
 #    and is never refused;
 #  - a dictionary attack from a new /64 of one /48 every session, 3
-#    guesses each (no /64 near its own limit), is refused by the /48 rule.
+#    guesses each (no /64 near its own limit), is refused by the /48 rule;
+#  - 50 sessions held open by 50 hosts of one /24 leave no room for a
+#    51st, by the per-network concurrency limit.
 # The addresses travel only inside the milter protocol.
 . "$(dirname "$0")/lib.sh"
 
@@ -61,6 +63,24 @@ is "$(field "$j" "['completed']")" 30 "the /48 attack's 30 sessions ran"
 refused=$(field "$j" "['refused']")
 ok "the /48 is refused: $refused of 30 sessions ended early" [ "$refused" -ge 15 ]
 ok "... at connect ($(refusing "$j" connect) sessions)" [ "$(refusing "$j" connect)" -ge 15 ]
+
+# ---- 50 sessions held open by 50 hosts of 198.18.3.0/24 ----
+# Each host is far under the per-address limit of 10; the 51st session
+# of the /24 is refused by the per-network concurrency, and once they
+# closed a new one is admitted.
+printf 'connect host=c.example addr=198.18.3.${t} family=4 port=25\nexpect continue\nsleep 8000\nquit\n' >"$T/hold.scr"
+"$MILTC" -s "unix:$T/d.sock" -t 30 -n 50 -c 50 -q "$T/hold.scr" 2>"$T/hold.err" &
+hold_pid=$!
+wait_for "[ \"\$(sql \"SELECT count(*) FROM events WHERE kind = 'connect' AND client LIKE '198.18.3.%'\")\" -ge 50 ]" 10
+printf 'connect host=c.example addr=198.18.3.251 family=4 port=25\nexpect 421\nquit\n' | miltc d -t 5 -q
+ok "the 51st concurrent session of one /24 is refused at connect" [ $? -eq 0 ]
+wait "$hold_pid"
+ok "... while the 50 held their sessions" [ $? -eq 0 ]
+admit() { printf 'connect host=c.example addr=198.18.3.252 family=4 port=25\nexpect continue\nquit\n' | miltc d -t 5 -q 2>/dev/null; }
+wait_for admit 10
+ok "... and once they closed, a new session of the /24 is admitted" [ $? -eq 0 ]
+is "$(sql "SELECT DISTINCT rule || ' ' || key FROM verdicts WHERE client LIKE '198.18.3.%'")" \
+	"concurrency-network 198.18.3.0/24" "the per-network concurrency refused it"
 
 wait "$provider_pid"
 p=$(sed -n 's/^JSON //p' "$T/provider.out")
