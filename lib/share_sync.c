@@ -80,6 +80,7 @@ pipe_arg(struct pipe *p, const char *fmt, ...)
 	struct fg_share_cmd *c;
 	va_list ap;
 	char *s;
+	int n;
 
 	if (p->nomem || p->n == 0)
 		return;
@@ -94,14 +95,18 @@ pipe_arg(struct pipe *p, const char *fmt, ...)
 		c->argv = na;
 		p->argcap = cap;
 	}
+	/* A Redis argument (argv, binary-safe): never SQL. */
 	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0) {
-		p->nomem = true;
-		s = NULL;
-	}
+	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	if (s != NULL)
-		c->argv[c->argc++] = s;
+	if (n < 0 || (s = malloc((size_t)n + 1)) == NULL) {
+		p->nomem = true;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	c->argv[c->argc++] = s;
 }
 
 static void
