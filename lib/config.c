@@ -81,6 +81,7 @@ static const struct field top_fields[] = {
 	{"valid_recipients", F_STRING, OFF(valid_recipients), "\"\"", 0, 0, NULL, fg_cfg_check_abs_path_or_empty},
 	{"exempt", F_SPECIAL, 0, NULL, 0, 0, NULL, NULL},
 	{"rules", F_SPECIAL, 0, NULL, 0, 0, NULL, NULL},
+	{"shared", F_SPECIAL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 #undef OFF
@@ -231,6 +232,7 @@ config_free(struct fg_config *cfg)
 		free(cfg->exempt.daemons[i]);
 	free(cfg->exempt.daemons);
 	fg_cfg_free_rules(cfg);
+	fg_cfg_free_shared(cfg);
 	free(cfg);
 }
 
@@ -399,7 +401,8 @@ load(config_t *cf, const char *name, struct fg_config **out,
 	cfg->path = fg_cfg_strdup(&c, name);
 	atomic_init(&cfg->refs, 1);
 	root = config_root_setting(cf);
-	/* exempt and rules are F_SPECIAL: parsed below, in that order. */
+	/* exempt, shared and rules are F_SPECIAL: parsed below, in that
+	 * order. */
 	fg_cfg_parse_group(&c, root, "", top_fields, FG_NELEM(top_fields), cfg, seen,
 	            NULL);
 
@@ -430,6 +433,7 @@ load(config_t *cf, const char *name, struct fg_config **out,
 		}
 	}
 
+	fg_cfg_parse_shared(&c, cfg, config_setting_get_member(root, "shared"));
 	s = config_setting_get_member(root, "rules");
 	if (s != NULL)
 		fg_cfg_parse_rules(&c, cfg, s);

@@ -67,6 +67,9 @@ enum fg_delay_growth { FG_GROW_FIXED, FG_GROW_LINEAR, FG_GROW_DOUBLING };
 
 enum fg_on_error { FG_ON_ERROR_TEMPFAIL, FG_ON_ERROR_ACCEPT };
 
+/* Where counts are shared with the other MX hosts (lib/share.h). */
+enum fg_share_backend { FG_SHARE_NONE, FG_SHARE_REDIS };
+
 #define FG_REPLY_MAX_LINES 8
 #define FG_REPLY_LINE_MAX 512
 
@@ -109,6 +112,8 @@ struct fg_rule {
 	bool mask;                   /* invalid_recipients: answer every later
 	                                recipient of a flagged session as an
 	                                unknown one (policy.h) */
+	bool shared;                 /* counted across hosts when the shared
+	                                group has a backend (window rules) */
 	struct fg_step *steps;       /* ascending over; at least one */
 	size_t nsteps;
 	fg_nettab *overrides;        /* prefix → struct fg_override * */
@@ -126,6 +131,26 @@ struct fg_exempt {
 	size_t nhostnames;
 	char **daemons;              /* {daemon_name} values */
 	size_t ndaemons;
+};
+
+/* The shared group: counts and bans exchanged through Redis. */
+struct fg_shared {
+	bool present;                /* the group is in the file */
+	enum fg_share_backend backend;
+	char *server;                /* "host:port", "[v6]:port", "unix:/path" */
+	char *username;              /* "" = the default user */
+	char *password_file;         /* "" = no AUTH */
+	char *password;              /* read from password_file, or NULL */
+	char *prefix;                /* every key starts "<prefix>:" */
+	char *node;                  /* this host's name; never "" once loaded */
+	int64_t sync_interval_ms;
+	int64_t slot_ms;
+	int64_t timeout_ms;
+	int64_t hot_ms;
+	int64_t max_commands;
+	bool bans;
+	int64_t max_remote_ban_ms;
+	int64_t warn_skew_ms;        /* 0: never warn */
 };
 
 struct fg_config {
@@ -169,6 +194,9 @@ struct fg_config {
 	int64_t horizon_ms;          /* longest window of any rule (derived) */
 	enum fg_action banned_action;
 
+	/* sharing between hosts (config_shared.c) */
+	struct fg_shared shared;
+
 	_Atomic long refs;
 };
 
@@ -198,6 +226,11 @@ void fg_config_release(struct fg_config *cfg);
  * with a reference the caller must release.  Thread-safe. */
 void fg_config_publish(struct fg_config *cfg);
 struct fg_config *fg_config_acquire(void);
+
+/* Whether rule r's counts are shared: the group names a backend and the
+ * rule is shared. */
+bool fg_config_rule_shared(const struct fg_config *cfg,
+                           const struct fg_rule *r);
 
 /* Names for logs and the ctl tool. */
 const char *fg_action_name(enum fg_action a);

@@ -107,4 +107,9 @@ extern const char *const fg_cfg_action_names[];
 void fg_cfg_parse_rules(struct ctx *c, struct fg_config *cfg, config_setting_t *s);
 void fg_cfg_free_rules(struct fg_config *cfg);
 
+/* config_shared.c: the shared group, parsed before the rules (a rule's
+ * shared setting defaults to whether the group is there). */
+void fg_cfg_parse_shared(struct ctx *c, struct fg_config *cfg, config_setting_t *s);
+void fg_cfg_free_shared(struct fg_config *cfg);
+
 #endif

@@ -98,12 +98,14 @@ static const struct field rule_fields[] = {
 	{"reply", F_REPLY, SOFF(reply), NULL, 0, 0, NULL, NULL},
 	{"ladder", F_SPECIAL, 0, NULL, 0, 0, NULL, NULL},
 	{"networks", F_SPECIAL, 0, NULL, 0, 0, NULL, NULL},
+	{"shared", F_BOOL, ROFF(shared), NULL, 0, 0, NULL, NULL},
 };
 
 enum {
 	R_NAME, R_TYPE, R_PER, R_PREFIX4, R_PREFIX6, R_LIMIT, R_WINDOW,
 	R_RATIO, R_MIN_SAMPLE, R_DECAY, R_MONITOR, R_MASK, R_ACTION, R_DELAY,
-	R_GROWTH, R_THEN, R_BAN, R_REPLY, R_LADDER, R_NETWORKS, R__COUNT
+	R_GROWTH, R_THEN, R_BAN, R_REPLY, R_LADDER, R_NETWORKS, R_SHARED,
+	R__COUNT
 };
 
 #undef OFF
@@ -455,6 +457,13 @@ parse_rule(struct ctx *c, struct fg_config *cfg, config_setting_t *g,
 		     "\"network\"");
 	if (!seen[R_DECAY])
 		r->decay_ms = r->window_ms > 0 ? r->window_ms : 3600 * MS_S;
+	/* Counts over a window are shared once the shared group is there;
+	 * concurrency and in-session counts stay on each host. */
+	if (!seen[R_SHARED])
+		r->shared = rule_is_window(r->type) && cfg->shared.present;
+	else if (r->shared && !rule_is_window(r->type))
+		CERR(c, line, key, "a %s rule counts on each host alone and "
+		     "cannot be shared", fg_rule_type_name(r->type));
 	/* Masking is on by default where it means something. */
 	if (!seen[R_MASK])
 		r->mask = r->type == FG_RULE_INVALID_RECIPIENTS;

@@ -30,6 +30,7 @@ PKGS=(
   clang-tidy cppcheck  # static analysis (contrib/dev/lint.sh)
   faketime       # a wall clock stepped back under the daemon (t/integration/test_tarpit.sh)
   prometheus     # promtool checks floodgatectl metrics (t/integration/test_status.sh); not started
+  redis-server libhiredis-dev  # counts shared between hosts (lib/share_redis.c, its tests)
 )
 
 missing=()

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "fg.h"
@@ -180,6 +181,116 @@ test_shorthand(void)
 }
 
 static void
+test_shared(void)
+{
+	struct diag d;
+	struct fg_config *cfg = load_text(
+	    "rules = ( { name = \"d\"; type = \"invalid_recipients\"; limit = 3;"
+	    " window = \"1h\"; } );", &d);
+
+	ok(cfg != NULL, "a file without a shared group loads");
+	if (cfg == NULL)
+		return;
+	ok(!cfg->shared.present, "no shared group");
+	is_int(cfg->shared.backend, FG_SHARE_NONE, "backend none");
+	ok(!cfg->rules[0].shared, "rules unshared without the group");
+	ok(!fg_config_rule_shared(cfg, &cfg->rules[0]), "nothing shared");
+	fg_config_release(cfg);
+
+	cfg = load_text("shared = { };", &d);
+	ok(cfg != NULL && cfg->shared.present, "an empty group loads");
+	if (cfg != NULL) {
+		is_int(cfg->shared.backend, FG_SHARE_NONE, "backend none");
+		is_str(cfg->shared.server, "127.0.0.1:6379", "default server");
+		is_str(cfg->shared.prefix, "fg", "default prefix");
+		ok(cfg->shared.node != NULL && cfg->shared.node[0] != '\0',
+		   "node defaults to the host name (%s)", cfg->shared.node);
+		is_int(cfg->shared.sync_interval_ms, 250, "sync_interval");
+		is_int(cfg->shared.slot_ms, 5000, "slot");
+		is_int(cfg->shared.timeout_ms, 500, "timeout");
+		is_int(cfg->shared.hot_ms, 10000, "hot");
+		is_int(cfg->shared.max_commands, 20000, "max_commands");
+		ok(cfg->shared.bans, "bans shared");
+		is_int(cfg->shared.max_remote_ban_ms, 86400000, "max_remote_ban");
+		is_int(cfg->shared.warn_skew_ms, 250, "warn_skew");
+		ok(cfg->shared.password == NULL, "no password");
+	}
+	fg_config_release(cfg);
+
+	cfg = load_text(
+	    "shared = { backend = \"redis\"; server = \"[::1]:6380\";"
+	    " node = \"mx1\"; prefix = \"site:fg\"; sync_interval = \"50ms\"; };"
+	    "rules = ("
+	    " { name = \"d\"; type = \"invalid_recipients\"; limit = 3; window = \"1h\"; },"
+	    " { name = \"c\"; type = \"concurrency\"; limit = 3; },"
+	    " { name = \"l\"; type = \"connection_rate\"; limit = 3; window = 60;"
+	    "   shared = false; }"
+	    ");", &d);
+	ok(cfg != NULL, "a redis group loads");
+	if (cfg == NULL) {
+		printf("# %s", d.text);
+		return;
+	}
+	is_int(cfg->shared.backend, FG_SHARE_REDIS, "backend redis");
+	is_str(cfg->shared.server, "[::1]:6380", "bracketed IPv6 server");
+	is_str(cfg->shared.node, "mx1", "node");
+	is_str(cfg->shared.prefix, "site:fg", "prefix");
+	ok(cfg->rules[0].shared, "a window rule is shared by default");
+	ok(fg_config_rule_shared(cfg, &cfg->rules[0]), "and counted across");
+	ok(!cfg->rules[1].shared, "concurrency stays local");
+	ok(!cfg->rules[2].shared, "shared = false keeps a rule local");
+	fg_config_release(cfg);
+
+	char pw[] = "/tmp/fg-test-pw-XXXXXX";
+	int fd = mkstemp(pw);
+	char text[512];
+	ok(fd >= 0 && write(fd, "s3cret\nignored\n", 15) == 15, "password file");
+	if (fd >= 0)
+		close(fd);
+	snprintf(text, sizeof(text), "shared = { username = \"fg\";"
+	         " password_file = \"%s\"; };", pw);
+	cfg = load_text(text, &d);
+	ok(cfg != NULL && d.warnings == 0, "user and password file load");
+	if (cfg != NULL)
+		is_str(cfg->shared.password, "s3cret", "first line is the password");
+	fg_config_release(cfg);
+	unlink(pw);
+	cfg = load_text(text, &d);
+	ok(cfg == NULL && d.errors == 1 &&
+	   strstr(d.text, "shared.password_file: ") != NULL,
+	   "a missing password file is an error");
+	fg_config_release(cfg);
+	cfg = load_text("shared = { username = \"fg\"; };", &d);
+	ok(cfg == NULL && strstr(d.text, "FILE:1: shared.username: ") != NULL,
+	   "a user without a password file is an error");
+	fg_config_release(cfg);
+
+	static const char *const good_servers[] = {
+	    "redis.example:6379", "192.0.2.5:1", "unix:/run/redis/redis.sock",
+	};
+	static const char *const bad_servers[] = {
+	    "redis", "::1:6379", "host:0", "host:65536", "unix:relative",
+	    "[::1]6379", ":6379", "host:63x",
+	};
+	for (size_t i = 0; i < FG_NELEM(good_servers); i++) {
+		snprintf(text, sizeof(text), "shared = { server = \"%s\"; };",
+		         good_servers[i]);
+		cfg = load_text(text, &d);
+		ok(cfg != NULL, "server %s accepted", good_servers[i]);
+		fg_config_release(cfg);
+	}
+	for (size_t i = 0; i < FG_NELEM(bad_servers); i++) {
+		snprintf(text, sizeof(text), "shared = {\nserver = \"%s\"; };",
+		         bad_servers[i]);
+		cfg = load_text(text, &d);
+		ok(cfg == NULL && d.errors == 1 &&
+		   strncmp(d.text, "FILE:2: shared.server: ", 23) == 0,
+		   "server %s refused with file:line: key", bad_servers[i]);
+		fg_config_release(cfg);
+	}
+}
+
+static void
 test_golden(const char *src)
 {
 	char dir[4096];
@@ -322,6 +433,18 @@ test_every_bound(void)
 		const char *good, *bad;
 	} t[] = {
 		{"queue_size = 1024;", "queue_size = 1023;"},
+		{"shared = { sync_interval = \"50ms\"; };", "shared = { sync_interval = \"49ms\"; };"},
+		{"shared = { sync_interval = \"5s\"; };", "shared = { sync_interval = \"5001ms\"; };"},
+		{"shared = { slot = \"1s\"; };", "shared = { slot = \"999ms\"; };"},
+		{"shared = { slot = \"60s\"; };", "shared = { slot = \"61s\"; };"},
+		{"shared = { timeout = \"10ms\"; };", "shared = { timeout = \"9ms\"; };"},
+		{"shared = { hot = \"1h\"; };", "shared = { hot = \"61m\"; };"},
+		{"shared = { max_commands = 100; };", "shared = { max_commands = 99; };"},
+		{"shared = { max_commands = 1000000; };", "shared = { max_commands = 1000001; };"},
+		{"shared = { warn_skew = \"0s\"; };", "shared = { warn_skew = \"-1s\"; };"},
+		{"shared = { node = \"mx1.example\"; };", "shared = { node = \"mx/1\"; };"},
+		{"shared = { prefix = \"a\"; };", "shared = { prefix = \"a b\"; };"},
+		{"shared = { backend = \"redis\"; };", "shared = 1;"},
 		{"queue_size = 16777216;", "queue_size = 16777217;"},
 		{"memory_limit = \"1M\";", "memory_limit = \"1023K\";"},
 		{"memory_limit = \"1T\";", "memory_limit = 1099511627777;"},
@@ -389,6 +512,7 @@ main(void)
 	test_example(src);
 	test_defaults();
 	test_shorthand();
+	test_shared();
 	test_golden(src);
 	test_syntax_hints();
 	test_durations();
