@@ -127,22 +127,22 @@ NODE_SHARED_EXTRA=${NODE_SHARED_EXTRA:-}
 NODE_SHARING=${NODE_SHARING:-1}
 
 # node_conf NAME FILE [SERVER]: NAME's configuration, sharing through
-# SERVER (default: the test's Redis) unless NODE_SHARING=0.
+# SERVER (default: the test's Redis) unless NODE_SHARING=0; a setting in
+# NODE_SHARED_EXTRA replaces the one given here.
 node_conf() {
-	local name=$1 file=$2 server=${3:-127.0.0.1:$REDIS_PORT}
+	local name=$1 file=$2 server=${3:-127.0.0.1:$REDIS_PORT} kv
 	{
 		echo 'exempt = { networks = [ ]; };'
 		echo "rules = ( $NODE_RULES );"
 		if [ "$NODE_SHARING" = 1 ]; then
-			cat <<EOF
-shared = {
-	backend = "redis";
-	server = "$server";
-	node = "$name";
-	sync_interval = "$NODE_SYNC";
-	$NODE_SHARED_EXTRA
-};
-EOF
+			echo 'shared = {'
+			for kv in 'backend = "redis";' "server = \"$server\";" \
+				"node = \"$name\";" "sync_interval = \"$NODE_SYNC\";"; do
+				grep -Eq "(^|[; ])${kv%% *} *=" <<<"$NODE_SHARED_EXTRA" ||
+					printf '\t%s\n' "$kv"
+			done
+			[ -n "$NODE_SHARED_EXTRA" ] && printf '\t%s\n' "$NODE_SHARED_EXTRA"
+			echo '};'
 		fi
 	} | fg_conf "$file"
 }
