@@ -22,7 +22,9 @@
 #    bad ones with file:line; SIGUSR1 moves a node to another server.
 # Timing is only printed ("# figure" lines), never asserted: every wait
 # is bounded, and what is checked is answers, counts, log lines and rows.
+# shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=t/integration/lib_shared.sh
 . "$(dirname "$0")/lib_shared.sh"
 
 CTL=$FG_BUILD_DIR/ctl/floodgatectl
@@ -33,10 +35,11 @@ L=30                    # the dictionary rule's limit (lib_shared.sh)
 NODE_SYNC=250ms I=0.25  # sync interval
 RATE=20                 # the attacker's pace over all hosts, sessions/s
 
-# bound EXTRA_S: the events past the limit that floodgate.conf(5) allows
-# at $RATE over three hosts, for a staleness of 2 I + RTT (+ EXTRA_S).
+# bound SKEW_S: the events past the limit that floodgate.conf(5) allows
+# at $RATE over three hosts: R * (2 I + RTT) * (N - 1) / N, plus R * d / N
+# for one host whose clock is d seconds off.
 bound() {
-	python3 -c "import math, sys; print(math.ceil($RATE * (2 * $I + 0.002 + $1) * 2 / 3))"
+	python3 -c "import math; print(math.ceil($RATE * (2 * $I + 0.002) * 2 / 3 + $RATE * $1 / 3))"
 }
 
 # attack NET NODES...: sessions from NET.1, NET.2 ... each with one
@@ -228,16 +231,16 @@ is "$(sqlite3 "$T/b.db" "SELECT count(*) FROM bans WHERE key = '203.0.113.0/24' 
 # the load gets every answer, and the sums are exact again.
 fault() {
 	local what=$1 start=$2 end=$3 hold=${4:-3} n net lm t0
-	local -A m=()
-	for n in a b c; do m[$n]=$(mark "$n"); done
+	local -A marks=()
+	for n in a b c; do marks[$n]=$(mark "$n"); done
 	lm=$(load_mark)
 	eval "$start"
 	for n in a b c; do
-		wait_for "[ \$(lines_since $n ${m[$n]} 'shared: degraded') -ge 1 ]" 15
+		wait_for "[ \$(lines_since $n ${marks[$n]} 'shared: degraded') -ge 1 ]" 15
 	done
 	sleep "$hold"
 	for n in a b c; do
-		is "$(lines_since "$n" "${m[$n]}" 'shared: degraded')" 1 "$what: node $n logs one degraded line"
+		is "$(lines_since "$n" "${marks[$n]}" 'shared: degraded')" 1 "$what: node $n logs one degraded line"
 	done
 	is "$(load_errors_since "$lm")" 0 "$what: every session got its answer while Redis was away"
 	ok "$what: ... and sessions went on ($(( $(load_mark) - lm )) of them)" [ "$(load_mark)" -gt "$lm" ]
@@ -245,7 +248,7 @@ fault() {
 	t0=$EPOCHREALTIME
 	for n in a b c; do
 		ok "$what: node $n logs that it connected again" \
-			wait_for "[ \$(lines_since $n ${m[$n]} 'shared: connected to') -ge 1 ]" 15
+			wait_for "[ \$(lines_since $n ${marks[$n]} 'shared: connected to') -ge 1 ]" 15
 	done
 	net=172.16.$((++fault_no))
 	spread "$net"
@@ -254,7 +257,7 @@ fault() {
 		sums 198.51.100.1
 	echo "# figure: $what: sums exact $(ms_since "$t0") ms after Redis came back"
 	for n in a b c; do
-		is "$(lines_since "$n" "${m[$n]}" 'shared: (degraded|connected)')" 2 \
+		is "$(lines_since "$n" "${marks[$n]}" 'shared: (degraded|connected)')" 2 \
 			"$what: node $n logged two changes of state, no more"
 	done
 }
@@ -283,7 +286,7 @@ sums 198.51.100.1 | sed 's/^/# /'
 
 # ---- a node's clock is 2 s ahead ------------------------------------------------
 
-FAKETIME_LIB=$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -1)
+FAKETIME_LIB=$(find /usr/lib -path "*/faketime/libfaketime.so.1" 2>/dev/null | head -1)
 if [ -n "${TSAN_OPTIONS:-}" ] || [ -z "$FAKETIME_LIB" ]; then
 	echo "# skipping the clock skew (no libfaketime, or ThreadSanitizer)"
 else
