@@ -225,6 +225,7 @@ proxy_start() {
 		--target "127.0.0.1:$1" --control "$PROXY_CTL" 2>>"$T/proxy.log"
 	PROXY_PID=$!
 	wait_for "[ -s '$T/proxy.port' ]" 10 || return 1
+	# shellcheck disable=SC2034  # (the tests read it)
 	PROXY_PORT=$(cat "$T/proxy.port")
 }
 
