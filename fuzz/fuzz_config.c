@@ -265,7 +265,7 @@ exercise_policy(const struct fg_config *cfg)
 		fg_addr a;
 		bool banned = i == 7;
 		struct fg_view view = {&banned, big_count, big_concurrent,
-		                       some_ban, some_level, NULL, NULL};
+		                       some_ban, some_level, NULL, NULL, NULL};
 		struct fg_facts f;
 		struct fg_verdict v;
 

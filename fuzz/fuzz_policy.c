@@ -157,7 +157,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fz z;
 	struct fake fk;
 	struct fg_view view = {&fk, fake_count, fake_concurrent, fake_ban,
-	                       fake_level, NULL, NULL};
+	                       fake_level, NULL, NULL, NULL};
 	struct fg_facts f;
 	fg_addr client;
 	const struct fg_config *cfg;

@@ -92,6 +92,21 @@ view_count(const struct fg_view *vw, const char *key, enum fg_counter c,
 }
 
 static int64_t
+view_remote(const struct fg_view *vw, const char *key, enum fg_counter c,
+            int64_t window_ms, int64_t now_ms, int64_t local, int64_t limit,
+            struct fg_remote *out)
+{
+	int64_t n;
+
+	out->count = 0;
+	out->age_ms = -1;
+	out->nodes = 0;
+	n = vw->remote(vw->ctx, key, c, window_ms, now_ms, local, limit, out);
+	out->count = n > 0 ? n : 0;
+	return out->count;
+}
+
+static int64_t
 view_concurrent(const struct fg_view *vw, const char *key)
 {
 	int64_t n;
@@ -627,7 +642,9 @@ struct cand {
 	int next_level;         /* level to remember for the key */
 	int stored;             /* remembered level after decay, -1 */
 	int64_t count, limit, total;
-	bool windowed, guarded;
+	int64_t here;           /* shared: the local part of count */
+	struct fg_remote remote;
+	bool windowed, guarded, shared;
 	enum fg_counter counter;
 	enum fg_action action;  /* now: never BAN */
 	enum fg_action final;   /* after any delay; BAN for a ban */
@@ -660,10 +677,21 @@ rule_measure(const struct fg_rule *r, const struct fg_facts *f,
 		return;
 	c->windowed = true;
 	c->count = view_count(vw, c->key, c->counter, r->window_ms, now);
+	if (r->shared && vw != NULL && vw->remote != NULL) {
+		c->shared = true;
+		c->here = c->count;
+		c->count += view_remote(vw, c->key, c->counter, r->window_ms, now,
+		                        c->here, c->limit, &c->remote);
+	}
 	if (r->type == FG_RULE_INVALID_RECIPIENTS && r->ratio > 0.0) {
 		int64_t sample = r->min_sample > 1 ? r->min_sample : 1;
 
 		c->total = view_count(vw, c->key, FG_CNT_RCPT, r->window_ms, now);
+		if (c->shared) {
+			struct fg_remote all;
+			c->total += view_remote(vw, c->key, FG_CNT_RCPT,
+			                        r->window_ms, now, 0, 0, &all);
+		}
 		c->guarded = c->total >= sample &&
 		             (double)c->count / (double)c->total < r->ratio;
 	}
@@ -898,6 +926,9 @@ trace_add(struct fg_trace *t, const struct cand *c, enum fg_trace_why why)
 	e->limit = keyed ? c->limit : c->rule->limit;
 	e->window_ms = c->rule->window_ms;
 	e->total = c->total;
+	e->shared = keyed && c->shared;
+	e->here = c->here;
+	e->remote = c->remote;
 	e->guarded = c->guarded;
 	e->level = c->stored;
 	e->step = why == FG_TRACE_FIRED || why == FG_TRACE_NOT_REFUSING
@@ -1400,6 +1431,10 @@ fg_trace_describe(const struct fg_trace_rule *t, char *buf, size_t size)
 			          t->window_ms, d, sizeof(d)));
 		if (t->total > 0)
 			sb_printf(&sb, " of=%" PRId64, t->total);
+		if (t->shared)
+			sb_printf(&sb, " here=%" PRId64 " remote=%" PRId64
+			          " age=%" PRId64 "ms", t->here, t->remote.count,
+			          t->remote.age_ms);
 		if (t->level >= 0)
 			sb_printf(&sb, " level=%d", t->level + 1);
 		if (t->step >= 0)

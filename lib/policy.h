@@ -62,6 +62,13 @@ enum fg_stage {
 };
 const char *fg_stage_name(enum fg_stage s);
 
+/* The other hosts' part of a count (shared rules). */
+struct fg_remote {
+	int64_t count;                /* events seen on other hosts */
+	int64_t age_ms;               /* since fetched; -1: never */
+	uint64_t nodes;               /* bit i: host i of the share */
+};
+
 /* Counts and state the policy may ask for.  Every function may be NULL
  * (then: 0 / not found). */
 struct fg_view {
@@ -81,6 +88,13 @@ struct fg_view {
 	/* Whether any ban at all is in force (NULL: maybe): a quick no
 	 * spares formatting the client's keys to look them up. */
 	bool (*any_bans)(void *ctx);
+	/* The other hosts' part of a shared rule's count (share.h): events
+	 * of c under key in the window, as last fetched, into *out; local
+	 * and limit tell how near the limit the key is.  NULL: nothing is
+	 * shared. */
+	int64_t (*remote)(void *ctx, const char *key, enum fg_counter c,
+	                  int64_t window_ms, int64_t now_ms, int64_t local,
+	                  int64_t limit, struct fg_remote *out);
 };
 
 /*
@@ -209,6 +223,9 @@ struct fg_trace_rule {
 	enum fg_counter counter;      /* when windowed */
 	int64_t count, limit, window_ms;
 	int64_t total;                /* recipients in the window (ratio) */
+	bool shared;                  /* count = here + remote.count */
+	int64_t here;                 /* the part counted on this host */
+	struct fg_remote remote;      /* the other hosts' part */
 	bool guarded;                 /* the ratio guard holds it back */
 	int level;                    /* remembered level after decay, -1 */
 	int step;                     /* step that applies (index), -1 */

@@ -22,6 +22,7 @@
 #include "keys.h"
 #include "log.h"
 #include "rcptlist.h"
+#include "share.h"
 
 #define NAME_LEN 256
 #define MAX_KEYS FG_STORE_MAX_KEYS
@@ -112,6 +113,20 @@ view_count(void *ctx, const char *key, enum fg_counter c, int64_t window_ms,
 {
 	return fg_store_count(((fg_session *)ctx)->env->store, key, c,
 	                      window_ms, now);
+}
+
+static int64_t
+view_remote(void *ctx, const char *key, enum fg_counter c, int64_t window_ms,
+            int64_t now, int64_t local, int64_t limit, struct fg_remote *out)
+{
+	struct fg_share_part part;
+
+	fg_share_remote(((fg_session *)ctx)->env->share, key, c, window_ms, now,
+	                local, limit, &part);
+	out->count = part.count;
+	out->age_ms = part.age_ms;
+	out->nodes = part.nodes;
+	return part.count;
 }
 
 /*
@@ -467,6 +482,7 @@ decide(fg_session *s, struct fg_facts *f, int64_t now)
 		.level = view_level,
 		.ban_lengths = view_ban_lengths,
 		.any_bans = view_any_bans,
+		.remote = s->env->share != NULL ? view_remote : NULL,
 	};
 	struct fg_verdict *v = &s->verdict;
 	struct fg_trace *tr = s->tracing ? &s->trace : NULL;

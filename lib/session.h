@@ -68,8 +68,11 @@ struct fg_tarpit {
 int64_t fg_tarpit_count(struct fg_tarpit *tp);
 
 /* What every session of a process shares. */
+struct fg_share;
+
 struct fg_session_env {
 	fg_store *store;           /* counts, bans, levels, rows */
+	struct fg_share *share;    /* other hosts' counts (share.h), or NULL */
 	struct fg_tarpit *tarpit;  /* NULL: no delay can be held */
 	bool log;                  /* log verdicts (info) and traces (debug) */
 };

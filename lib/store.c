@@ -482,6 +482,16 @@ fg_store_count(fg_store *st, const char *key, enum fg_counter c,
 }
 
 int64_t
+fg_store_count_since(fg_store *st, const char *key, enum fg_counter c,
+                     int64_t from_ms)
+{
+	if (st == NULL || !key_ok(key) || (unsigned)c >= FG_CNT__COUNT ||
+	    from_ms < 0)
+		return FG_EINVAL;
+	return fg_store_count_get(st, key, strlen(key), c, sec_of(from_ms) - 1);
+}
+
+int64_t
 fg_store_conn_acquire(fg_store *st, const char *key)
 {
 	if (st == NULL || !key_ok(key))

@@ -216,6 +216,12 @@ int fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v);
 int64_t fg_store_count(fg_store *st, const char *key, enum fg_counter c,
                        int64_t window_ms, int64_t now_ms);
 
+/* Events of counter c under key in the second of from_ms and every later
+ * one; >= 0, or FG_EINVAL.  (What this host pushes to the other hosts,
+ * slot by slot: share.h.) */
+int64_t fg_store_count_since(fg_store *st, const char *key, enum fg_counter c,
+                             int64_t from_ms);
+
 /* Concurrent sessions per key (memory only: sessions do not outlive the
  * process).  acquire returns the count including this one. */
 int64_t fg_store_conn_acquire(fg_store *st, const char *key);

@@ -194,7 +194,7 @@ static struct fg_view
 fake_view(struct fake *fk)
 {
 	struct fg_view vw = {fake_store(fk), view_count, view_concurrent,
-	                     view_ban, view_level, view_ban_lengths, NULL};
+	                     view_ban, view_level, view_ban_lengths, NULL, NULL};
 	return vw;
 }
 
@@ -497,6 +497,71 @@ test_window_edge(void)
 			       cases[i].count, "window edge: count 5");
 		fake_free(&fk);
 	}
+	fg_config_release(cfg);
+}
+
+/* Shared rules: the other hosts' part counts, for shared rules only. */
+struct shared_view {
+	int64_t local, remote;
+	int remote_calls;
+};
+
+static int64_t
+sv_count(void *ctx, const char *key, enum fg_counter c, int64_t w, int64_t now)
+{
+	(void)key; (void)c; (void)w; (void)now;
+	return ((struct shared_view *)ctx)->local;
+}
+
+static int64_t
+sv_remote(void *ctx, const char *key, enum fg_counter c, int64_t w,
+          int64_t now, int64_t local, int64_t limit, struct fg_remote *out)
+{
+	struct shared_view *sv = ctx;
+
+	(void)key; (void)c; (void)w; (void)now; (void)local; (void)limit;
+	sv->remote_calls++;
+	out->count = sv->remote;
+	out->age_ms = 180;
+	out->nodes = 6;
+	return sv->remote;
+}
+
+static void
+test_shared_counts(void)
+{
+	struct fg_config *cfg = cfg_load(
+		"shared = { backend = \"redis\"; node = \"mx1\"; };\n"
+		"rules = ( { name = \"dict\"; type = \"invalid_recipients\";\n"
+		"  limit = 20; window = \"1h\"; },\n"
+		"  { name = \"local\"; type = \"recipient_rate\"; limit = 20;\n"
+		"  window = \"1h\"; shared = false; } );\n");
+	struct shared_view sv = {9, 14, 0};
+	struct fg_view vw = {.ctx = &sv, .count = sv_count, .remote = sv_remote};
+	struct fg_trace_rule tr[4];
+	struct fg_trace trace = {tr, 4, 0};
+	struct fg_verdict v;
+	struct fg_facts f = {0};
+	fg_addr a;
+	char line[512];
+
+	fg_addr_parse("192.0.2.7", &a);
+	f.stage = FG_STAGE_RCPT;
+	f.client = &a;
+	f.rcpt = "<x@example.org>";
+	f.rcpt_class = FG_RCPT_INVALID;
+	f.session_invalid = 1;
+	fg_policy_decide_traced(cfg, &f, &vw, S(1000), &v, &trace);
+	is_int(v.action, FG_ACT_TEMPFAIL, "shared: 9 here + 14 elsewhere > 20");
+	is_int(v.count, 23, "shared: the verdict's count is the sum");
+	is_int(trace.n, 2, "shared: two rules traced");
+	ok(tr[0].shared && tr[0].here == 9 && tr[0].remote.count == 14 &&
+	   tr[0].remote.age_ms == 180 && tr[0].remote.nodes == 6,
+	   "shared: the trace tells here, remote, age and hosts");
+	ok(!tr[1].shared && tr[1].count == 9, "shared = false: local only");
+	is_int(sv.remote_calls, 1, "shared: only the shared rule asks");
+	fg_trace_describe(&tr[0], line, sizeof(line));
+	ok(strstr(line, "here=9 remote=14 age=180ms") != NULL, "%s", line);
 	fg_config_release(cfg);
 }
 
@@ -1710,6 +1775,7 @@ run_all(void)
 	test_dictionary_attack();
 	test_slow_attack();
 	test_window_edge();
+	test_shared_counts();
 	test_ratio_guard();
 	test_escalation_decay();
 	test_persistence();

@@ -1,0 +1,162 @@
+/*
+ * share_internal.h - what share.c (the cache, the callback path, the
+ * thread) and share_sync.c (one round trip) share.  Private to them.
+ *
+ * Locks, never two at once: a shard's mu (entries of its keys: held by
+ * the callback path, and by the sync thread only while it copies),
+ * cfg_mu (the parameters), ban_mu (bans waiting to go out), st_mu (the
+ * status).  The transport is the sync thread's alone.
+ */
+#ifndef FG_SHARE_INTERNAL_H
+#define FG_SHARE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "share.h"
+
+#define SH_SHARDS 64
+#define SH_MAX_KEYS 200000        /* entries held at most */
+#define SH_URGENT_MS 20           /* syncs at most this often when urgent */
+#define SH_NODES_EVERY_MS 1000    /* heartbeat and peer list */
+#define SH_PEER_FRESH_MS 10000    /* a peer heard from this recently */
+#define SH_MAX_BAN_OPS 1024       /* bans and lifts waiting to go out */
+#define SH_BANLOG_MAXLEN 10000
+#define SH_BANLOG_COUNT 500
+#define SH_NONE INT64_MAX         /* no slot */
+
+/* One remote count: node's count of ctr in slot. */
+struct rslot {
+	int64_t slot;
+	uint32_t value;
+	uint8_t ctr;                  /* enum fg_counter */
+	uint8_t node;                 /* index into the node table */
+};
+
+/* A key: this host's publishing state and the others' counts. */
+struct ent {
+	struct ent *next;
+	uint64_t hash;
+	int64_t last_local_ms;        /* last event here; 0 none */
+	int64_t pulled_ms;            /* remote part fetched; 0 never */
+	int64_t dirty_from;           /* lowest slot to push; SH_NONE clean */
+	int64_t pub_lo, pub_hi;       /* slots pushed (pub_lo > pub_hi: none) */
+	bool stale;                   /* fetch all of it (HGETALL) */
+	bool withdraw;                /* delete own fields (after a lift) */
+	struct rslot *r;
+	uint32_t nr, rcap;
+	char key[];
+};
+
+struct shard {
+	pthread_mutex_t mu;
+	struct ent **tab;
+	size_t mask, n;
+};
+
+struct ban_op {
+	char *key, *reason, *source;
+	bool lift;
+	int64_t until_ms, created_ms;
+};
+
+/* The parameters a configuration gives. */
+struct params {
+	bool active;
+	char server[256], username[128], prefix[72], node[72];
+	char *password;               /* owned; NULL none */
+	int64_t interval_ms, slot_ms, timeout_ms, hot_ms, horizon_ms;
+	int64_t max_commands, max_remote_ban_ms, warn_skew_ms;
+	bool bans;
+	unsigned ctr_mask;            /* counters of shared rules */
+	unsigned key_mask;            /* key types (keys.h) of shared rules */
+};
+
+struct fg_share {
+	struct shard shards[SH_SHARDS];
+	uint64_t seed;
+	_Atomic uint64_t nkeys, keys_refused;
+	_Atomic bool active;
+	_Atomic unsigned ctr_mask, key_mask;
+	_Atomic int64_t slot_ms;
+	_Atomic bool urgent;
+	_Atomic bool reconnect;       /* the server or identity changed */
+
+	pthread_mutex_t cfg_mu;
+	struct params p;              /* under cfg_mu */
+
+	/* node table: names appended by the sync thread, then published */
+	char nodes[FG_SHARE_MAX_NODES][72];
+	_Atomic int nnodes;
+
+	pthread_mutex_t ban_mu;
+	struct ban_op *bans;
+	size_t nbans;
+	uint64_t bans_lost;
+
+	struct fg_share_transport t;
+	struct fg_share_host host;
+
+	/* the sync thread's own */
+	bool connected;
+	int fails;
+	uint64_t rng;                 /* jitter of the backoff */
+	int64_t next_try_mono;
+	int64_t last_nodes_ms;
+	int64_t started_ms;
+	char token[24];               /* this run's identity in "nodes" */
+	char epoch[64];               /* the server's epoch as last seen */
+	bool set_epoch;
+	char banlog_id[64];           /* last banlog entry read; "" none */
+	uint64_t peers;               /* live peers (bit i: node i) */
+	int64_t peer_gen[FG_SHARE_MAX_NODES]; /* their connection counts */
+	int64_t gen;                  /* connections made by this host */
+	int64_t npeers;
+	unsigned rot;                 /* first shard of the next pass */
+	char collide_token[24];
+	int64_t collide_last;
+	int collisions;
+	bool collided;
+	bool skew_warned;
+	int64_t last_expire_ms;
+	char last_reason[192];
+	struct params tp;             /* the tick's copy of p */
+
+	pthread_t thread;
+	bool thread_running;
+	_Atomic bool stop;
+
+	pthread_mutex_t st_mu;
+	struct fg_share_status st;
+};
+
+/* share.c */
+struct ent *fg_share_ent_find(struct shard *s, uint64_t h, const char *key);
+uint64_t fg_share_hash(const fg_share *sh, const char *key);
+struct shard *fg_share_shard(fg_share *sh, uint64_t h);
+void fg_share_ent_free(fg_share *sh, struct shard *s, struct ent *e);
+/* The letter of a counter in field names, 0 for one never shared; and
+ * back (-1 for an unknown letter). */
+char fg_share_ctr_letter(enum fg_counter c);
+int fg_share_ctr_of(char letter);
+/* Index of node name (added if new), -1 when the table is full or the
+ * name is bad. */
+int fg_share_node_index(fg_share *sh, const char *name);
+/* Replaces e's remote slot (slot, ctr, node) by value (0 removes). */
+void fg_share_rslot_put(struct ent *e, int64_t slot, int ctr, int node,
+                        uint32_t value);
+/* Applies a ban or lift from another host through the host's callbacks,
+ * without sharing it back. */
+void fg_share_apply_ban(fg_share *sh, const char *key, bool lift, bool reset,
+                        int64_t until_ms, const char *reason,
+                        const char *source, int64_t now_ms);
+void fg_share_set_state(fg_share *sh, enum fg_share_state state,
+                        const char *reason);
+
+/* share_sync.c */
+int fg_share_sync(fg_share *sh, int64_t now_ms);
+void fg_share_mark_all(fg_share *sh, int64_t now_ms);
+
+#endif

@@ -1,0 +1,914 @@
+/*
+ * share_sync.c - one round trip with the server: what goes into the
+ * pipeline, and what the replies change.
+ *
+ * The pipeline, in order: TIME; GET epoch (and SET epoch NX when it was
+ * missing); per key, within max_commands: HSET of this host's changed
+ * slots and PEXPIRE, HDEL of its fields that left the horizon or that a
+ * lift withdrew, HGETALL of a key new here or stale, HMGET of the newest
+ * two slots of a key seen here within "hot"; the bans and lifts made here
+ * (SET ban:<key> PX, DEL, XADD banlog); XRANGE banlog from the last entry
+ * read; about once a second HGETALL nodes and HSET nodes (heartbeat).
+ *
+ * Replies replace cached values (absolute counts: a replay is harmless).
+ * Any error reply (OOM, READONLY, NOAUTH...) fails the round trip: the
+ * caller disconnects and retries later, and the keys are pushed again
+ * after the reconnect.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fg.h"
+#include "log.h"
+#include "share_internal.h"
+#include "version.h"
+
+enum op_kind {
+	OP_IGNORE, OP_TIME, OP_EPOCH, OP_HGETALL, OP_HMGET, OP_XRANGE,
+	OP_NODES,
+};
+
+struct op {
+	enum op_kind kind;
+	struct ent *e;
+	int64_t slot0;             /* OP_HMGET: first slot asked */
+	uint64_t peers;            /* OP_HMGET: the nodes asked */
+};
+
+struct pipe {
+	struct fg_share_cmd *cmds;
+	struct op *ops;
+	size_t n, cap;
+	size_t argcap;             /* of the open command */
+	bool nomem;
+};
+
+/* ---- building ------------------------------------------------------ */
+
+static void
+pipe_begin(struct pipe *p, enum op_kind kind, struct ent *e)
+{
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 64;
+		struct fg_share_cmd *nc = realloc(p->cmds, cap * sizeof(*nc));
+		struct op *no;
+		if (nc == NULL) {
+			p->nomem = true;
+			return;
+		}
+		p->cmds = nc;
+		if ((no = realloc(p->ops, cap * sizeof(*no))) == NULL) {
+			p->nomem = true;
+			return;
+		}
+		p->ops = no;
+		p->cap = cap;
+	}
+	p->cmds[p->n] = (struct fg_share_cmd){0, NULL};
+	p->ops[p->n] = (struct op){kind, e, 0, 0};
+	p->n++;
+	p->argcap = 0;
+}
+
+static void __attribute__((format(printf, 2, 3)))
+pipe_arg(struct pipe *p, const char *fmt, ...)
+{
+	struct fg_share_cmd *c;
+	va_list ap;
+	char *s;
+
+	if (p->nomem || p->n == 0)
+		return;
+	c = &p->cmds[p->n - 1];
+	if ((size_t)c->argc == p->argcap) {
+		size_t cap = p->argcap ? p->argcap * 2 : 8;
+		char **na = realloc(c->argv, cap * sizeof(*na));
+		if (na == NULL) {
+			p->nomem = true;
+			return;
+		}
+		c->argv = na;
+		p->argcap = cap;
+	}
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0) {
+		p->nomem = true;
+		s = NULL;
+	}
+	va_end(ap);
+	if (s != NULL)
+		c->argv[c->argc++] = s;
+}
+
+static void
+pipe_free(struct pipe *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		for (int j = 0; j < p->cmds[i].argc; j++)
+			free(p->cmds[i].argv[j]);
+		free(p->cmds[i].argv);
+	}
+	free(p->cmds);
+	free(p->ops);
+	memset(p, 0, sizeof(*p));
+}
+
+/* What one key needs this round, copied out under its shard's lock. */
+struct work {
+	struct ent *e;
+	struct shard *s;
+	int64_t push_from, push_to;   /* SH_NONE: nothing to push */
+	int64_t pub_lo, pub_hi;       /* as before this round */
+	int64_t del_lo, del_hi;       /* own fields to delete (slots) */
+	int pull;                     /* 0, OP_HGETALL, OP_HMGET */
+};
+
+/* Number of counters in mask. */
+static int
+ctr_list(unsigned mask, int *out)
+{
+	int n = 0;
+
+	for (int c = 0; c < FG_CNT__COUNT; c++)
+		if ((mask & (1u << c)) && fg_share_ctr_letter((enum fg_counter)c))
+			out[n++] = c;
+	return n;
+}
+
+static bool
+collect_one(fg_share *sh, struct ent *e, int64_t now_ms, struct work *w)
+{
+	const struct params *p = &sh->tp;
+	int64_t now_slot = now_ms / p->slot_ms;
+	int64_t first = now_slot - p->horizon_ms / p->slot_ms - 1;
+	bool any = false;
+
+	memset(w, 0, sizeof(*w));
+	w->e = e;
+	w->push_from = SH_NONE;
+	w->del_lo = SH_NONE;
+	w->del_hi = INT64_MIN;
+	w->pub_lo = e->pub_lo;
+	w->pub_hi = e->pub_hi;
+	if (e->withdraw) {
+		if (e->pub_lo <= e->pub_hi) {
+			w->del_lo = e->pub_lo;
+			w->del_hi = e->pub_hi;
+		}
+		e->withdraw = false;
+		e->pub_lo = w->pub_lo = SH_NONE;
+		e->pub_hi = w->pub_hi = INT64_MIN;
+		any = true;
+	} else if (e->pub_lo <= e->pub_hi && e->pub_lo < first) {
+		w->del_lo = e->pub_lo;
+		w->del_hi = e->pub_lo + 63 < first ? e->pub_lo + 63 : first - 1;
+		e->pub_lo = w->del_hi + 1;
+		any = true;
+	}
+	if (e->dirty_from != SH_NONE) {
+		w->push_from = e->dirty_from > first ? e->dirty_from : first;
+		w->push_to = now_slot;
+		e->dirty_from = SH_NONE;
+		any = true;
+	}
+	if (e->last_local_ms > 0 &&
+	    (e->last_local_ms >= now_ms - p->hot_ms ||
+	     (e->stale && e->last_local_ms >= now_ms - p->horizon_ms))) {
+		w->pull = e->stale || e->pulled_ms == 0 ? OP_HGETALL : OP_HMGET;
+		any = true;
+	}
+	return any;
+}
+
+static void
+build_push(fg_share *sh, struct pipe *p, struct work *w, const int *ctrs,
+           int nctr)
+{
+	const struct params *pr = &sh->tp;
+	int64_t lo = SH_NONE, hi = INT64_MIN;
+	size_t start = p->n;
+
+	if (w->del_lo <= w->del_hi) {
+		pipe_begin(p, OP_IGNORE, NULL);
+		pipe_arg(p, "HDEL");
+		pipe_arg(p, "%s:c:%s", pr->prefix, w->e->key);
+		for (int64_t s = w->del_lo; s <= w->del_hi; s++)
+			for (int i = 0; i < nctr; i++)
+				pipe_arg(p, "%" PRId64 ".%c.%s", s,
+				         fg_share_ctr_letter((enum fg_counter)ctrs[i]),
+				         pr->node);
+	}
+	if (w->push_from == SH_NONE || sh->host.own_since == NULL)
+		return;
+	pipe_begin(p, OP_IGNORE, NULL);
+	pipe_arg(p, "HSET");
+	pipe_arg(p, "%s:c:%s", pr->prefix, w->e->key);
+	for (int i = 0; i < nctr; i++) {
+		enum fg_counter c = (enum fg_counter)ctrs[i];
+		int64_t later = sh->host.own_since(sh->host.ctx, w->e->key, c,
+		                                   (w->push_to + 1) * pr->slot_ms);
+		for (int64_t s = w->push_to; s >= w->push_from; s--) {
+			int64_t since = sh->host.own_since(sh->host.ctx, w->e->key,
+			                                   c, s * pr->slot_ms);
+			int64_t v = since - later;
+
+			later = since;
+			if (v < 0)
+				v = 0;
+			if (v == 0 && !(s >= w->pub_lo && s <= w->pub_hi))
+				continue;
+			pipe_arg(p, "%" PRId64 ".%c.%s", s, fg_share_ctr_letter(c),
+			         pr->node);
+			pipe_arg(p, "%" PRId64, v);
+			if (v > 0) {
+				if (s < lo)
+					lo = s;
+				if (s > hi)
+					hi = s;
+			}
+		}
+	}
+	if (p->nomem)
+		return;
+	if (p->cmds[p->n - 1].argc <= 2) {
+		/* Nothing to write: drop the command. */
+		for (int j = 0; j < p->cmds[p->n - 1].argc; j++)
+			free(p->cmds[p->n - 1].argv[j]);
+		free(p->cmds[p->n - 1].argv);
+		p->n--;
+	} else {
+		pipe_begin(p, OP_IGNORE, NULL);
+		pipe_arg(p, "PEXPIRE");
+		pipe_arg(p, "%s:c:%s", pr->prefix, w->e->key);
+		pipe_arg(p, "%" PRId64, pr->horizon_ms + 2 * pr->slot_ms);
+	}
+	(void)start;
+	pthread_mutex_lock(&w->s->mu);
+	if (lo < w->e->pub_lo)
+		w->e->pub_lo = lo;
+	if (hi > w->e->pub_hi)
+		w->e->pub_hi = hi;
+	pthread_mutex_unlock(&w->s->mu);
+}
+
+static void
+build_pull(fg_share *sh, struct pipe *p, struct work *w, const int *ctrs,
+           int nctr, int64_t now_ms)
+{
+	const struct params *pr = &sh->tp;
+	int64_t now_slot = now_ms / pr->slot_ms;
+	int nn = atomic_load(&sh->nnodes);
+
+	if (w->pull == OP_HGETALL) {
+		pipe_begin(p, OP_HGETALL, w->e);
+		pipe_arg(p, "HGETALL");
+		pipe_arg(p, "%s:c:%s", pr->prefix, w->e->key);
+		return;
+	}
+	if (sh->npeers == 0)
+		return;
+	/* The slots a peer may still change: those it pushes at its next
+	 * ticks (2 intervals). */
+	int64_t back = 1 + (2 * pr->interval_ms + pr->slot_ms - 1) / pr->slot_ms;
+	pipe_begin(p, OP_HMGET, w->e);
+	p->ops[p->n - 1].slot0 = now_slot - back;
+	p->ops[p->n - 1].peers = sh->peers;
+	pipe_arg(p, "HMGET");
+	pipe_arg(p, "%s:c:%s", pr->prefix, w->e->key);
+	for (int64_t s = now_slot - back; s <= now_slot; s++)
+		for (int i = 0; i < nctr; i++)
+			for (int n = 0; n < nn; n++)
+				if (sh->peers & (UINT64_C(1) << n))
+					pipe_arg(p, "%" PRId64 ".%c.%s", s,
+					         fg_share_ctr_letter((enum fg_counter)ctrs[i]),
+					         sh->nodes[n]);
+}
+
+/* The keys' part of the pipeline, within the command budget. */
+static void
+build_keys(fg_share *sh, struct pipe *p, int64_t now_ms)
+{
+	int ctrs[FG_CNT__COUNT];
+	int nctr = ctr_list(sh->tp.ctr_mask, ctrs);
+	size_t budget = (size_t)sh->tp.max_commands;
+	struct work *w = NULL;
+	size_t nw = 0, wcap = 0;
+	unsigned i;
+
+	if (nctr == 0)
+		return;
+	for (i = 0; i < SH_SHARDS && p->n + nw * 3 + 16 < budget; i++) {
+		struct shard *s = &sh->shards[(sh->rot + i) % SH_SHARDS];
+
+		pthread_mutex_lock(&s->mu);
+		for (size_t b = 0; s->tab != NULL && b <= s->mask; b++) {
+			for (struct ent *e = s->tab[b]; e != NULL; e = e->next) {
+				if (nw == wcap) {
+					size_t cap = wcap ? wcap * 2 : 256;
+					struct work *nw2 = realloc(w, cap * sizeof(*w));
+					if (nw2 == NULL)
+						goto full;
+					w = nw2;
+					wcap = cap;
+				}
+				if (collect_one(sh, e, now_ms, &w[nw])) {
+					w[nw].s = s;
+					nw++;
+				}
+			}
+		}
+full:
+		pthread_mutex_unlock(&s->mu);
+	}
+	sh->rot = (sh->rot + i) % SH_SHARDS;
+	for (size_t k = 0; k < nw && !p->nomem; k++) {
+		build_push(sh, p, &w[k], ctrs, nctr);
+		if (w[k].pull)
+			build_pull(sh, p, &w[k], ctrs, nctr, now_ms);
+	}
+	free(w);
+}
+
+/* Bans and lifts made here; how many ops were put in. */
+static size_t
+build_bans(fg_share *sh, struct pipe *p, int64_t now_ms)
+{
+	const struct params *pr = &sh->tp;
+	size_t n;
+
+	pthread_mutex_lock(&sh->ban_mu);
+	n = sh->nbans;
+	for (size_t i = 0; i < n; i++) {
+		const struct ban_op *b = &sh->bans[i];
+
+		if (b->lift) {
+			pipe_begin(p, OP_IGNORE, NULL);
+			pipe_arg(p, "DEL");
+			pipe_arg(p, "%s:ban:%s", pr->prefix, b->key);
+		} else if (b->until_ms > now_ms) {
+			pipe_begin(p, OP_IGNORE, NULL);
+			pipe_arg(p, "SET");
+			pipe_arg(p, "%s:ban:%s", pr->prefix, b->key);
+			pipe_arg(p, "%" PRId64 " %" PRId64 " %s %s %s", b->until_ms,
+			         b->created_ms, pr->node, b->source, b->reason);
+			pipe_arg(p, "PX");
+			pipe_arg(p, "%" PRId64, b->until_ms - now_ms);
+		} else {
+			continue;
+		}
+		pipe_begin(p, OP_IGNORE, NULL);
+		pipe_arg(p, "XADD");
+		pipe_arg(p, "%s:banlog", pr->prefix);
+		pipe_arg(p, "MAXLEN");
+		pipe_arg(p, "~");
+		pipe_arg(p, "%d", SH_BANLOG_MAXLEN);
+		pipe_arg(p, "*");
+		pipe_arg(p, "op");
+		pipe_arg(p, "%s", b->lift ? "lift" : "ban");
+		pipe_arg(p, "key");
+		pipe_arg(p, "%s", b->key);
+		pipe_arg(p, "until");
+		pipe_arg(p, "%" PRId64, b->until_ms);
+		pipe_arg(p, "created");
+		pipe_arg(p, "%" PRId64, b->created_ms);
+		pipe_arg(p, "node");
+		pipe_arg(p, "%s", pr->node);
+		pipe_arg(p, "source");
+		pipe_arg(p, "%s", b->source);
+		pipe_arg(p, "reason");
+		pipe_arg(p, "%s", b->reason);
+	}
+	pthread_mutex_unlock(&sh->ban_mu);
+	return n;
+}
+
+/* Drops the first n ops: they went out. */
+static void
+bans_sent(fg_share *sh, size_t n)
+{
+	pthread_mutex_lock(&sh->ban_mu);
+	for (size_t i = 0; i < n && i < sh->nbans; i++) {
+		free(sh->bans[i].key);
+		free(sh->bans[i].reason);
+		free(sh->bans[i].source);
+	}
+	if (n > sh->nbans)
+		n = sh->nbans;
+	memmove(sh->bans, sh->bans + n, (sh->nbans - n) * sizeof(*sh->bans));
+	sh->nbans -= n;
+	pthread_mutex_unlock(&sh->ban_mu);
+}
+
+/* ---- applying ------------------------------------------------------ */
+
+/* A strict non-negative decimal that fits a uint32. */
+static bool
+parse_u32(const char *s, uint32_t *out)
+{
+	uint64_t v = 0;
+
+	if (s == NULL || *s == '\0')
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		v = v * 10 + (uint64_t)(*s - '0');
+		if (v > UINT32_MAX)
+			return false;
+	}
+	*out = (uint32_t)v;
+	return true;
+}
+
+static bool
+parse_i64(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL || *s == '\0')
+		return false;
+	v = strtoll(s, &end, 10);
+	if (*end != '\0')
+		return false;
+	*out = v;
+	return true;
+}
+
+/* "<slot>.<ctr>.<node>" */
+static bool
+parse_field(const char *f, int64_t *slot, int *ctr, const char **node)
+{
+	const char *d1 = strchr(f, '.');
+	char num[24];
+
+	if (d1 == NULL || d1 == f || (size_t)(d1 - f) >= sizeof(num) ||
+	    d1[1] == '\0' || d1[2] != '.' || d1[3] == '\0')
+		return false;
+	memcpy(num, f, (size_t)(d1 - f));
+	num[d1 - f] = '\0';
+	if (!parse_i64(num, slot) || (*ctr = fg_share_ctr_of(d1[1])) < 0)
+		return false;
+	*node = d1 + 3;
+	return true;
+}
+
+static void
+apply_hgetall(fg_share *sh, struct ent *e, const struct fg_share_reply *r,
+              int64_t now_ms)
+{
+	const struct params *p = &sh->tp;
+	int64_t first = now_ms / p->slot_ms - p->horizon_ms / p->slot_ms - 1;
+	struct shard *s = fg_share_shard(sh, e->hash);
+
+	if (r->type != FG_SR_ARR)
+		return;
+	fg_log(FG_LOG_DEBUG, "shared: %s: %s: %zu fields", p->node, e->key,
+	       r->n / 2);
+	pthread_mutex_lock(&s->mu);
+	e->nr = 0;
+	for (size_t i = 0; i + 1 < r->n; i += 2) {
+		int64_t slot;
+		int ctr, node;
+		const char *name;
+		uint32_t v;
+
+		if (r->elem[i].type != FG_SR_STR || r->elem[i + 1].type != FG_SR_STR ||
+		    !parse_field(r->elem[i].s, &slot, &ctr, &name) ||
+		    strcmp(name, p->node) == 0 || slot < first ||
+		    !parse_u32(r->elem[i + 1].s, &v) ||
+		    (node = fg_share_node_index(sh, name)) < 0)
+			continue;
+		fg_share_rslot_put(e, slot, ctr, node, v);
+	}
+	e->pulled_ms = now_ms;
+	e->stale = false;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void
+apply_hmget(fg_share *sh, const struct op *op, const struct fg_share_reply *r,
+            int64_t now_ms)
+{
+	const struct params *p = &sh->tp;
+	struct ent *e = op->e;
+	struct shard *s = fg_share_shard(sh, e->hash);
+	int ctrs[FG_CNT__COUNT];
+	int nctr = ctr_list(p->ctr_mask, ctrs);
+	int nn = atomic_load(&sh->nnodes);
+	size_t k = 0;
+
+	if (r->type != FG_SR_ARR)
+		return;
+	pthread_mutex_lock(&s->mu);
+	for (int64_t slot = op->slot0; slot <= now_ms / p->slot_ms; slot++)
+		for (int i = 0; i < nctr; i++)
+			for (int n = 0; n < nn; n++) {
+				uint32_t v = 0;
+				if (!(op->peers & (UINT64_C(1) << n)))
+					continue;
+				if (k >= r->n)
+					goto out;
+				if (r->elem[k].type == FG_SR_STR &&
+				    !parse_u32(r->elem[k].s, &v))
+					v = 0;
+				k++;
+				fg_share_rslot_put(e, slot, ctrs[i], n, v);
+			}
+out:
+	e->pulled_ms = now_ms;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static const char *
+entry_get(const struct fg_share_reply *fields, const char *name)
+{
+	for (size_t i = 0; i + 1 < fields->n; i += 2)
+		if (fields->elem[i].type == FG_SR_STR &&
+		    fields->elem[i + 1].type == FG_SR_STR &&
+		    strcmp(fields->elem[i].s, name) == 0)
+			return fields->elem[i + 1].s;
+	return NULL;
+}
+
+static void
+apply_banlog(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
+{
+	const struct params *p = &sh->tp;
+
+	if (r->type != FG_SR_ARR)
+		return;
+	for (size_t i = 0; i < r->n; i++) {
+		const struct fg_share_reply *en = &r->elem[i];
+		const char *id, *op, *key, *node, *reason, *until_s;
+		int64_t until = 0, id_ms = 0;
+		char src[64];
+
+		if (en->type != FG_SR_ARR || en->n != 2 ||
+		    en->elem[0].type != FG_SR_STR || en->elem[1].type != FG_SR_ARR)
+			continue;
+		id = en->elem[0].s;
+		if (strcmp(id, sh->banlog_id) == 0)
+			continue;   /* the start of XRANGE is inclusive */
+		snprintf(sh->banlog_id, sizeof(sh->banlog_id), "%s", id);
+		op = entry_get(&en->elem[1], "op");
+		key = entry_get(&en->elem[1], "key");
+		node = entry_get(&en->elem[1], "node");
+		reason = entry_get(&en->elem[1], "reason");
+		until_s = entry_get(&en->elem[1], "until");
+		if (op == NULL || key == NULL || node == NULL ||
+		    strcmp(node, p->node) == 0 || strlen(key) >= 320 ||
+		    key[0] == '\0')
+			continue;
+		if (sh->host.ban_ok != NULL && !sh->host.ban_ok(sh->host.ctx, key))
+			continue;
+		sscanf(id, "%" SCNd64, &id_ms);
+		snprintf(src, sizeof(src), "peer:%s", node);
+		if (strcmp(op, "lift") == 0) {
+			uint64_t h = fg_share_hash(sh, key);
+			struct shard *s = fg_share_shard(sh, h);
+			struct ent *e;
+			/* An old lift lifts, but forgets no counts of today. */
+			bool recent = id_ms >= sh->started_ms - 1000;
+
+			fg_share_apply_ban(sh, key, true, recent, 0, NULL, src,
+			                   now_ms);
+			pthread_mutex_lock(&s->mu);
+			if (recent && (e = fg_share_ent_find(s, h, key)) != NULL) {
+				e->withdraw = true;
+				e->nr = 0;
+			}
+			pthread_mutex_unlock(&s->mu);
+		} else if (strcmp(op, "ban") == 0 && parse_i64(until_s, &until) &&
+		           until > now_ms) {
+			if (until - now_ms > p->max_remote_ban_ms)
+				until = now_ms + p->max_remote_ban_ms;
+			fg_share_apply_ban(sh, key, false, false, until,
+			                   reason != NULL ? reason : "", src, now_ms);
+		}
+	}
+}
+
+static void
+apply_nodes(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
+{
+	const struct params *p = &sh->tp;
+	uint64_t live = 0;
+	int64_t npeers = 0;
+	bool grew = false;
+
+	if (r->type != FG_SR_ARR)
+		return;
+	for (size_t i = 0; i + 1 < r->n; i += 2) {
+		const char *name = r->elem[i].s, *val = r->elem[i + 1].s;
+		long long last = 0, gen = 0;
+		char token[24] = "";
+		int idx;
+
+		if (name == NULL || val == NULL ||
+		    sscanf(val, "%lld %*s %*s %23s %*s %lld", &last, token,
+		           &gen) < 1)
+			continue;
+		if (strcmp(name, p->node) == 0) {
+			/* Another host under this name: its token, fresh, and
+			 * moving on (not a restart of this one). */
+			if (token[0] != '\0' && strcmp(token, sh->token) != 0 &&
+			    now_ms - last < 5000) {
+				if (strcmp(token, sh->collide_token) == 0 &&
+				    last != sh->collide_last)
+					sh->collisions++;
+				snprintf(sh->collide_token, sizeof(sh->collide_token),
+				         "%s", token);
+				sh->collide_last = last;
+			}
+			continue;
+		}
+		if (now_ms - last > SH_PEER_FRESH_MS ||
+		    (idx = fg_share_node_index(sh, name)) < 0)
+			continue;
+		/* A new peer, or one that connected again (and pushed all
+		 * again, older slots too): fetch every key whole. */
+		if (!(sh->peers & (UINT64_C(1) << idx)) ||
+		    sh->peer_gen[idx] != gen) {
+			fg_log(FG_LOG_DEBUG, "shared: %s: peer %s is new or "
+			       "published again (%lld): fetching every key whole",
+			       p->node, name, gen);
+			grew = true;
+		}
+		sh->peer_gen[idx] = gen;
+		live |= UINT64_C(1) << idx;
+		npeers++;
+	}
+	sh->peers = live;
+	sh->npeers = npeers;
+	if (sh->collisions >= 2 && !sh->collided) {
+		sh->collided = true;
+		fg_log(FG_LOG_ERR, "shared: another host is named %s too: this "
+		       "one stops publishing; give each host its own node",
+		       p->node);
+	}
+	if (grew)
+		fg_share_mark_all(sh, INT64_MIN);
+}
+
+static void
+apply_time(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms,
+           int64_t rtt_ms)
+{
+	int64_t sec, usec, skew, mag;
+
+	if (r->type != FG_SR_ARR || r->n != 2 || !parse_i64(r->elem[0].s, &sec) ||
+	    !parse_i64(r->elem[1].s, &usec))
+		return;
+	skew = sec * 1000 + usec / 1000 - (now_ms + rtt_ms / 2);
+	mag = skew < 0 ? -skew : skew;
+	pthread_mutex_lock(&sh->st_mu);
+	sh->st.skew_ms = skew;
+	pthread_mutex_unlock(&sh->st_mu);
+	if (sh->tp.warn_skew_ms <= 0)
+		return;
+	if (mag > sh->tp.warn_skew_ms && !sh->skew_warned) {
+		sh->skew_warned = true;
+		fg_log(FG_LOG_WARNING, "shared: clock is %" PRId64 "ms off the "
+		       "server's (%s): shared counts are placed in time by each "
+		       "host's clock; run NTP", mag, skew < 0 ? "ahead" : "behind");
+	} else if (mag * 2 < sh->tp.warn_skew_ms && sh->skew_warned) {
+		sh->skew_warned = false;
+		fg_log(FG_LOG_INFO, "shared: clock is within %" PRId64 "ms of "
+		       "the server's again", sh->tp.warn_skew_ms);
+	}
+}
+
+/* Everything again, and a new generation in the heartbeat at once, so
+ * that the peers fetch every key whole once it is there. */
+static void
+republish(fg_share *sh, int64_t now_ms)
+{
+	fg_share_mark_all(sh, now_ms);
+	sh->gen++;
+	sh->last_nodes_ms = INT64_MIN / 2;
+}
+
+static void
+apply_epoch(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
+{
+	if (r->type == FG_SR_NIL) {
+		if (sh->epoch[0] != '\0') {
+			fg_log(FG_LOG_INFO, "shared: the server lost its data: "
+			       "publishing again");
+			republish(sh, now_ms);
+		}
+		sh->epoch[0] = '\0';
+		sh->set_epoch = true;
+		return;
+	}
+	if (r->type != FG_SR_STR)
+		return;
+	if (sh->epoch[0] != '\0' && strcmp(sh->epoch, r->s) != 0) {
+		fg_log(FG_LOG_INFO, "shared: the server's data changed under "
+		       "this host (a restart or failover): publishing again");
+		republish(sh, now_ms);
+	}
+	snprintf(sh->epoch, sizeof(sh->epoch), "%s", r->s);
+}
+
+/* Every key active in the horizon is pushed again whole and fetched whole
+ * (now_ms INT64_MIN: only fetched). */
+void
+fg_share_mark_all(fg_share *sh, int64_t now_ms)
+{
+	fg_log(FG_LOG_DEBUG, "shared: %s: %s", sh->tp.node,
+	       now_ms == INT64_MIN ? "fetching all" : "publishing all");
+	int64_t slot_ms = atomic_load(&sh->slot_ms);
+
+	for (size_t i = 0; i < SH_SHARDS; i++) {
+		struct shard *s = &sh->shards[i];
+
+		pthread_mutex_lock(&s->mu);
+		for (size_t b = 0; s->tab != NULL && b <= s->mask; b++)
+			for (struct ent *e = s->tab[b]; e != NULL; e = e->next) {
+				e->stale = true;
+				if (now_ms != INT64_MIN && e->last_local_ms > 0) {
+					int64_t from = (now_ms - sh->tp.horizon_ms) / slot_ms;
+					if (e->pub_lo <= e->pub_hi && e->pub_lo > from)
+						from = e->pub_lo;
+					if (from < e->dirty_from)
+						e->dirty_from = from;
+				}
+			}
+		pthread_mutex_unlock(&s->mu);
+	}
+}
+
+/* Keys neither used here nor counted elsewhere within the horizon go. */
+static void
+expire(fg_share *sh, int64_t now_ms)
+{
+	const struct params *p = &sh->tp;
+	int64_t first = now_ms / p->slot_ms - p->horizon_ms / p->slot_ms - 1;
+
+	for (size_t i = 0; i < SH_SHARDS; i++) {
+		struct shard *s = &sh->shards[i];
+
+		pthread_mutex_lock(&s->mu);
+		for (size_t b = 0; s->tab != NULL && b <= s->mask; b++) {
+			struct ent *e = s->tab[b], *next;
+			for (; e != NULL; e = next) {
+				next = e->next;
+				for (uint32_t k = 0; k < e->nr;)
+					if (e->r[k].slot < first)
+						e->r[k] = e->r[--e->nr];
+					else
+						k++;
+				if (e->nr == 0 && e->dirty_from == SH_NONE &&
+				    !e->withdraw &&
+				    e->last_local_ms < now_ms - p->horizon_ms -
+				                       2 * p->slot_ms)
+					fg_share_ent_free(sh, s, e);
+			}
+		}
+		pthread_mutex_unlock(&s->mu);
+	}
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+fg_share_sync(fg_share *sh, int64_t now_ms)
+{
+	const struct params *pr = &sh->tp;
+	struct pipe p = {0};
+	struct fg_share_reply *replies = NULL;
+	char err[192] = "", reason[192] = "";
+	size_t nban;
+	bool nodes_due = now_ms - sh->last_nodes_ms >= SH_NODES_EVERY_MS ||
+	                 now_ms < sh->last_nodes_ms;
+	int64_t t0;
+	int rc = 0;
+
+	pipe_begin(&p, OP_TIME, NULL);
+	pipe_arg(&p, "TIME");
+	if (sh->set_epoch) {
+		pipe_begin(&p, OP_IGNORE, NULL);
+		pipe_arg(&p, "SET");
+		pipe_arg(&p, "%s:epoch", pr->prefix);
+		pipe_arg(&p, "%s-%" PRId64, sh->token, now_ms);
+		pipe_arg(&p, "NX");
+	}
+	pipe_begin(&p, OP_EPOCH, NULL);
+	pipe_arg(&p, "GET");
+	pipe_arg(&p, "%s:epoch", pr->prefix);
+	if (nodes_due) {
+		sh->last_nodes_ms = now_ms;
+		pipe_begin(&p, OP_NODES, NULL);
+		pipe_arg(&p, "HGETALL");
+		pipe_arg(&p, "%s:nodes", pr->prefix);
+	}
+	if (!sh->collided)
+		build_keys(sh, &p, now_ms);
+	nban = build_bans(sh, &p, now_ms);
+	if (pr->bans) {
+		pipe_begin(&p, OP_XRANGE, NULL);
+		pipe_arg(&p, "XRANGE");
+		pipe_arg(&p, "%s:banlog", pr->prefix);
+		pipe_arg(&p, "%s", sh->banlog_id[0] ? sh->banlog_id : "-");
+		pipe_arg(&p, "+");
+		pipe_arg(&p, "COUNT");
+		pipe_arg(&p, "%d", SH_BANLOG_COUNT);
+	}
+	if (nodes_due && !sh->collided) {
+		pipe_begin(&p, OP_IGNORE, NULL);
+		pipe_arg(&p, "HSET");
+		pipe_arg(&p, "%s:nodes", pr->prefix);
+		pipe_arg(&p, "%s", pr->node);
+		pipe_arg(&p, "%" PRId64 " %" PRId64 " %s %s %" PRId64 " %" PRId64,
+		         now_ms, pr->slot_ms, FG_VERSION, sh->token,
+		         sh->st.skew_ms, sh->gen);
+	}
+	if (p.nomem || (replies = calloc(p.n, sizeof(*replies))) == NULL) {
+		pipe_free(&p);
+		fg_share_set_state(sh, FG_SHARE_DEGRADED, "out of memory");
+		return FG_ENOMEM;
+	}
+	t0 = mono_ms();
+	if (sh->t.exchange(sh->t.ctx, p.cmds, p.n, replies, err,
+	                   sizeof(err)) != 0) {
+		snprintf(reason, sizeof(reason), "%s", err[0] ? err : "round trip failed");
+		rc = FG_EIO;
+		goto done;
+	}
+	for (size_t i = 0; i < p.n; i++) {
+		if (replies[i].type == FG_SR_ERR) {
+			snprintf(reason, sizeof(reason), "%s: %s",
+			         p.cmds[i].argv[0],
+			         replies[i].s != NULL ? replies[i].s : "error");
+			rc = FG_EIO;
+			goto done;
+		}
+	}
+	for (size_t i = 0; i < p.n; i++) {
+		switch (p.ops[i].kind) {
+		case OP_TIME:
+			apply_time(sh, &replies[i], now_ms, mono_ms() - t0);
+			break;
+		case OP_EPOCH:
+			if (!sh->set_epoch || replies[i].type != FG_SR_NIL)
+				sh->set_epoch = false;
+			apply_epoch(sh, &replies[i], now_ms);
+			break;
+		case OP_HGETALL:
+			apply_hgetall(sh, p.ops[i].e, &replies[i], now_ms);
+			break;
+		case OP_HMGET:
+			apply_hmget(sh, &p.ops[i], &replies[i], now_ms);
+			break;
+		case OP_XRANGE:
+			apply_banlog(sh, &replies[i], now_ms);
+			break;
+		case OP_NODES:
+			apply_nodes(sh, &replies[i], now_ms);
+			break;
+		case OP_IGNORE:
+			break;
+		}
+	}
+	bans_sent(sh, nban);
+	if (now_ms - sh->last_expire_ms >= 1000 || now_ms < sh->last_expire_ms) {
+		expire(sh, now_ms);
+		sh->last_expire_ms = now_ms;
+	}
+done:
+	pthread_mutex_lock(&sh->st_mu);
+	if (rc == 0) {
+		sh->st.syncs++;
+		sh->st.last_sync_ms = now_ms;
+		sh->st.peers = sh->npeers;
+	} else {
+		sh->st.failures++;
+	}
+	sh->st.commands += p.n;
+	pthread_mutex_unlock(&sh->st_mu);
+	if (rc == 0 && sh->collided)
+		fg_share_set_state(sh, FG_SHARE_DEGRADED, "node name in use by "
+		                   "another host");
+	else if (rc == 0)
+		fg_share_set_state(sh, FG_SHARE_OK, "");
+	else
+		fg_share_set_state(sh, FG_SHARE_DEGRADED, reason);
+	for (size_t i = 0; i < p.n; i++)
+		fg_share_reply_free(&replies[i]);
+	free(replies);
+	pipe_free(&p);
+	return rc;
+}
