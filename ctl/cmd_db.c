@@ -827,6 +827,8 @@ cmd_stats(struct ctl *c, int argc, char **argv)
 	have_status = fg_query_status(q, &ds) == 1;
 	fg_query_close(q);
 	if ((j = json_answer(c)) != NULL) {
+		if (have_status)
+			ctl_shared_json(j, &ds, c->now_ms);
 		stats_json(j, c, &s);
 		json_finish(j);
 		fg_query_stats_free(&s);
@@ -849,6 +851,11 @@ cmd_stats(struct ctl *c, int argc, char **argv)
 		       ds.alloc_failures, ds.dropped,
 		       (double)ds.db_size / 1048576.0,
 		       (double)ds.max_database_size / 1048576.0, ds.size_pruned);
+	if (have_status) {
+		char sh[700];
+		printf("shared: %s\n\n", ctl_shared_text(&ds, c->now_ms, sh,
+		                                          sizeof(sh)));
+	}
 	struct table *t = table_new("lr", "EVENTS", "COUNT", (char *)NULL);
 	stats_rows(t, "connect", s.counts[FG_CNT_CONNECT]);
 	stats_rows(t, "helo", s.counts[FG_CNT_HELO]);

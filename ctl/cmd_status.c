@@ -111,6 +111,53 @@ on_event(void *arg, const struct fg_stored_event *ev)
 	return 0;
 }
 
+/* ---- sharing with other hosts ---------------------------------------- */
+
+char *
+ctl_shared_text(const struct fg_query_status *s, int64_t now_ms, char *buf,
+                size_t size)
+{
+	if (strcmp(s->shared_state, "off") == 0 || s->shared_state[0] == '\0') {
+		snprintf(buf, size, "off");
+		return buf;
+	}
+
+	char age[40] = "never";
+
+	if (s->shared_sync_ms > 0)
+		snprintf(age, sizeof(age), "%" PRId64 " ms ago",
+		         now_ms > s->shared_sync_ms ? now_ms - s->shared_sync_ms : 0);
+	snprintf(buf, size, "%s, node %s via %s, %" PRId64 " peer%s, last sync "
+	         "%s%s%s", s->shared_state, san(s->shared_node),
+	         san(s->shared_server), s->shared_peers,
+	         s->shared_peers == 1 ? "" : "s", age,
+	         s->shared_reason[0] != '\0' ? ": " : "",
+	         san(s->shared_reason));
+	return buf;
+}
+
+void
+ctl_shared_json(struct json *j, const struct fg_query_status *s,
+                int64_t now_ms)
+{
+	json_key(j, "shared");
+	json_obj(j);
+	json_kstr(j, "state", s->shared_state[0] ? s->shared_state : "off");
+	if (strcmp(s->shared_state, "off") != 0 && s->shared_state[0] != '\0') {
+		json_kstr(j, "node", s->shared_node);
+		json_kstr(j, "server", s->shared_server);
+		json_kint(j, "peers", s->shared_peers);
+		json_key(j, "last_sync_age_ms");
+		if (s->shared_sync_ms > 0)
+			json_int(j, now_ms - s->shared_sync_ms);
+		else
+			json_null(j);
+		json_kstr(j, "reason", s->shared_reason);
+		json_kint(j, "skew_ms", s->shared_skew_ms);
+	}
+	json_end(j);
+}
+
 /* The findings, worst first in the order checked. */
 static void
 judge(struct status *st)
@@ -146,6 +193,9 @@ judge(struct status *st)
 	if (s->tarpit_max > 0 && s->tarpit * 10 >= s->tarpit_max * 9)
 		say(st, ST_WARNING, "the tarpit is full: %" PRId64 " of %" PRId64
 		    " sessions asleep", s->tarpit, s->tarpit_max);
+	if (strcmp(s->shared_state, "degraded") == 0)
+		say(st, ST_WARNING, "counts are not shared with the other hosts "
+		    "(each counts alone): %s", san(s->shared_reason));
 	if (st->nf == 0)
 		say(st, ST_OK, "healthy");
 }
@@ -185,6 +235,11 @@ print_text(const struct status *st)
 	       s->reopened);
 	printf("sessions    %.1f/s over the last minute, %" PRId64 " since the "
 	       "start\n", (double)st->connects_1m / 60.0, s->connects);
+	{
+		char sh[700];
+		printf("shared      %s\n", ctl_shared_text(s, st->c->now_ms, sh,
+		                                           sizeof(sh)));
+	}
 	printf("refusals    last %s:", fmt_duration(RECENT_MS));
 	if (st->nrecent == 0)
 		printf(" none");
@@ -233,6 +288,7 @@ print_json(const struct status *st)
 		json_kint(j, "alloc_failures", s->alloc_failures);
 		json_kint(j, "db_size", s->db_size);
 		json_kint(j, "max_database_size", s->max_database_size);
+		ctl_shared_json(j, s, st->c->now_ms);
 		json_key(j, "refusals_last_5m");
 		json_obj(j);
 		for (size_t i = 0; i < st->nrecent; i++)
@@ -340,6 +396,38 @@ metric(const char *name, const char *type, const char *help, int64_t v)
 	       type, name, v);
 }
 
+/* The sharing with other hosts: its state as one gauge per state, the
+ * node and server as labels of an info gauge, peers, age of the last
+ * good round trip. */
+static void
+shared_metrics(const struct fg_query_status *s, int64_t now_ms)
+{
+	static const char *const states[] = {"off", "ok", "degraded"};
+	const char *cur = s->shared_state[0] ? s->shared_state : "off";
+
+	printf("# HELP floodgate_shared_state Sharing of counts with other "
+	       "hosts: 1 for the state it is in.\n"
+	       "# TYPE floodgate_shared_state gauge\n");
+	for (size_t i = 0; i < FG_NELEM(states); i++)
+		printf("floodgate_shared_state{state=\"%s\"} %d\n", states[i],
+		       strcmp(cur, states[i]) == 0);
+	if (strcmp(cur, "off") == 0)
+		return;
+	printf("# HELP floodgate_shared_info This host's node name and the "
+	       "server it shares through.\n"
+	       "# TYPE floodgate_shared_info gauge\n"
+	       "floodgate_shared_info{node=\"%s\",server=\"%s\"} 1\n",
+	       san(s->shared_node), san(s->shared_server));
+	metric("floodgate_shared_peers", "gauge", "Other hosts heard from "
+	       "within 10 seconds.", s->shared_peers);
+	if (s->shared_sync_ms > 0)
+		metric("floodgate_shared_sync_age_milliseconds", "gauge",
+		       "Since the last good round trip with the server.",
+		       now_ms - s->shared_sync_ms);
+	metric("floodgate_shared_skew_milliseconds", "gauge", "The server's "
+	       "clock minus this host's.", s->shared_skew_ms);
+}
+
 int
 cmd_metrics(struct ctl *c, int argc, char **argv)
 {
@@ -413,6 +501,7 @@ cmd_metrics(struct ctl *c, int argc, char **argv)
 		       "the memory limit held back.", s.keys_refused);
 		metric("floodgate_database_bytes", "gauge", "The database "
 		       "file's size.", s.db_size);
+		shared_metrics(&s, c->now_ms);
 		if (fg_query_verdict_totals(q, on_total, &m) < 0) {
 			char err[600];
 

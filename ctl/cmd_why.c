@@ -24,6 +24,7 @@
 #include "net.h"
 #include "policy.h"
 #include "query.h"
+#include "share.h"
 
 #define MAX_NAMES 5          /* HELO names and domains shown per rule */
 #define MAX_ROWS 256
@@ -35,6 +36,10 @@ enum { O_LIMIT = CTL_OPT_BASE };
 struct dbview {
 	fg_query *q;
 	const struct fg_config *cfg;
+	/* The other hosts' counts, read from Redis when the configuration
+	 * shares them; NULL otherwise. */
+	fg_share *share;
+	char share_error[200];
 };
 
 static int64_t
@@ -47,6 +52,50 @@ view_count(void *ctx, const char *key, enum fg_counter c, int64_t window_ms,
 	if (window_ms > v->cfg->horizon_ms)
 		window_ms = v->cfg->horizon_ms;
 	return fg_query_count(v->q, key, c, window_ms, now);
+}
+
+/* A key's remote part: fetched the first time it is asked for. */
+static int64_t
+view_remote(void *ctx, const char *key, enum fg_counter c, int64_t window_ms,
+            int64_t now, int64_t local, int64_t limit, struct fg_remote *out)
+{
+	struct dbview *v = ctx;
+	struct fg_share_part part;
+
+	(void)local;
+	(void)limit;
+	fg_share_note(v->share, key, &c, 1, now);
+	if (fg_share_tick(v->share, now, now) != 0 && v->share_error[0] == '\0') {
+		struct fg_share_status st;
+
+		fg_share_get_status(v->share, &st);
+		snprintf(v->share_error, sizeof(v->share_error), "%s",
+		         st.reason[0] ? st.reason : "cannot reach the server");
+	}
+	fg_share_remote(v->share, key, c, window_ms, now, 0, 0, &part);
+	out->count = part.count;
+	out->age_ms = part.age_ms;
+	out->nodes = part.nodes;
+	return part.count;
+}
+
+/* Opens the reader of the other hosts' counts, if the configuration
+ * shares them. */
+static void
+open_share(struct dbview *v)
+{
+	struct fg_share_transport t;
+
+	v->share = NULL;
+	v->share_error[0] = '\0';
+	if (v->cfg->shared.backend != FG_SHARE_REDIS ||
+	    fg_share_redis_transport(&t) != 0)
+		return;
+	if (fg_share_new(v->cfg, &t, NULL, &v->share) != 0) {
+		t.free(t.ctx);
+		return;
+	}
+	fg_share_read_only(v->share);
 }
 
 static int
@@ -217,6 +266,7 @@ struct why {
 	struct fg_verdict now;
 	size_t limit;
 	bool no_config;          /* -d alone: rules and limits unknown */
+	struct dbview *v;
 	char allowed_by[FG_KEY_MAX + 40];
 };
 
@@ -272,6 +322,7 @@ gather(struct why *w, struct dbview *v)
 	struct fg_view view = {
 		.ctx = v, .count = view_count, .ban = view_ban,
 		.level = view_level,
+		.remote = v->share != NULL ? view_remote : NULL,
 	};
 	struct fg_trace tr = {NULL, 0, 0};
 	struct fg_ban_entry *all;
@@ -436,6 +487,23 @@ print_json(struct why *w, fg_query *q)
 		json_kbool(j, "monitor", t->monitor);
 		json_kstr(j, "why", fg_trace_why_name(t->why));
 		json_kstr(j, "state", r->state);
+		if (t->shared) {
+			char nodes[512];
+
+			fg_share_node_names(w->v->share, t->remote.nodes, nodes,
+			                    sizeof(nodes));
+			json_kint(j, "here", t->here);
+			json_key(j, "remote");
+			json_obj(j);
+			json_kint(j, "count", t->remote.count);
+			json_kstr(j, "nodes", nodes);
+			json_key(j, "age_ms");
+			if (t->remote.age_ms >= 0)
+				json_int(j, t->remote.age_ms);
+			else
+				json_null(j);
+			json_end(j);
+		}
 		json_end(j);
 	}
 	json_end(j);
@@ -454,6 +522,37 @@ print_json(struct why *w, fg_query *q)
 	                                             sizeof(desc)));
 	json_end(j);
 	json_finish(j);
+}
+
+/* "count N = L here + R on <nodes> (<age> ms old)" for each shared
+ * rule with remote data. */
+static void
+print_shared(const struct why *w)
+{
+	bool head = false;
+
+	if (w->v->share == NULL)
+		return;
+	if (w->v->share_error[0] != '\0')
+		printf("\nshared: %s: %s: the counts are this host's only\n",
+		       san(w->cfg->shared.server), san(w->v->share_error));
+	for (size_t i = 0; i < w->nrows; i++) {
+		const struct fg_trace_rule *t = &w->rows[i].t;
+		char nodes[512];
+
+		if (!t->shared || t->remote.count == 0)
+			continue;
+		if (!head)
+			printf("\ncounted on other hosts too (node %s):\n",
+			       san(w->cfg->shared.node));
+		head = true;
+		fg_share_node_names(w->v->share, t->remote.nodes, nodes,
+		                    sizeof(nodes));
+		printf("  %s %s: count %" PRId64 " = %" PRId64 " here + %" PRId64
+		       " on %s (%" PRId64 " ms old)\n", san(t->rule->name),
+		       san(t->key), t->count, t->here, t->remote.count,
+		       san(nodes), t->remote.age_ms < 0 ? 0 : t->remote.age_ms);
+	}
 }
 
 static void
@@ -539,6 +638,7 @@ print_text(struct why *w, fg_query *q)
 	}
 	table_print(t, stdout);
 	table_free(t);
+	print_shared(w);
 
 	printf("\nlast verdicts:\n");
 	vs.t = table_new("lllllrl", fmt_heading("TIME", w->c->now_ms), "STAGE", "RULE", "KEY",
@@ -607,6 +707,8 @@ cmd_why(struct ctl *c, int argc, char **argv)
 		return rc;
 	}
 	v.cfg = cfg;
+	w.v = &v;
+	open_share(&v);
 	/* One snapshot: counts, levels and bans of the same moment. */
 	if (fg_query_begin(v.q) < 0 || gather(&w, &v) < 0) {
 		rc = ctl_fail(CTL_RUNTIME, "why: %s",
@@ -618,6 +720,7 @@ cmd_why(struct ctl *c, int argc, char **argv)
 			print_text(&w, v.q);
 	}
 	fg_query_close(v.q);
+	fg_share_free(v.share);
 	free(w.bans);
 	free(w.rows);
 	fg_config_release(cfg);

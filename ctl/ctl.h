@@ -136,6 +136,13 @@ void table_free(struct table *t);
 
 /* One JSON document on stdout.  Strings are sanitised, then escaped. */
 struct json;
+struct fg_query_status;
+/* The sharing of counts with other hosts, as the status row tells it
+ * (cmd_status.c): one line of text into buf, or a "shared" object. */
+char *ctl_shared_text(const struct fg_query_status *s, int64_t now_ms,
+                      char *buf, size_t size);
+void ctl_shared_json(struct json *j, const struct fg_query_status *s,
+                     int64_t now_ms);
 struct json *json_new(FILE *fp);
 void json_finish(struct json *j);       /* newline, frees */
 void json_obj(struct json *j);

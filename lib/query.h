@@ -198,6 +198,10 @@ struct fg_query_status {
 	int64_t memory, memory_limit, keys_refused, alloc_failures;
 	int64_t db_size, max_database_size, size_pruned, reopened;
 	bool healthy;
+	/* sharing between hosts: state "off" without a share */
+	char shared_state[16], shared_node[72], shared_server[256];
+	char shared_reason[192];
+	int64_t shared_peers, shared_sync_ms, shared_skew_ms;
 };
 
 /* Tri-state: 1 and *out filled, 0 when the daemon never wrote one. */

@@ -625,7 +625,9 @@ fg_query_status(fg_query *q, struct fg_query_status *out)
 	                           " rcpts, closes, healthy, memory,"
 	                           " memory_limit, keys_refused, alloc_failures,"
 	                           " db_size, max_database_size, size_pruned,"
-	                           " reopened FROM status"
+	                           " reopened, shared_state, shared_node,"
+	                           " shared_server, shared_reason, shared_peers,"
+	                           " shared_sync_ms, shared_skew_ms FROM status"
 	                           " WHERE id = 1", &s)) < 0)
 		return rc;
 	rc = sqlite3_step(s);
@@ -663,6 +665,15 @@ fg_query_status(fg_query *q, struct fg_query_status *out)
 		out->max_database_size = sqlite3_column_int64(s, i++);
 		out->size_pruned = sqlite3_column_int64(s, i++);
 		out->reopened = sqlite3_column_int64(s, i++);
+		col_copy(s, i++, out->shared_state, sizeof(out->shared_state));
+		if (out->shared_state[0] == '\0')
+			snprintf(out->shared_state, sizeof(out->shared_state), "off");
+		col_copy(s, i++, out->shared_node, sizeof(out->shared_node));
+		col_copy(s, i++, out->shared_server, sizeof(out->shared_server));
+		col_copy(s, i++, out->shared_reason, sizeof(out->shared_reason));
+		out->shared_peers = sqlite3_column_int64(s, i++);
+		out->shared_sync_ms = sqlite3_column_int64(s, i++);
+		out->shared_skew_ms = sqlite3_column_int64(s, i++);
 		sqlite3_finalize(s);
 		return 1;
 	}

@@ -318,6 +318,19 @@ fg_share_remote(fg_share *sh, const char *key, enum fg_counter c,
 		}
 	}
 	pthread_mutex_unlock(&s->mu);
+	if (sh->readonly && part.nodes != 0) {
+		/* A reader's fetch is fresh; the data is as old as the
+		 * oldest heartbeat of the hosts that wrote it. */
+		int64_t oldest = INT64_MAX;
+		for (int i = 0; i < FG_SHARE_MAX_NODES; i++) {
+			int64_t last = atomic_load(&sh->node_last[i]);
+			if ((part.nodes & (UINT64_C(1) << i)) && last > 0 &&
+			    last < oldest)
+				oldest = last;
+		}
+		if (oldest != INT64_MAX)
+			part.age_ms = now_ms > oldest ? now_ms - oldest : 0;
+	}
 	part.count = full + (int64_t)floor(partial + 0.5);
 	if (limit > 0 && (local + part.count) * 2 > limit)
 		atomic_store_explicit(&sh->urgent, true, memory_order_relaxed);
@@ -539,7 +552,8 @@ fg_share_new(const struct fg_config *cfg, const struct fg_share_transport *t,
 	atomic_store(&sh->reconnect, false);
 	/* This host is node 0: its bit never shows in a remote part. */
 	fg_share_node_index(sh, sh->p.node);
-	sh->st.state = FG_SHARE_DEGRADED;
+	/* Off until the first attempt says ok or degraded (and logs it). */
+	sh->st.state = FG_SHARE_OFF;
 	snprintf(sh->st.reason, sizeof(sh->st.reason), "not connected yet");
 	*out = sh;
 	return 0;
@@ -582,6 +596,19 @@ fg_share_free(fg_share *sh)
 	free(sh);
 }
 
+void *
+fg_share_host_ctx(fg_share *sh)
+{
+	return sh->host.ctx;
+}
+
+void
+fg_share_read_only(fg_share *sh)
+{
+	sh->readonly = true;
+	sh->set_epoch = false;
+}
+
 /* ---- state --------------------------------------------------------- */
 
 void
@@ -589,9 +616,11 @@ fg_share_set_state(fg_share *sh, enum fg_share_state state,
                    const char *reason)
 {
 	bool changed;
+	enum fg_share_state was;
 	char server[256];
 
 	pthread_mutex_lock(&sh->st_mu);
+	was = sh->st.state;
 	changed = sh->st.state != state ||
 	          (state == FG_SHARE_DEGRADED &&
 	           strcmp(sh->st.reason, reason) != 0);
@@ -599,8 +628,14 @@ fg_share_set_state(fg_share *sh, enum fg_share_state state,
 	snprintf(sh->st.reason, sizeof(sh->st.reason), "%s", reason);
 	snprintf(server, sizeof(server), "%s", sh->st.server);
 	pthread_mutex_unlock(&sh->st_mu);
-	if (!changed)
+	if (!changed || sh->readonly)
 		return;
+	if (state == FG_SHARE_DEGRADED && was == FG_SHARE_DEGRADED) {
+		/* One line per change of state; the reason's changes within
+		 * it show in the status and at debug level. */
+		fg_log(FG_LOG_DEBUG, "shared: still degraded: %s", reason);
+		return;
+	}
 	if (state == FG_SHARE_OK)
 		fg_log(FG_LOG_INFO, "shared: connected to %s", server);
 	else if (state == FG_SHARE_DEGRADED)

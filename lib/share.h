@@ -137,6 +137,11 @@ void fg_share_free(fg_share *sh);
  * one with it comes. */
 void fg_share_configure(fg_share *sh, const struct fg_config *cfg);
 
+/* A share that only reads (floodgatectl why): it pushes nothing, sets
+ * nothing, sends no heartbeat and reads no bans; the age of a remote
+ * part is that of the other hosts' last heartbeat.  Before any tick. */
+void fg_share_read_only(fg_share *sh);
+
 /* Starts and stops the sync thread (which reads the clock and calls
  * fg_share_tick).  0 or FG_ESYS. */
 int fg_share_start(fg_share *sh);
@@ -182,6 +187,27 @@ char *fg_share_node_names(fg_share *sh, uint64_t nodes, char *buf,
 void fg_share_ban_changed(fg_share *sh, const char *key, bool lift,
                           int64_t until_ms, int64_t created_ms,
                           const char *reason, const char *source);
+
+/* ---- the daemon's share (share_store.c) -------------------------- */
+
+struct fg_store;
+
+/*
+ * A share over Redis for cfg, hosted by store st: the store's own counts
+ * are pushed, bans received are set in it with source "peer:<node>"
+ * (never on an exempt or allowed key, nor one the daemon would not
+ * honour), and the store's hooks (store.h) tell the share of every event
+ * and ban.  Starts the sync thread.  Call before any session records.  0, FG_EINVAL (cfg shares nothing),
+ * FG_ENOMEM or FG_ESYS.
+ */
+int fg_share_attach(const struct fg_config *cfg, struct fg_store *st,
+                    fg_share **out);
+/* The host's ctx the share was made with. */
+void *fg_share_host_ctx(fg_share *sh);
+/* Frees a share made by fg_share_attach, once the store is closed (the
+ * store's hooks may call the share until then): fg_share_stop first,
+ * then fg_store_close, then this.  NULL is fine. */
+void fg_share_detach(fg_share *sh);
 
 /* ---- visibility ---------------------------------------------------- */
 

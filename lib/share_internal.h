@@ -110,6 +110,8 @@ struct fg_share {
 	char epoch[64];               /* the server's epoch as last seen */
 	bool set_epoch;
 	char banlog_id[64];           /* last banlog entry read; "" none */
+	bool readonly;                /* fg_share_read_only */
+	_Atomic int64_t node_last[FG_SHARE_MAX_NODES]; /* their heartbeats */
 	uint64_t peers;               /* live peers (bit i: node i) */
 	int64_t peer_gen[FG_SHARE_MAX_NODES]; /* their connection counts */
 	int64_t gen;                  /* connections made by this host */

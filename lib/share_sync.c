@@ -627,8 +627,9 @@ apply_nodes(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 			}
 			continue;
 		}
-		if (now_ms - last > SH_PEER_FRESH_MS ||
-		    (idx = fg_share_node_index(sh, name)) < 0)
+		if ((idx = fg_share_node_index(sh, name)) >= 0)
+			atomic_store(&sh->node_last[idx], last);
+		if (now_ms - last > SH_PEER_FRESH_MS || idx < 0)
 			continue;
 		/* A new peer, or one that connected again (and pushed all
 		 * again, older slots too): fetch every key whole. */
@@ -799,7 +800,7 @@ fg_share_sync(fg_share *sh, int64_t now_ms)
 
 	pipe_begin(&p, OP_TIME, NULL);
 	pipe_arg(&p, "TIME");
-	if (sh->set_epoch) {
+	if (sh->set_epoch && !sh->readonly) {
 		pipe_begin(&p, OP_IGNORE, NULL);
 		pipe_arg(&p, "SET");
 		pipe_arg(&p, "%s:epoch", pr->prefix);
@@ -818,7 +819,7 @@ fg_share_sync(fg_share *sh, int64_t now_ms)
 	if (!sh->collided)
 		build_keys(sh, &p, now_ms);
 	nban = build_bans(sh, &p, now_ms);
-	if (pr->bans) {
+	if (pr->bans && !sh->readonly) {
 		pipe_begin(&p, OP_XRANGE, NULL);
 		pipe_arg(&p, "XRANGE");
 		pipe_arg(&p, "%s:banlog", pr->prefix);
@@ -827,7 +828,7 @@ fg_share_sync(fg_share *sh, int64_t now_ms)
 		pipe_arg(&p, "COUNT");
 		pipe_arg(&p, "%d", SH_BANLOG_COUNT);
 	}
-	if (nodes_due && !sh->collided) {
+	if (nodes_due && !sh->collided && !sh->readonly) {
 		pipe_begin(&p, OP_IGNORE, NULL);
 		pipe_arg(&p, "HSET");
 		pipe_arg(&p, "%s:nodes", pr->prefix);

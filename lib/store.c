@@ -331,6 +331,7 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	size_t nkeys = 0, nctr, len = 0;
 	int nomem = 0, rc;
 	struct fg_row *row;
+	const struct fg_store_hooks *hooks;
 	char *p;
 	uint32_t sec;
 
@@ -372,6 +373,10 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	}
 	atomic_fetch_add(&st->recorded, 1);
 	atomic_fetch_add_explicit(&st->by_kind[ev->kind], 1, memory_order_relaxed);
+	hooks = atomic_load_explicit(&st->hooks, memory_order_acquire);
+	if (hooks != NULL && hooks->record != NULL)
+		for (size_t i = 0; i < nkeys && nctr > 0; i++)
+			hooks->record(hooks->arg, keys[i], ctrs, nctr, ev->time_ms);
 	if (st->opt.counters_only)
 		return 0;
 
@@ -479,6 +484,24 @@ fg_store_count(fg_store *st, const char *key, enum fg_counter c,
 		window_ms = st->opt.horizon_ms;
 	return fg_store_count_get(st, key, strlen(key), c,
 	                          sec_of(now_ms) - window_ms / 1000);
+}
+
+void
+fg_store_set_hooks(fg_store *st, const struct fg_store_hooks *h)
+{
+	if (st != NULL)
+		atomic_store_explicit(&st->hooks, h, memory_order_release);
+}
+
+void
+fg_store_ban_hook(fg_store *st, const char *key, bool lift, int64_t until_ms,
+                  int64_t created_ms, const char *reason, const char *source)
+{
+	const struct fg_store_hooks *h =
+	    atomic_load_explicit(&st->hooks, memory_order_acquire);
+
+	if (h != NULL && h->ban != NULL)
+		h->ban(h->arg, key, lift, until_ms, created_ms, reason, source);
 }
 
 int64_t

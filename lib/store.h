@@ -55,7 +55,7 @@ typedef struct fg_store fg_store;
  * PRAGMA user_version this code writes (older ones are migrated, newer
  * ones refused). */
 #define FG_STORE_APPLICATION_ID 0x666c6764
-#define FG_STORE_SCHEMA_VERSION 3
+#define FG_STORE_SCHEMA_VERSION 4
 
 #define FG_STORE_MAX_KEYS 16
 
@@ -164,9 +164,34 @@ struct fg_store_status_info {
 	char config[256];          /* the configuration file */
 	int64_t config_ms;         /* when it was (re)loaded */
 	int64_t tarpit, tarpit_max;
+	/* counts shared with other hosts (share.h); shared_state "" when
+	 * there is no share */
+	char shared_state[16];       /* "off", "ok", "degraded" */
+	char shared_node[72], shared_server[256], shared_reason[192];
+	int64_t shared_peers;        /* other hosts heard from lately */
+	int64_t shared_sync_ms;      /* last good round trip (wall), 0 none */
+	int64_t shared_skew_ms;      /* the server's clock minus ours */
 };
 typedef void fg_store_status_fn(void *arg, struct fg_store_status_info *out);
 void fg_store_set_status_fn(fg_store *st, fg_store_status_fn *fn, void *arg);
+
+/*
+ * Hooks for what the store learns that others may want to hear: every
+ * event's keys and counters once counted, and every ban set or lifted in
+ * memory (by the daemon, or read from the table that floodgatectl
+ * writes).  The share (share.h) passes them to the other hosts.  record
+ * runs on the recording thread and must not block; ban on whichever
+ * thread made the change, outside the store's locks.  Set once, before
+ * recording starts; NULL members are skipped.
+ */
+struct fg_store_hooks {
+	void *arg;
+	void (*record)(void *arg, const char *key, const enum fg_counter *ctrs,
+	               size_t n, int64_t time_ms);
+	void (*ban)(void *arg, const char *key, bool lift, int64_t until_ms,
+	            int64_t created_ms, const char *reason, const char *source);
+};
+void fg_store_set_hooks(fg_store *st, const struct fg_store_hooks *h);
 
 /*
  * Process-wide SQLite settings for a daemon: no memory statistics (they

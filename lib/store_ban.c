@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fg.h"
 #include "keys.h"
@@ -34,6 +35,7 @@ struct ban {
 	uint64_t seq;
 	bool dirty;
 	bool lifted;      /* tombstone: the row is to be deleted */
+	bool seen;        /* reload: the table still has it */
 	char *reason, *source;
 	char buf[];       /* key, reason, source */
 };
@@ -368,6 +370,7 @@ fg_store_ban_set(fg_store *st, const char *key, int64_t until_ms,
 	b->seq = atomic_fetch_add(&st->mod_gen, 1) + 1;
 	ban_replace(st, b);
 	pthread_mutex_unlock(&st->ban_mu);
+	fg_store_ban_hook(st, key, false, until_ms, now_ms, reason, source);
 	return 0;
 }
 
@@ -419,6 +422,8 @@ fg_store_ban_lift(fg_store *st, const char *key)
 		lifted = 1;
 	}
 	pthread_mutex_unlock(&st->ban_mu);
+	if (lifted)
+		fg_store_ban_hook(st, key, true, 0, 0, NULL, NULL);
 	return lifted;
 }
 
@@ -585,15 +590,80 @@ fg_store_ban_mark_all(fg_store *st)
 	pthread_mutex_unlock(&st->lvl_mu);
 }
 
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct keylist {
+	char **keys;
+	size_t n;
+};
+
+/*
+ * Under ban_mu, before a reload replaces the clean bans: which rows are
+ * new to memory (or end at another time) into news[], and which clean
+ * bans the table no longer has into gone (keys copied).
+ */
+static void
+reload_diff(fg_store *st, struct ban *const *fresh, size_t nfresh, bool *news,
+            struct keylist *gone)
+{
+	struct fg_hmap *m = &st->bans;
+	size_t cap = 0;
+
+	for (size_t i = 0; i < nfresh; i++) {
+		struct ban *old = (struct ban *)fg_hmap_find(m, fresh[i]->h.hash,
+		                                             fresh[i]->h.key,
+		                                             fresh[i]->h.klen);
+		if (old == NULL)
+			news[i] = true;
+		else if (!old->dirty) {
+			old->seen = true;
+			news[i] = old->until_ms != fresh[i]->until_ms;
+		}
+	}
+	for (size_t i = 0; m->tab != NULL && i <= m->mask; i++) {
+		for (struct fg_hnode *nd = m->tab[i]; nd != NULL; nd = nd->next) {
+			struct ban *b = (struct ban *)nd;
+
+			if (!b->dirty && !b->seen && !b->lifted) {
+				if (gone->n == cap) {
+					size_t nc = cap ? cap * 2 : 16;
+					char **nk = realloc(gone->keys, nc * sizeof(*nk));
+					if (nk == NULL)
+						continue;
+					gone->keys = nk;
+					cap = nc;
+				}
+				if ((gone->keys[gone->n] = strdup(nd->key)) != NULL)
+					gone->n++;
+			}
+			b->seen = false;
+		}
+	}
+}
+
 void
 fg_store_ban_reload(fg_store *st, struct fg_ban_row *rows, size_t n)
 {
 	struct ban **fresh;
 	size_t nfresh = 0;
+	const struct fg_store_hooks *h =
+	    atomic_load_explicit(&st->hooks, memory_order_acquire);
+	bool told = h != NULL && h->ban != NULL;
+	bool *news = NULL;
+	struct keylist gone = {0};
 
 	/* Allocate outside the lock; on failure keep what we have. */
 	if ((fresh = calloc(n + 1, sizeof(*fresh))) == NULL)
 		return;
+	if (told && (news = calloc(n + 1, sizeof(*news))) == NULL)
+		told = false;
 	for (size_t i = 0; i < n; i++) {
 		fresh[nfresh] = ban_new(st, rows[i].key, rows[i].until_ms,
 		                        rows[i].created_ms, rows[i].reason,
@@ -603,6 +673,8 @@ fg_store_ban_reload(fg_store *st, struct fg_ban_row *rows, size_t n)
 		nfresh++;
 	}
 	pthread_mutex_lock(&st->ban_mu);
+	if (told)
+		reload_diff(st, fresh, nfresh, news, &gone);
 	hmap_sweep(&st->bans, ban_clean, st);
 	for (size_t i = 0; i < nfresh; i++) {
 		struct ban *b = fresh[i];
@@ -610,16 +682,40 @@ fg_store_ban_reload(fg_store *st, struct fg_ban_row *rows, size_t n)
 		if (fg_hmap_find(&st->bans, b->h.hash, b->h.key, b->h.klen) ||
 		    fg_hmap_reserve(&st->bans) < 0) {
 			free(b);
+			fresh[i] = NULL;
 			continue;
 		}
 		ban_insert(st, &b->h);
 	}
 	pthread_mutex_unlock(&st->ban_mu);
+	/* The hook hears what the table changed: rows another process
+	 * (floodgatectl) added or removed.  rows[] still holds them.  An
+	 * unban is a row that ends when it was made; it is told while it
+	 * is new, not again when the map forgets it and a later reload
+	 * reads it once more. */
+	for (size_t i = 0; told && i < n; i++) {
+		const struct fg_ban_row *r = &rows[i];
+
+		if (!news[i])
+			continue;
+		if (r->until_ms > r->created_ms)
+			fg_store_ban_hook(st, r->key, false, r->until_ms,
+			                  r->created_ms, r->reason, r->source);
+		else if (r->created_ms >= wall_ms() - 60000)
+			fg_store_ban_hook(st, r->key, true, 0, 0, NULL, r->source);
+	}
+	for (size_t i = 0; gone.keys != NULL && i < gone.n; i++) {
+		fg_store_ban_hook(st, gone.keys[i], true, 0, 0, NULL, NULL);
+		free(gone.keys[i]);
+	}
+	free(gone.keys);
+	free(news);
 	free(fresh);
 	return;
 fail:
 	while (nfresh-- > 0)
 		free(fresh[nfresh]);
+	free(news);
 	free(fresh);
 }
 

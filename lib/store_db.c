@@ -1070,10 +1070,12 @@ fg_store_db_status(fg_store *st, const struct fg_status_row *r,
 	    " last_commit_ms, healthy, last_error, tarpit, tarpit_max, keys,"
 	    " connects, helos, mails, rcpts, closes, memory, memory_limit,"
 	    " keys_refused, alloc_failures, db_size, max_database_size,"
-	    " size_pruned, reopened) VALUES (1, ?1, ?2, ?3, ?4,"
+	    " size_pruned, reopened, shared_state, shared_node, shared_server,"
+	    " shared_reason, shared_peers, shared_sync_ms, shared_skew_ms)"
+	    " VALUES (1, ?1, ?2, ?3, ?4,"
 	    " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
 	    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31,"
-	    " ?32, ?33)", -1, &s, NULL);
+	    " ?32, ?33, ?34, ?35, ?36, ?37, ?38, ?39, ?40)", -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		goto fail;
 	rc = sqlite3_prepare_v2(d->db,
@@ -1111,6 +1113,13 @@ fg_store_db_status(fg_store *st, const struct fg_status_row *r,
 	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->max_database_size);
 	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->size_pruned);
 	sqlite3_bind_int64(s, i++, (sqlite3_int64)r->reopened);
+	bind_text(s, i++, r->d.shared_state[0] != '\0' ? r->d.shared_state : NULL);
+	bind_text(s, i++, r->d.shared_node);
+	bind_text(s, i++, r->d.shared_server);
+	bind_text(s, i++, r->d.shared_reason);
+	sqlite3_bind_int64(s, i++, r->d.shared_peers);
+	sqlite3_bind_int64(s, i++, r->d.shared_sync_ms);
+	sqlite3_bind_int64(s, i++, r->d.shared_skew_ms);
 	if ((rc = run(d->begin)) != SQLITE_OK)
 		goto fail;
 	if ((rc = run(s)) != SQLITE_OK)

@@ -194,12 +194,19 @@ struct fg_store {
 	pthread_mutex_t err_mu;
 	char last_error[256];
 
+	/* store.c: the caller's hooks (store.h), or NULL */
+	_Atomic(const struct fg_store_hooks *) hooks;
+
 	struct fg_ratelimit rl_full, rl_busy, rl_error, rl_prune, rl_reload,
 	    rl_limit, rl_nomem, rl_size, rl_dbfull;
 };
 
 /* store.c */
 void fg_store_set_error(fg_store *st, const char *text);
+/* Tells the ban hook, if any, of a ban set or lifted. */
+void fg_store_ban_hook(fg_store *st, const char *key, bool lift,
+                       int64_t until_ms, int64_t created_ms,
+                       const char *reason, const char *source);
 int64_t fg_store_mono_ms(void);
 
 /* store_ban.c: every level of key, of any rule, from memory (the table's

@@ -207,6 +207,15 @@ static const struct migration {
 	 "CREATE TABLE verdict_totals ("
 	 " rule TEXT NOT NULL, action TEXT NOT NULL, monitor INTEGER NOT NULL,"
 	 " n INTEGER NOT NULL, PRIMARY KEY (rule, action, monitor));"},
+	/* 4: the sharing of counts between hosts in the status row. */
+	{4,
+	 "ALTER TABLE status ADD COLUMN shared_state TEXT;"
+	 "ALTER TABLE status ADD COLUMN shared_node TEXT;"
+	 "ALTER TABLE status ADD COLUMN shared_server TEXT;"
+	 "ALTER TABLE status ADD COLUMN shared_reason TEXT;"
+	 "ALTER TABLE status ADD COLUMN shared_peers INTEGER;"
+	 "ALTER TABLE status ADD COLUMN shared_sync_ms INTEGER;"
+	 "ALTER TABLE status ADD COLUMN shared_skew_ms INTEGER;"},
 };
 
 #define SCHEMA_VERSION (migrations[FG_NELEM(migrations) - 1].version)

@@ -441,6 +441,12 @@ fg_glue_register(void)
 }
 
 void
+fg_glue_set_share(struct fg_share *sh)
+{
+	env.share = sh;
+}
+
+void
 fg_glue_init(fg_store *st)
 {
 	store = st;

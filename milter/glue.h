@@ -14,6 +14,9 @@
 int fg_glue_register(void);
 /* The store the callbacks record into; before smfi_main(). */
 void fg_glue_init(fg_store *st);
+/* The other hosts' counts the sessions add (share.h); before smfi_main(). */
+struct fg_share;
+void fg_glue_set_share(struct fg_share *sh);
 /* Sessions asleep in the tarpit now. */
 int64_t fg_glue_tarpit(void);
 /* After smfi_main() returned: wakes sleeping delays. */

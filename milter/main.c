@@ -24,6 +24,7 @@
 #include "glue.h"
 #include "log.h"
 #include "notify.h"
+#include "share.h"
 #include "store.h"
 #include "version.h"
 
@@ -43,6 +44,9 @@ static char pid_path[4096];    /* the pid file written at start, if any */
 /* When the signal thread last came round its loop (CLOCK_MONOTONIC ms):
  * what the watchdog goes by. */
 static _Atomic int64_t housekeeping_ms;
+/* Counts shared with other hosts: made at start when the configuration
+ * has a redis backend, else never. */
+static fg_share *share;
 
 static void
 usage(FILE *fp)
@@ -150,6 +154,21 @@ status_info(void *arg, struct fg_store_status_info *out)
 		out->tarpit_max = c->max_delayed_sessions;
 		fg_config_release(c);
 	}
+	if (share != NULL) {
+		struct fg_share_status ss;
+
+		fg_share_get_status(share, &ss);
+		snprintf(out->shared_state, sizeof(out->shared_state), "%s",
+		         fg_share_state_name(ss.state));
+		snprintf(out->shared_node, sizeof(out->shared_node), "%s", ss.node);
+		snprintf(out->shared_server, sizeof(out->shared_server), "%s",
+		         ss.server);
+		snprintf(out->shared_reason, sizeof(out->shared_reason), "%s",
+		         ss.state == FG_SHARE_DEGRADED ? ss.reason : "");
+		out->shared_peers = ss.peers;
+		out->shared_sync_ms = ss.last_sync_ms;
+		out->shared_skew_ms = ss.skew_ms;
+	}
 }
 
 static void
@@ -185,6 +204,11 @@ reload(void)
 	fg_log_set_level(cfg->log_level);
 	fg_log_set_syslog(cfg->syslog_socket,
 	                  fg_log_facility_code(cfg->syslog_facility));
+	if (share != NULL)
+		fg_share_configure(share, cfg);
+	else if (cfg->shared.backend == FG_SHARE_REDIS)
+		fg_log(FG_LOG_WARNING, "shared: sharing counts takes effect at "
+		       "the next restart");
 	fg_config_publish(cfg);
 	atomic_store(&config_ms, now_ms());
 	fg_log(FG_LOG_INFO, "configuration reloaded: %zu rules", cfg->nrules);
@@ -228,6 +252,26 @@ signal_thread(void *arg)
 }
 
 /* ---- start-up helpers --------------------------------------------- */
+
+/* The share, when the configuration asks for one: the store is open,
+ * no session has started.  Without it the daemon runs alone. */
+static void
+start_sharing(const struct fg_config *cfg, fg_store *st)
+{
+	int rc;
+
+	if (cfg->shared.backend != FG_SHARE_REDIS)
+		return;
+	rc = fg_share_attach(cfg, st, &share);
+	if (rc != 0) {
+		fg_log(FG_LOG_ERR, "shared: cannot start (%s): counting on this "
+		       "host alone", fg_strerror(rc));
+		return;
+	}
+	fg_glue_set_share(share);
+	fg_log(FG_LOG_INFO, "shared: counts shared through %s as node %s",
+	       cfg->shared.server, cfg->shared.node);
+}
 
 static int
 daemonize(void)
@@ -602,6 +646,7 @@ main(int argc, char **argv)
 		return start_failed(cfg, NULL, 74);
 	}
 
+	start_sharing(cfg, st);
 	fg_config_publish(cfg);
 	cfg = NULL;
 	fg_glue_init(st);
@@ -638,6 +683,7 @@ main(int argc, char **argv)
 	atomic_store(&stopping, true);
 	pthread_join(sigthr, NULL);
 	fg_glue_shutdown();
+	fg_share_stop(share);
 	{
 		/* The totals, once: drops are otherwise only seen in a warning
 		 * logged at most once a minute. */
@@ -659,6 +705,7 @@ main(int argc, char **argv)
 		       (unsigned long long)ss.write_errors);
 	}
 	fg_store_close(st);
+	fg_share_detach(share);
 	if (pid_path[0] != '\0' && unlink(pid_path) != 0 && errno != ENOENT)
 		fg_log(FG_LOG_WARNING, "cannot remove pid file %s: %s",
 		       pid_path, strerror(errno));
