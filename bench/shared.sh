@@ -176,8 +176,26 @@ cpu_of() {	# user+system CPU seconds of the tasks of $1 whose name matches $2
 	done
 	awk -v s="$sum" -v t="$tck" 'BEGIN { printf "%.3f", s / t }'
 }
-# The sync thread is the one task of a whose name says so (pthread_setname_np).
-SYNC_TASK=${FG_SYNC_TASK:-shar|sync|redis}
+# The sync thread: the one task of a found in clock_nanosleep (x86-64
+# syscall 230, or FG_SYNC_SYSCALL) in most of ten looks at an idle a: it
+# naps 10 ms between round trips, while libmilter's threads wait in poll
+# or read and the store's writer on a futex.
+sync_tid() {
+	local p=$1 want=${FG_SYNC_SYSCALL:-230} f k
+	local -A seen=()
+	for ((k = 0; k < 10; k++)); do
+		for f in /proc/"$p"/task/*; do
+			read -r nr _ <"$f/syscall" 2>/dev/null || continue
+			[ "$nr" = "$want" ] && seen[${f##*/}]=$((${seen[${f##*/}]:-0} + 1))
+		done
+		sleep 0.02
+	done
+	for f in "${!seen[@]}"; do [ "${seen[$f]}" -ge 7 ] && echo "$f"; done | head -1
+}
+tid_cpu() {	# CPU seconds of task $2 of process $1 (0 if none)
+	[ -n "$2" ] || { echo 0; return; }
+	awk -v t="$tck" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/task/$2/stat" 2>/dev/null || echo 0
+}
 redis_cmds() { rcli info stats | sed -n 's/^total_commands_processed:\([0-9]*\).*/\1/p'; }
 
 # start_nodes MODE: fresh a, b and c (databases too), b's and c's load.
@@ -215,25 +233,27 @@ start_nodes() {
 
 # run MODE C MIX ROUND: one measured run against a: one JSON line.
 run() {
-	local mode=$1 c=$2 mix=$3 round=$4 out cpu0 cpu1 sync0 sync1 r0=0 r1=0 t0 t1 park=()
+	local mode=$1 c=$2 mix=$3 round=$4 stid out cpu0 cpu1 sync0 sync1 r0=0 r1=0 t0 t1 park=()
 	start_nodes "$mode"
 	[ "$mix" = mix ] && park=(--park 128)
-	cpu0=$(cpu_of "${pid[a]}" .) sync0=$(cpu_of "${pid[a]}" "$SYNC_TASK")
+	stid=''
+	[ "$mode" = on ] && stid=$(sync_tid "${pid[a]}")
+	cpu0=$(cpu_of "${pid[a]}" .) sync0=$(tid_cpu "${pid[a]}" "$stid")
 	[ "$mode" = on ] && r0=$(redis_cmds)
 	t0=$EPOCHREALTIME
 	out=$("$LOAD" -q -s "unix:$work/a.sock" -c "$c" -m "$mix" -t "$seconds" -n 100000000 \
 		"${park[@]}" --seed "$round" 2>&1 | sed -n 's/^JSON //p')
 	t1=$EPOCHREALTIME
 	[ "$mode" = on ] && r1=$(redis_cmds)
-	cpu1=$(cpu_of "${pid[a]}" .) sync1=$(cpu_of "${pid[a]}" "$SYNC_TASK")
+	cpu1=$(cpu_of "${pid[a]}" .) sync1=$(tid_cpu "${pid[a]}" "$stid")
 	kill -0 "${pid[a]}" 2>/dev/null || echo "shared.sh: node a died ($mode c=$c)" >&2
 	[ "$mode" = stopped ] && kill -CONT "$redis_pid"
 	stop_nodes
-	printf '{"mode":"%s","c":%s,"mix":"%s","round":%s,"secs":%s,"cpu_s":%s,"sync_cpu_s":%s,"redis_cmds":%s,"r":%s}\n' \
+	printf '{"mode":"%s","c":%s,"mix":"%s","round":%s,"secs":%s,"cpu_s":%s,"sync_tid":"%s","sync_cpu_s":%s,"redis_cmds":%s,"r":%s}\n' \
 		"$mode" "$c" "$mix" "$round" \
 		"$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" \
 		"$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.3f", b - a }')" \
-		"$(awk -v a="$sync0" -v b="$sync1" 'BEGIN { printf "%.3f", b - a }')" \
+		"$stid" "$(awk -v a="$sync0" -v b="$sync1" 'BEGIN { printf "%.3f", b - a }')" \
 		"$((r1 - r0))" "${out:-null}" >>"$results"
 	printf '.'
 }
@@ -321,8 +341,8 @@ if c8:
           "a's CPU %s %% of a core, of it the sync thread %s %%;"
           % (c, fmt(sess), fmt(cpu, "%.1f"), fmt(sync, "%.2f")))
     print("  Redis: %s commands/s from the three nodes" % fmt(ops))
-    if not any(r["sync_cpu_s"] for r in c8):
-        print("  (no task of a's matched the sync thread's name: set FG_SYNC_TASK)")
+    if not any(r.get("sync_tid") for r in c8):
+        print("  (the sync thread was not found: no task of a's naps in clock_nanosleep)")
 for r in bad:
     print("  ! %s c=%s round %s: %s" % (r["mode"], r["c"], r["round"],
           "no result" if not r.get("r") else "%d failed sessions" % r["r"]["failed"]))
