@@ -177,7 +177,7 @@ cpu_of() {	# user+system CPU seconds of the tasks of $1 whose name matches $2
 	awk -v s="$sum" -v t="$tck" 'BEGIN { printf "%.3f", s / t }'
 }
 # The sync thread: the one task of a found in clock_nanosleep (x86-64
-# syscall 230, or FG_SYNC_SYSCALL) in most of ten looks at an idle a: it
+# syscall 230, or FG_SYNC_SYSCALL) most often in ten looks at an idle a: it
 # naps 10 ms between round trips, while libmilter's threads wait in poll
 # or read and the store's writer on a futex.
 sync_tid() {
@@ -190,7 +190,9 @@ sync_tid() {
 		done
 		sleep 0.02
 	done
-	for f in "${!seen[@]}"; do [ "${seen[$f]}" -ge 7 ] && echo "$f"; done | head -1
+	# the task seen there most often, at least 3 times
+	for f in "${!seen[@]}"; do echo "${seen[$f]} $f"; done | sort -rn |
+		awk '$1 >= 3 { print $2; exit }' 
 }
 tid_cpu() {	# CPU seconds of task $2 of process $1 (0 if none)
 	[ -n "$2" ] || { echo 0; return; }
