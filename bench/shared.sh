@@ -192,7 +192,7 @@ sync_tid() {
 	done
 	# the task seen there most often, at least 3 times
 	for f in "${!seen[@]}"; do echo "${seen[$f]} $f"; done | sort -rn |
-		awk '$1 >= 3 { print $2; exit }' 
+		awk '$1 >= 3 { print $2; exit }'
 }
 tid_cpu() {	# CPU seconds of task $2 of process $1 (0 if none)
 	[ -n "$2" ] || { echo 0; return; }
