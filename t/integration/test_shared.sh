@@ -83,6 +83,13 @@ sums() {	# for a "# got" line
 	local n; for n in a b c; do printf '%s: %s; ' "$n" "$(why_line "$n" "$1")"; done; echo
 }
 
+# shared_json NODE EXPR: EXPR of floodgatectl status --json's "shared"
+# object (as s) on NODE; the daemon rewrites its status row every second.
+shared_json() {
+	"$CTL" -c "$T/$1.conf" -d "$T/$1.db" --json status 2>/dev/null |
+		py "(lambda s: $2)(d.get('shared', {}))" 2>/dev/null
+}
+
 # spread NET: a few events for NET's key on each node (under the limit).
 spread() {
 	local n k=0
@@ -190,6 +197,27 @@ for n in a b c; do
 		wait_for "grep -q 'shared: connected to 127.0.0.1:$REDIS_PORT' '$T/$n.log'" 10
 done
 
+# What floodgatectl shows of it.
+ok "status --json on a: sharing ok, node a, 2 peers, a recent sync" \
+	wait_for "[ \"\$(shared_json a '\"%s %s %s %s\" % (s.get(\"state\"), s.get(\"node\"), s.get(\"peers\"), (s.get(\"last_sync_age_ms\") or 10**9) < 5000)')\" = 'ok a 2 True' ]" 10 ||
+	echo "#   got: $(shared_json a 's')"
+out=$("$CTL" -c "$T/a.conf" -d "$T/a.db" status 2>&1)
+ok "status (text) says so" grep -Eq '^shared +ok, node a via 127\.0\.0\.1:[0-9]+, 2 peers, last sync [0-9]+ ms ago' <<<"$out" ||
+	grep '^shared' <<<"$out" | sed 's/^/#   got: /'
+out=$("$CTL" -c "$T/a.conf" -d "$T/a.db" stats 2>&1)
+ok "stats says so" grep -Eq '^shared: ok, node a' <<<"$out"
+out=$("$CTL" -c "$T/a.conf" -d "$T/a.db" metrics 2>&1)
+shared_gauges() {
+	grep -q '^floodgate_shared_state{state="ok"} 1$' <<<"$out" &&
+		grep -q '^floodgate_shared_info{node="a",' <<<"$out" &&
+		grep -q '^floodgate_shared_peers 2$' <<<"$out"
+}
+ok "metrics: the state, the node and the peers as gauges" shared_gauges
+if command -v promtool >/dev/null; then
+	promtool check metrics <<<"$out" >"$T/promtool.out" 2>&1
+	is "$?" 0 "... which promtool accepts" || sed 's/^/# promtool: /' "$T/promtool.out"
+fi
+
 # The split attack.
 passed=$(attack 198.51.100 a b c)
 b=$(bound 0)
@@ -240,6 +268,8 @@ fault() {
 	for n in a b c; do
 		wait_for "[ \$(lines_since $n ${marks[$n]} 'shared: degraded') -ge 1 ]" 15
 	done
+	ok "$what: status on a says degraded, with the reason" \
+		wait_for "[ \"\$(shared_json a 's[\"state\"] + (\" why\" if s.get(\"reason\") else \"\")')\" = 'degraded why' ]" 10
 	sleep "$hold"
 	for n in a b c; do
 		is "$(lines_since "$n" "${marks[$n]}" 'shared: degraded')" 1 "$what: node $n logs one degraded line"
@@ -252,6 +282,7 @@ fault() {
 		ok "$what: node $n logs that it connected again" \
 			wait_for "[ \$(lines_since $n ${marks[$n]} 'shared: connected to') -ge 1 ]" 15
 	done
+	ok "$what: status on a says ok again" wait_for "[ \"\$(shared_json a 's[\"state\"]')\" = ok ]" 10
 	net=172.16.$((++fault_no))
 	spread "$net"
 	ok "$what: the sums are exact again" wait_for "converged $net.1" 10 || sums "$net.1"
