@@ -210,6 +210,12 @@ fg_cfg_parse_shared(struct ctx *c, struct fg_config *cfg, config_setting_t *s)
 	}
 	if (sh->node != NULL && sh->node[0] == '\0')
 		default_node(c, sh, line);
+	if (sh->slot_ms % 1000 != 0) {
+		/* Counts are kept per second: a slot is a number of them. */
+		config_setting_t *sl = config_setting_get_member(s, "slot");
+		CERR(c, sl != NULL ? (int)config_setting_source_line(sl) : line,
+		     "shared.slot", "must be a whole number of seconds");
+	}
 }
 
 void

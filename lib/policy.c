@@ -101,6 +101,8 @@ view_remote(const struct fg_view *vw, const char *key, enum fg_counter c,
 	out->count = 0;
 	out->age_ms = -1;
 	out->nodes = 0;
+	if (vw->remote == NULL)
+		return 0;
 	n = vw->remote(vw->ctx, key, c, window_ms, now_ms, local, limit, out);
 	out->count = n > 0 ? n : 0;
 	return out->count;

@@ -761,7 +761,7 @@ sync_main(void *arg)
 
 	while (!atomic_load(&sh->stop)) {
 		int64_t mono = clock_ms(CLOCK_MONOTONIC), interval;
-		struct timespec nap = {0, 10 * 1000000};
+		struct timespec nap = {0, 10000000L};
 
 		pthread_mutex_lock(&sh->cfg_mu);
 		interval = sh->p.interval_ms;

@@ -76,62 +76,59 @@ struct params {
 
 struct fg_share {
 	struct shard shards[SH_SHARDS];
+	pthread_mutex_t cfg_mu;
+	pthread_mutex_t ban_mu;
+	pthread_mutex_t st_mu;
+	struct params p;              /* under cfg_mu */
+	struct params tp;             /* the sync thread's copy of p */
+	struct fg_share_status st;    /* under st_mu */
+	struct fg_share_transport t;
+	struct fg_share_host host;
+	pthread_t thread;
+
 	uint64_t seed;
 	_Atomic uint64_t nkeys, keys_refused;
-	_Atomic bool active;
-	_Atomic unsigned ctr_mask, key_mask;
 	_Atomic int64_t slot_ms;
+	_Atomic unsigned ctr_mask, key_mask;
+	_Atomic int nnodes;
+	_Atomic bool active;
 	_Atomic bool urgent;
 	_Atomic bool reconnect;       /* the server or identity changed */
-
-	pthread_mutex_t cfg_mu;
-	struct params p;              /* under cfg_mu */
+	_Atomic bool stop;
 
 	/* node table: names appended by the sync thread, then published */
 	char nodes[FG_SHARE_MAX_NODES][72];
-	_Atomic int nnodes;
+	_Atomic int64_t node_last[FG_SHARE_MAX_NODES]; /* their heartbeats */
 
-	pthread_mutex_t ban_mu;
+	/* bans and lifts made here, waiting to go out (ban_mu) */
 	struct ban_op *bans;
 	size_t nbans;
 	uint64_t bans_lost;
 
-	struct fg_share_transport t;
-	struct fg_share_host host;
-
 	/* the sync thread's own */
-	bool connected;
-	int fails;
 	uint64_t rng;                 /* jitter of the backoff */
-	int64_t next_try_mono;
-	int64_t last_nodes_ms;
-	int64_t started_ms;
-	char token[24];               /* this run's identity in "nodes" */
-	char epoch[64];               /* the server's epoch as last seen */
-	bool set_epoch;
-	char banlog_id[64];           /* last banlog entry read; "" none */
-	bool readonly;                /* fg_share_read_only */
-	_Atomic int64_t node_last[FG_SHARE_MAX_NODES]; /* their heartbeats */
 	uint64_t peers;               /* live peers (bit i: node i) */
 	int64_t peer_gen[FG_SHARE_MAX_NODES]; /* their connection counts */
 	int64_t gen;                  /* connections made by this host */
 	int64_t npeers;
-	unsigned rot;                 /* first shard of the next pass */
-	char collide_token[24];
+	int64_t next_try_mono;
+	int64_t last_nodes_ms;
+	int64_t started_ms;
 	int64_t collide_last;
+	int64_t last_expire_ms;
+	int fails;
 	int collisions;
+	unsigned rot;                 /* first shard of the next pass */
+	char token[24];               /* this run's identity in "nodes" */
+	char collide_token[24];
+	char epoch[64];               /* the server's epoch as last seen */
+	char banlog_id[64];           /* last banlog entry read; "" none */
+	bool connected;
+	bool set_epoch;
+	bool readonly;                /* fg_share_read_only */
 	bool collided;
 	bool skew_warned;
-	int64_t last_expire_ms;
-	char last_reason[192];
-	struct params tp;             /* the tick's copy of p */
-
-	pthread_t thread;
 	bool thread_running;
-	_Atomic bool stop;
-
-	pthread_mutex_t st_mu;
-	struct fg_share_status st;
 };
 
 /* share.c */

@@ -56,7 +56,8 @@ connect_to(const char *server, struct timeval tv)
 		return NULL;
 	memcpy(host, server, len);
 	host[len] = '\0';
-	return redisConnectWithTimeout(host, atoi(colon + 1), tv);
+	return redisConnectWithTimeout(host, (int)strtol(colon + 1, NULL, 10),
+	                               tv);
 }
 
 static void

@@ -76,10 +76,9 @@ host_ban_ok(void *ctx, const char *key)
 	if (cfg == NULL)
 		return false;
 	if (fg_policy_ban_checked(cfg, key, &why) != 1 ||
-	    fg_store_allowed(h->st, key, wall_ms()) == 1)
-		ok = false;
-	else if (fg_prefix_parse(key, &p) == 0 && cfg->exempt.networks != NULL &&
-	         fg_nettab_lookup(cfg->exempt.networks, &p.addr, &v, NULL) == 1)
+	    fg_store_allowed(h->st, key, wall_ms()) == 1 ||
+	    (fg_prefix_parse(key, &p) == 0 && cfg->exempt.networks != NULL &&
+	     fg_nettab_lookup(cfg->exempt.networks, &p.addr, &v, NULL) == 1))
 		ok = false;
 	fg_config_release(cfg);
 	return ok;

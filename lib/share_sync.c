@@ -566,7 +566,7 @@ apply_banlog(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 			continue;
 		if (sh->host.ban_ok != NULL && !sh->host.ban_ok(sh->host.ctx, key))
 			continue;
-		sscanf(id, "%" SCNd64, &id_ms);
+		id_ms = strtoll(id, NULL, 10);
 		snprintf(src, sizeof(src), "peer:%s", node);
 		if (strcmp(op, "lift") == 0) {
 			uint64_t h = fg_share_hash(sh, key);
@@ -593,6 +593,33 @@ apply_banlog(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 	}
 }
 
+/* "last_ms slot_ms version token skew_ms gen": the first, fourth and
+ * sixth words (later ones may be missing). */
+static bool
+parse_heartbeat(const char *v, int64_t *last, char *token, size_t size,
+                int64_t *gen)
+{
+	char *end;
+	const char *w = v;
+
+	*last = strtoll(v, &end, 10);
+	if (end == v)
+		return false;
+	for (int i = 1; i <= 5 && *w != '\0'; i++) {
+		w = strchr(w, ' ');
+		if (w == NULL)
+			return true;
+		w++;
+		if (i == 3) {
+			size_t n = strcspn(w, " ");
+			snprintf(token, size, "%.*s", (int)n, w);
+		} else if (i == 5) {
+			*gen = strtoll(w, NULL, 10);
+		}
+	}
+	return true;
+}
+
 static void
 apply_nodes(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 {
@@ -605,13 +632,12 @@ apply_nodes(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 		return;
 	for (size_t i = 0; i + 1 < r->n; i += 2) {
 		const char *name = r->elem[i].s, *val = r->elem[i + 1].s;
-		long long last = 0, gen = 0;
+		int64_t last = 0, gen = 0;
 		char token[24] = "";
 		int idx;
 
 		if (name == NULL || val == NULL ||
-		    sscanf(val, "%lld %*s %*s %23s %*s %lld", &last, token,
-		           &gen) < 1)
+		    !parse_heartbeat(val, &last, token, sizeof(token), &gen))
 			continue;
 		if (strcmp(name, p->node) == 0) {
 			/* Another host under this name: its token, fresh, and
@@ -636,7 +662,7 @@ apply_nodes(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 		if (!(sh->peers & (UINT64_C(1) << idx)) ||
 		    sh->peer_gen[idx] != gen) {
 			fg_log(FG_LOG_DEBUG, "shared: %s: peer %s is new or "
-			       "published again (%lld): fetching every key whole",
+			       "published again (%" PRId64 "): fetching every key whole",
 			       p->node, name, gen);
 			grew = true;
 		}

@@ -690,15 +690,15 @@ fg_store_ban_reload(fg_store *st, struct fg_ban_row *rows, size_t n)
 	pthread_mutex_unlock(&st->ban_mu);
 	/* The hook hears what the table changed: rows another process
 	 * (floodgatectl) added or removed.  rows[] still holds them.  An
-	 * unban is a row that ends when it was made; it is told while it
-	 * is new, not again when the map forgets it and a later reload
-	 * reads it once more. */
+	 * unban is a row that ends at 0 (query.c); it is told while it is
+	 * new, not again when the map forgets it and a later reload reads
+	 * it once more. */
 	for (size_t i = 0; told && i < n; i++) {
 		const struct fg_ban_row *r = &rows[i];
 
 		if (!news[i])
 			continue;
-		if (r->until_ms > r->created_ms)
+		if (r->until_ms > 0)
 			fg_store_ban_hook(st, r->key, false, r->until_ms,
 			                  r->created_ms, r->reason, r->source);
 		else if (r->created_ms >= wall_ms() - 60000)

@@ -437,6 +437,7 @@ test_every_bound(void)
 		{"shared = { sync_interval = \"5s\"; };", "shared = { sync_interval = \"5001ms\"; };"},
 		{"shared = { slot = \"1s\"; };", "shared = { slot = \"999ms\"; };"},
 		{"shared = { slot = \"60s\"; };", "shared = { slot = \"61s\"; };"},
+		{"shared = { slot = \"2s\"; };", "shared = { slot = \"1500ms\"; };"},
 		{"shared = { timeout = \"10ms\"; };", "shared = { timeout = \"9ms\"; };"},
 		{"shared = { hot = \"1h\"; };", "shared = { hot = \"61m\"; };"},
 		{"shared = { max_commands = 100; };", "shared = { max_commands = 99; };"},

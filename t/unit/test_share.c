@@ -338,6 +338,113 @@ test_bans(void)
 	fake_free(&r);
 }
 
+/* The clock, a new server, and a budget of commands per round trip. */
+static void
+test_clock_config_budget(void)
+{
+	struct fake_redis r = {0};
+	struct node a, b;
+	int64_t now = start_ms();
+	struct fg_share_status st;
+	struct fg_config *cfg;
+	char text[512];
+
+	r.now_ms = now + 2000;   /* the server's clock 2 s ahead */
+	node_open(&a, "a", &r, 250, "1h", now);
+	node_open(&b, "b", &r, 250, "1h", now);
+	is_int(fg_share_tick(a.sh, now, 0), 0, "skew: syncs");
+	fg_share_get_status(a.sh, &st);
+	ok(st.skew_ms >= 1990 && st.skew_ms <= 2000, "skew: %" PRId64 " ms "
+	   "measured", st.skew_ms);
+	r.now_ms = now;
+
+	/* SIGUSR1 with another prefix: the next tick connects again and
+	 * writes under the new one. */
+	snprintf(text, sizeof(text), "shared = { backend = \"redis\"; node = "
+	         "\"a\"; prefix = \"site2\"; slot = \"1s\"; };"
+	         "rules = ( { name = \"dict\"; type = \"invalid_recipients\";"
+	         " limit = 1000000; window = \"1h\"; } );");
+	if (fg_config_load_string(text, "t.conf", &cfg, NULL, NULL) != 0) {
+		ok(0, "config loads");
+		return;
+	}
+	fg_share_configure(a.sh, cfg);
+	node_event(&a, "192.0.2.0/24", now);
+	is_int(fg_share_tick(a.sh, now, 100), 0, "reconfigured: syncs");
+	{
+		char f[64];
+		snprintf(f, sizeof(f), "%" PRId64 ".i.a", now / 1000);
+		ok(fk_find(&r, "site2:c:192.0.2.0/24", f) != NULL,
+		   "reconfigured: counts under the new prefix");
+	}
+	/* No backend: off, nothing sent. */
+	fg_config_release(cfg);
+	if (fg_config_load_string("rules = ( { name = \"dict\"; type = "
+	                          "\"invalid_recipients\"; limit = 5; window ="
+	                          " \"1h\"; } );", "t.conf", &cfg, NULL,
+	                          NULL) == 0) {
+		uint64_t before = r.commands;
+		fg_share_configure(a.sh, cfg);
+		is_int(fg_share_tick(a.sh, now, 200), FG_EBUSY, "off: no tick");
+		is_int(r.commands, before, "off: no command");
+		fg_share_get_status(a.sh, &st);
+		is_str(fg_share_state_name(st.state), "off", "off: state");
+		fg_config_release(cfg);
+	}
+
+	/* 300 keys, 100 commands a round trip: all of them get there in
+	 * a few ticks, none twice too many. */
+	for (int i = 0; i < 300; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "10.%d.%d.0/24", i / 256, i % 256);
+		node_event(&b, key, now);
+	}
+	node_close(&b);
+	r.commands = 0;
+	{
+		struct node c;
+		char conf[1024], err[256];
+		struct fg_store_options opt = {.counters_only = true,
+		                               .horizon_ms = 3600000};
+		struct fg_share_transport t = fake_transport(&r);
+		struct fg_share_host host = {.ctx = &c, .own_since = own_since};
+		int ticks = 0;
+
+		memset(&c, 0, sizeof(c));
+		snprintf(conf, sizeof(conf), "shared = { backend = \"redis\"; "
+		         "node = \"c\"; max_commands = 100; slot = \"1s\"; };"
+		         "rules = ( { name = \"d\"; type = \"invalid_recipients\";"
+		         " limit = 9; window = \"1h\"; } );");
+		if (fg_config_load_string(conf, "t.conf", &c.cfg, NULL, NULL) != 0 ||
+		    fg_store_open(&opt, now, &c.st, err, sizeof(err)) != 0 ||
+		    fg_share_new(c.cfg, &t, &host, &c.sh) != 0) {
+			ok(0, "budget: set up");
+			return;
+		}
+		for (int i = 0; i < 300; i++) {
+			char key[32];
+			snprintf(key, sizeof(key), "10.%d.%d.0/24", i / 256, i % 256);
+			node_event(&c, key, now);
+		}
+		for (int k = 0; k < 20; k++) {
+			size_t n = 0;
+			fg_share_tick(c.sh, now, 300 + k);
+			ticks++;
+			for (size_t i = 0; i < r.nkv; i++)
+				n += r.kv[i].field != NULL &&
+				     strncmp(r.kv[i].key, "fg:c:10.", 8) == 0 &&
+				     strstr(r.kv[i].field, ".i.c") != NULL;
+			if (n == 300)
+				break;
+		}
+		ok(ticks > 3 && ticks < 20, "budget: 300 keys pushed in %d round "
+		   "trips of about 100 commands", ticks);
+		node_close(&c);
+	}
+	node_close(&a);
+	fake_free(&r);
+}
+
 /* ---- a real server, when there is one ----------------------------- */
 
 static void
@@ -633,6 +740,7 @@ main(void)
 	test_edge();
 	test_failures();
 	test_bans();
+	test_clock_config_budget();
 	test_real_redis();
 	test_simulation();
 	return tap_done();

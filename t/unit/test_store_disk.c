@@ -9,6 +9,7 @@
  * wall clock by design) are checked.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -627,6 +628,112 @@ test_external_bans(void)
 	fg_store_close(st);
 }
 
+/* The hooks (store.h): what the share hears of events and bans. */
+struct heard {
+	pthread_mutex_t mu;
+	int records, ctrs, bans, lifts;
+	char last[64];
+};
+
+static void
+heard_record(void *arg, const char *key, const enum fg_counter *ctrs,
+             size_t n, int64_t time_ms)
+{
+	struct heard *h = arg;
+
+	(void)time_ms;
+	pthread_mutex_lock(&h->mu);
+	h->records++;
+	h->ctrs += (int)n;
+	snprintf(h->last, sizeof(h->last), "%s", key);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void
+heard_ban(void *arg, const char *key, bool lift, int64_t until_ms,
+          int64_t created_ms, const char *reason, const char *source)
+{
+	struct heard *h = arg;
+
+	(void)until_ms; (void)created_ms; (void)reason; (void)source;
+	pthread_mutex_lock(&h->mu);
+	if (lift)
+		h->lifts++;
+	else
+		h->bans++;
+	snprintf(h->last, sizeof(h->last), "%s", key);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static int
+heard_get(struct heard *h, int *field)
+{
+	int v;
+
+	pthread_mutex_lock(&h->mu);
+	v = *field;
+	pthread_mutex_unlock(&h->mu);
+	return v;
+}
+
+static bool
+heard_wait(struct heard *h, int *field, int want)
+{
+	int64_t t0 = mono_ms();
+
+	while (heard_get(h, field) < want && mono_ms() - t0 < 5000)
+		sleep_ms(10);
+	return heard_get(h, field) >= want;
+}
+
+static void
+test_hooks(void)
+{
+	const char *path = in_dir("hooks.db");
+	fg_store *st = open_at(path, T0, HOUR, 0, 0);
+	struct heard h = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, ""};
+	struct fg_store_hooks hooks = {&h, heard_record, heard_ban};
+	const char *keys[] = {"192.0.2.7", "192.0.2.0/24"};
+	struct fg_event ev = {
+		.time_ms = T0, .kind = FG_EV_RCPT, .rcpt_class = FG_RCPT_INVALID,
+		.keys = keys, .nkeys = 2,
+	};
+	struct timespec ts;
+	char sql[256];
+
+	fg_store_record(st, &ev);
+	is_int(h.records, 0, "hooks: none before they are set");
+	fg_store_set_hooks(st, &hooks);
+	fg_store_record(st, &ev);
+	is_int(h.records, 2, "hooks: an event is told per key");
+	is_int(h.ctrs, 4, "hooks: with its two counters");
+	fg_store_ban_set(st, "203.0.113.0/24", T0 + HOUR, "r", "floodgate:x", T0);
+	is_int(h.bans, 1, "hooks: a ban set here");
+	is_int(fg_store_ban_lift(st, "203.0.113.0/24"), 1, "hooks: lifted");
+	is_int(h.lifts, 1, "hooks: a lift here");
+	fg_store_ban_lift(st, "203.0.113.0/24");
+	is_int(h.lifts, 1, "hooks: no lift of nothing");
+
+	/* What floodgatectl writes into the table. */
+	q_exec(path, "INSERT INTO bans (key, until_ms, reason, source) VALUES"
+	       " ('198.51.100.0/24', 1700086400000, 'by hand', 'floodgatectl')");
+	ok(heard_wait(&h, &h.bans, 2), "hooks: a ban from the table");
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(sql, sizeof(sql), "UPDATE bans SET until_ms = 0, created_ms ="
+	         " %" PRId64 ", reason = 'lifted', source = 'unban' WHERE key ="
+	         " '198.51.100.0/24'", (int64_t)ts.tv_sec * 1000);
+	q_exec(path, sql);
+	ok(heard_wait(&h, &h.lifts, 2), "hooks: an unban row from the table");
+	q_exec(path, "INSERT INTO bans (key, until_ms) VALUES ('remote3',"
+	       " 1700086400000)");
+	ok(heard_wait(&h, &h.bans, 3), "hooks: another ban from the table");
+	q_exec(path, "DELETE FROM bans WHERE key = 'remote3'");
+	ok(heard_wait(&h, &h.lifts, 3), "hooks: a row deleted is a lift");
+	is_int(heard_get(&h, &h.bans), 3, "hooks: nothing told twice");
+	fg_store_set_hooks(st, NULL);
+	fg_store_close(st);
+}
+
 /*
  * Version 1 kept one counts row per key, counter and second; version 2
  * one row per key and second.  A version 1 file is migrated with its
@@ -987,6 +1094,7 @@ main(void)
 	test_restart();
 	test_prune();
 	test_external_bans();
+	test_hooks();
 	test_migrations();
 	test_migrate_v1();
 	test_migrate_v2();
