@@ -98,7 +98,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/floodgate-shared.XXXXXX") || die "mktemp faile
 results=$work/results.jsonl
 : >"$results"
 declare -A pid=()
-redis_pid='' port=''
+redis_pid='' port='' stid=''
 peer_loads=()
 
 # A child that gets SIGKILL when this shell dies, however it dies.
@@ -225,6 +225,8 @@ start_nodes() {
 			-n 100000000 -t 3600 --seed 7 >/dev/null 2>&1
 		peer_loads+=("$!")
 	done
+	stid=''
+	[ "$mode" != off ] && stid=$(sync_tid "${pid[a]}")
 	if [ "$mode" = stopped ]; then
 		# The nodes share for a moment, then Redis hangs under them.
 		sleep 1
@@ -235,11 +237,9 @@ start_nodes() {
 
 # run MODE C MIX ROUND: one measured run against a: one JSON line.
 run() {
-	local mode=$1 c=$2 mix=$3 round=$4 stid out cpu0 cpu1 sync0 sync1 r0=0 r1=0 t0 t1 park=()
+	local mode=$1 c=$2 mix=$3 round=$4 out cpu0 cpu1 sync0 sync1 r0=0 r1=0 t0 t1 park=()
 	start_nodes "$mode"
 	[ "$mix" = mix ] && park=(--park 128)
-	stid=''
-	[ "$mode" = on ] && stid=$(sync_tid "${pid[a]}")
 	cpu0=$(cpu_of "${pid[a]}" .) sync0=$(tid_cpu "${pid[a]}" "$stid")
 	[ "$mode" = on ] && r0=$(redis_cmds)
 	t0=$EPOCHREALTIME
@@ -343,6 +343,17 @@ if c8:
           "a's CPU %s %% of a core, of it the sync thread %s %%;"
           % (c, fmt(sess), fmt(cpu, "%.1f"), fmt(sync, "%.2f")))
     print("  Redis: %s commands/s from the three nodes" % fmt(ops))
+    per = []
+    for m in MODES:
+        rs = [r for r in runs if r["mode"] == m and r["c"] == c and r.get("r")
+              and r["r"]["completed"]]
+        per.append("%s %s" % (m, fmt(med([r["cpu_s"] * 1e6 / r["r"]["completed"] for r in rs]))))
+    print("  a's CPU per completed session at c=%d, microseconds (median): %s"
+          % (c, ", ".join(per)))
+    st = [r for r in runs if r["mode"] == "stopped" and r["c"] == c and r.get("sync_tid")]
+    if st:
+        print("  with Redis stopped, the sync thread took %s %% of a core"
+              % fmt(med([r["sync_cpu_s"] / r["secs"] * 100 for r in st]), "%.2f"))
     if not any(r.get("sync_tid") for r in c8):
         print("  (the sync thread was not found: no task of a's naps in clock_nanosleep)")
 for r in bad:
