@@ -34,7 +34,13 @@ host_ban(void *ctx, const char *key, int64_t until_ms, const char *reason,
          const char *source, int64_t now_ms)
 {
 	struct hosted *h = ctx;
+	struct fg_ban have;
 
+	/* A ban here that lasts as long stands: two hosts that banned the
+	 * same attacker keep their own. */
+	if (fg_store_ban_get(h->st, key, now_ms, &have) == 1 &&
+	    have.until_ms >= until_ms)
+		return;
 	if (fg_store_ban_set(h->st, key, until_ms, reason, source, now_ms) == 0)
 		fg_log(FG_LOG_INFO, "shared: %s banned by %s: %s", key, source,
 		       reason);
