@@ -215,7 +215,9 @@ shared_gauges() {
 ok "metrics: the state, the node and the peers as gauges" shared_gauges
 if command -v promtool >/dev/null; then
 	promtool check metrics <<<"$out" >"$T/promtool.out" 2>&1
-	is "$?" 0 "... which promtool accepts" || sed 's/^/# promtool: /' "$T/promtool.out"
+	rc=$?
+	is "$rc" 0 "... which promtool accepts"
+	[ "$rc" = 0 ] || sed 's/^/# promtool: /' "$T/promtool.out"
 fi
 
 # The split attack.
