@@ -155,6 +155,7 @@ ent_get(fg_share *sh, struct shard *s, uint64_t h, const char *key)
 	e->pub_lo = SH_NONE;
 	e->pub_hi = INT64_MIN;
 	e->stale = true;
+	e->memo_ctr = -1;
 	e->next = s->tab[h & s->mask];
 	s->tab[h & s->mask] = e;
 	s->n++;
@@ -178,9 +179,17 @@ fg_share_ent_free(fg_share *sh, struct shard *s, struct ent *e)
 }
 
 void
+fg_share_rslot_clear(struct ent *e)
+{
+	e->nr = 0;
+	e->version++;
+}
+
+void
 fg_share_rslot_put(struct ent *e, int64_t slot, int ctr, int node,
                    uint32_t value)
 {
+	e->version++;
 	for (uint32_t i = 0; i < e->nr; i++) {
 		struct rslot *r = &e->r[i];
 		if (r->slot == slot && r->ctr == ctr && r->node == node) {
@@ -284,7 +293,7 @@ fg_share_remote(fg_share *sh, const char *key, enum fg_counter c,
                 int64_t limit, struct fg_share_part *out)
 {
 	struct fg_share_part part = {0, -1, 0};
-	int64_t slot_ms, lo, full = 0;
+	int64_t slot_ms, lo, k, full = 0, edge = 0;
 	double partial = 0.0;
 	uint64_t h;
 	struct shard *s;
@@ -303,21 +312,39 @@ fg_share_remote(fg_share *sh, const char *key, enum fg_counter c,
 	if ((e = fg_share_ent_find(s, h, key)) != NULL) {
 		if (e->pulled_ms > 0)
 			part.age_ms = now_ms > e->pulled_ms ? now_ms - e->pulled_ms : 0;
-		for (uint32_t i = 0; i < e->nr; i++) {
-			const struct rslot *r = &e->r[i];
-			int64_t start = r->slot * slot_ms, end = start + slot_ms;
+		/* Slots after k are inside the window whole, slot k in part
+		 * (or not at all when it ends at lo + 1). */
+		k = lo >= 0 ? lo / slot_ms : -((-lo + slot_ms - 1) / slot_ms);
+		if (e->memo_ctr != (int)c || e->memo_k != k ||
+		    e->memo_version != e->version) {
+			e->memo_full = e->memo_edge = 0;
+			e->memo_nodes = 0;
+			for (uint32_t i = 0; i < e->nr; i++) {
+				const struct rslot *r = &e->r[i];
 
-			if (r->ctr != c || end <= lo + 1)
-				continue;
-			if (start > lo)
-				full += r->value;
-			else
-				partial += (double)r->value *
-				           (double)(end - (lo + 1)) / (double)slot_ms;
-			part.nodes |= UINT64_C(1) << (r->node & 63);
+				if (r->ctr != c || r->slot < k)
+					continue;
+				if (r->slot > k)
+					e->memo_full += r->value;
+				else
+					e->memo_edge += r->value;
+				e->memo_nodes |= UINT64_C(1) << (r->node & 63);
+			}
+			e->memo_ctr = (int)c;
+			e->memo_k = k;
+			e->memo_version = e->version;
 		}
+		full = e->memo_full;
+		edge = e->memo_edge;
+		part.nodes = e->memo_nodes;
 	}
 	pthread_mutex_unlock(&s->mu);
+	if (edge > 0) {
+		int64_t end = (k + 1) * slot_ms;
+		if (end > lo + 1)
+			partial = (double)edge * (double)(end - (lo + 1)) /
+			          (double)slot_ms;
+	}
 	if (sh->readonly && part.nodes != 0) {
 		/* A reader's fetch is fresh; the data is as old as the
 		 * oldest heartbeat of the hosts that wrote it. */
@@ -361,7 +388,7 @@ fg_share_ban_changed(fg_share *sh, const char *key, bool lift,
 		pthread_mutex_lock(&s->mu);
 		if ((e = fg_share_ent_find(s, h, key)) != NULL) {
 			e->withdraw = true;
-			e->nr = 0;
+			fg_share_rslot_clear(e);
 		}
 		pthread_mutex_unlock(&s->mu);
 	}

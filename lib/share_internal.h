@@ -43,6 +43,12 @@ struct ent {
 	int64_t pulled_ms;            /* remote part fetched; 0 never */
 	int64_t dirty_from;           /* lowest slot to push; SH_NONE clean */
 	int64_t pub_lo, pub_hi;       /* slots pushed (pub_lo > pub_hi: none) */
+	/* The last sum asked for: slots after k, and slot k, of one
+	 * counter, as of version (bumped by every change of r). */
+	int64_t memo_k, memo_full, memo_edge;
+	uint64_t memo_nodes;
+	uint32_t version, memo_version;
+	int memo_ctr;                 /* -1: none */
 	bool stale;                   /* fetch all of it (HGETALL) */
 	bool withdraw;                /* delete own fields (after a lift) */
 	struct rslot *r;
@@ -143,6 +149,8 @@ int fg_share_ctr_of(char letter);
 /* Index of node name (added if new), -1 when the table is full or the
  * name is bad. */
 int fg_share_node_index(fg_share *sh, const char *name);
+/* Forgets every remote slot of e. */
+void fg_share_rslot_clear(struct ent *e);
 /* Replaces e's remote slot (slot, ctr, node) by value (0 removes). */
 void fg_share_rslot_put(struct ent *e, int64_t slot, int ctr, int node,
                         uint32_t value);

@@ -470,7 +470,7 @@ apply_hgetall(fg_share *sh, struct ent *e, const struct fg_share_reply *r,
 	fg_log(FG_LOG_DEBUG, "shared: %s: %s: %zu fields", p->node, e->key,
 	       r->n / 2);
 	pthread_mutex_lock(&s->mu);
-	e->nr = 0;
+	fg_share_rslot_clear(e);
 	for (size_t i = 0; i + 1 < r->n; i += 2) {
 		int64_t slot;
 		int ctr, node;
@@ -580,7 +580,7 @@ apply_banlog(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 			pthread_mutex_lock(&s->mu);
 			if (recent && (e = fg_share_ent_find(s, h, key)) != NULL) {
 				e->withdraw = true;
-				e->nr = 0;
+				fg_share_rslot_clear(e);
 			}
 			pthread_mutex_unlock(&s->mu);
 		} else if (strcmp(op, "ban") == 0 && parse_i64(until_s, &until) &&
@@ -787,10 +787,12 @@ expire(fg_share *sh, int64_t now_ms)
 			for (; e != NULL; e = next) {
 				next = e->next;
 				for (uint32_t k = 0; k < e->nr;)
-					if (e->r[k].slot < first)
+					if (e->r[k].slot < first) {
 						e->r[k] = e->r[--e->nr];
-					else
+						e->version++;
+					} else {
 						k++;
+					}
 				if (e->nr == 0 && e->dirty_from == SH_NONE &&
 				    !e->withdraw &&
 				    e->last_local_ms < now_ms - p->horizon_ms -
