@@ -23,6 +23,15 @@
  *          9 in 10 unknown
  *   flood  one /24 (198.18.0.0/24): connect and quit only
  *   mix    80 % legit, 15 % dha, 5 % flood
+ * Spread attacks and the large sender they must spare, each from the
+ * hosts of one network in turn (session i from host i % 254 + 1):
+ *   spread    a flood over the 254 hosts of 198.18.1.0/24, connect and
+ *             quit only: every host stays under a per-address rate
+ *   provider  a provider's outbound pool in 198.18.2.0/24: 1 to 9
+ *             recipients (5 on average), 2 % of them unknown (typos,
+ *             stale addresses), the rest valid
+ *   dha48     a dictionary attack over the /64s of 2001:db8:48::/48,
+ *             each session from the next /64, 3 unknown recipients
  * --distinct N gives every session the next address out of N (10.0.0.1
  * onwards, wrapping after N), whatever the mix.
  *
@@ -203,8 +212,11 @@ struct stats {
 
 /* ---- options ------------------------------------------------------ */
 
-enum mix { MIX_LEGIT, MIX_DHA, MIX_FLOOD, MIX_MIX };
-static const char *const mix_name[] = {"legit", "dha", "flood", "mix"};
+enum mix { MIX_LEGIT, MIX_DHA, MIX_FLOOD, MIX_MIX, MIX_SPREAD, MIX_PROVIDER,
+           MIX_DHA48, MIX__N };
+static const char *const mix_name[MIX__N] = {
+	"legit", "dha", "flood", "mix", "spread", "provider", "dha48",
+};
 
 struct opts {
 	const char *socket;
@@ -264,6 +276,10 @@ rnd_below(uint64_t *s, unsigned n)
 
 enum kind { K_LEGIT, K_DHA, K_FLOOD };
 
+/* Which recipients are unknown: none, 9 in 10 (dha), 2 in 100 (typos),
+ * all. */
+enum unknowns { U_NONE, U_DHA, U_TYPOS, U_ALL };
+
 static const char *const dha_nets[] = {
 	"192.0.2", "198.51.100", "203.0.113", "100.64.7",
 };
@@ -279,7 +295,62 @@ struct session {
 	char qid[16];
 	char underscore[160];
 	unsigned nrcpt;
+	enum unknowns unknowns;
 };
+
+/* The spread mixes: session index from host index % 254 + 1 of its
+ * network (the next /64 for dha48). */
+static void
+make_spread_session(struct session *s, uint64_t index, uint64_t *rng)
+{
+	unsigned host = (unsigned)(index % 254) + 1;
+
+	s->family = SMFIA_INET;
+	switch (opt.mix) {
+	case MIX_SPREAD:
+		s->kind = K_FLOOD;
+		snprintf(s->addr, sizeof(s->addr), "198.18.1.%u", host);
+		snprintf(s->host, sizeof(s->host), "unknown");
+		break;
+	case MIX_PROVIDER:
+		s->kind = K_LEGIT;
+		snprintf(s->addr, sizeof(s->addr), "198.18.2.%u", host);
+		snprintf(s->host, sizeof(s->host), "out%u.mail.example.net",
+		         host);
+		snprintf(s->helo, sizeof(s->helo), "out%u.mail.example.net",
+		         host);
+		snprintf(s->sender, sizeof(s->sender),
+		         "<user%u@example.net>", rnd_below(rng, 100000));
+		s->nrcpt = 1 + rnd_below(rng, 9);
+		s->unknowns = U_TYPOS;
+		break;
+	default:
+		s->kind = K_DHA;
+		s->family = SMFIA_INET6;
+		snprintf(s->addr, sizeof(s->addr), "2001:db8:48:%x::1",
+		         (unsigned)(index & 0xffff));
+		snprintf(s->host, sizeof(s->host), "unknown");
+		snprintf(s->helo, sizeof(s->helo), "ylmf-pc");
+		snprintf(s->sender, sizeof(s->sender), "<info%u@example.com>",
+		         rnd_below(rng, 100000));
+		s->nrcpt = 3;
+		s->unknowns = U_ALL;
+		break;
+	}
+}
+
+/* Is the next recipient of session s unknown?  (dha draws what it
+ * always drew, so its figures compare with earlier runs.) */
+static bool
+rcpt_unknown(const struct session *s, uint64_t *rng)
+{
+	switch (s->unknowns) {
+	case U_DHA: return rnd_below(rng, 10) != 0;
+	case U_TYPOS: return rnd_below(rng, 100) < 2;
+	case U_ALL: return true;
+	default: return false;
+	}
+}
 
 static void
 make_session(struct session *s, uint64_t index, uint64_t *rng)
@@ -296,6 +367,9 @@ make_session(struct session *s, uint64_t index, uint64_t *rng)
 		r = rnd_below(rng, 100);
 		s->kind = r < 80 ? K_LEGIT : r < 95 ? K_DHA : K_FLOOD;
 		break;
+	default:
+		make_spread_session(s, index, rng);
+		goto macros;
 	}
 	s->family = SMFIA_INET;
 	switch (s->kind) {
@@ -326,6 +400,7 @@ make_session(struct session *s, uint64_t index, uint64_t *rng)
 		snprintf(s->sender, sizeof(s->sender), "<info%u@example.com>",
 		         rnd_below(rng, 100000));
 		s->nrcpt = 16 + rnd_below(rng, 9);
+		s->unknowns = U_DHA;
 		break;
 	case K_FLOOD:
 		snprintf(s->addr, sizeof(s->addr), "198.18.0.%u",
@@ -333,6 +408,7 @@ make_session(struct session *s, uint64_t index, uint64_t *rng)
 		snprintf(s->host, sizeof(s->host), "unknown");
 		break;
 	}
+macros:
 	if (opt.distinct > 0) {
 		uint32_t a = 0x0a000001u + (uint32_t)(index % opt.distinct);
 
@@ -655,7 +731,7 @@ run_session(struct worker *w, uint64_t index)
 	}
 
 	for (unsigned i = 0; i < s.nrcpt; i++) {
-		bool unknown = s.kind == K_DHA && rnd_below(&w->rng, 10) != 0;
+		bool unknown = rcpt_unknown(&s, &w->rng);
 
 		if (past_deadline(w, m))
 			goto out;
@@ -991,7 +1067,8 @@ usage(FILE *fp)
 	    "  -c C        concurrent connections (threads), default 1\n"
 	    "  -n N        at most N sessions in all (default 100000)\n"
 	    "  -t SECONDS  at most this much wall time (default 10)\n"
-	    "  -m MIX      legit, dha, flood or mix (default legit)\n"
+	    "  -m MIX      legit, dha, flood, mix, spread, provider or dha48 "
+	    "(default legit)\n"
 	    "  --distinct N          every session the next address out of "
 	    "N (from 10.0.0.1)\n"
 	    "  --delay-threshold-ms  slower replies count as delayed and "
@@ -1034,6 +1111,17 @@ parse_double(const char *s, double *out, double max)
 		return false;
 	*out = v;
 	return true;
+}
+
+static bool
+parse_mix(const char *s, enum mix *out)
+{
+	for (int m = 0; m < MIX__N; m++)
+		if (strcmp(s, mix_name[m]) == 0) {
+			*out = (enum mix)m;
+			return true;
+		}
+	return false;
 }
 
 /* The name of option ch for messages: "-c", "--rate". */
@@ -1093,15 +1181,7 @@ main(int argc, char **argv)
 				goto bad;
 			break;
 		case 'm':
-			if (strcmp(optarg, "legit") == 0)
-				opt.mix = MIX_LEGIT;
-			else if (strcmp(optarg, "dha") == 0)
-				opt.mix = MIX_DHA;
-			else if (strcmp(optarg, "flood") == 0)
-				opt.mix = MIX_FLOOD;
-			else if (strcmp(optarg, "mix") == 0)
-				opt.mix = MIX_MIX;
-			else
+			if (!parse_mix(optarg, &opt.mix))
 				goto bad;
 			break;
 		case O_DISTINCT:

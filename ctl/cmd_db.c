@@ -303,38 +303,62 @@ parse_key(const char *cmd, const char *text, char *key)
 	if (fg_key_parse(key, text) != 0)
 		return ctl_fail(CTL_USAGE, "%s: '%s' is not an address, a "
 		                "network or a key (192.0.2.7, 192.0.2, "
-		                "192.0.2.0/24, 2001:db8::/64, helo:NAME)", cmd,
-		                san(text));
+		                "192.0.2.0/24, 2001:db8::/64, helo:NAME, "
+		                "192.0.2.0/24,helo:NAME)", cmd, san(text));
 	return CTL_OK;
+}
+
+/*
+ * What ban and allow take alike: KEY, --for and --reason.  The key comes
+ * out canonical in key; a missing one is a usage error naming cmd.
+ */
+static int
+key_args(struct ctl *c, int argc, char **argv, const char *cmd,
+         const char *usage, struct ban_opts *o, char *key)
+{
+	static const struct ctl_opt opts[] = {
+		{"for", true, O_FOR}, {"reason", true, O_REASON}, {NULL, 0, 0},
+	};
+	const char *pos[1];
+	size_t npos;
+	int rc;
+
+	if ((rc = ctl_parse(c, argc, argv, opts, ban_opt, o, pos, 1, &npos,
+	                    usage)) != CTL_OK)
+		return rc;
+	if (npos != 1)
+		return ctl_fail(CTL_USAGE, "%s: which key?\nusage: "
+		                "floodgatectl %s", cmd, usage);
+	return parse_key(cmd, pos[0], key);
+}
+
+/* "until TIME ZONE (DURATION): REASON" of a ban or an allow. */
+static void
+print_until(const char *what, const char *key, int64_t until, int64_t for_ms,
+            const char *reason)
+{
+	printf("%s %s until %s %s (%s)%s%s\n", what, san(key), fmt_time(until),
+	       fmt_zone(until), fmt_duration(for_ms), reason ? ": " : "",
+	       reason ? san(reason) : "");
 }
 
 int
 cmd_ban(struct ctl *c, int argc, char **argv)
 {
-	static const struct ctl_opt opts[] = {
-		{"for", true, O_FOR}, {"reason", true, O_REASON}, {NULL, 0, 0},
-	};
 	static const char usage[] = "ban KEY --for DURATION [--reason TEXT]";
 	struct ban_opts o = {0, NULL};
 	struct fg_config *cfg = NULL;
 	char key[FG_KEY_MAX];
-	const char *pos[1], *why = NULL;
-	size_t npos;
+	const char *why = NULL;
 	struct json *j;
 	fg_query *q;
 	int rc;
 
-	if ((rc = ctl_parse(c, argc, argv, opts, ban_opt, &o, pos, 1, &npos,
-	                    usage)) != CTL_OK)
+	if ((rc = key_args(c, argc, argv, "ban", usage, &o, key)) != CTL_OK)
 		return rc;
-	if (npos != 1)
-		return ctl_fail(CTL_USAGE, "ban: which key?\nusage: "
-		                "floodgatectl %s", usage);
 	if (o.for_ms == 0)
 		return ctl_fail(CTL_USAGE, "ban: --for DURATION is required\n"
 		                "usage: floodgatectl %s", usage);
-	if ((rc = parse_key("ban", pos[0], key)) != CTL_OK)
-		return rc;
 	/* What the daemon would not honour is refused, not stored. */
 	if (!fg_policy_ban_checked(NULL, key, &why))
 		return ctl_fail(CTL_USAGE, "ban: %s: %s; nothing banned",
@@ -362,10 +386,8 @@ cmd_ban(struct ctl *c, int argc, char **argv)
 		json_kbool(j, "effective", true);
 		json_finish(j);
 	} else {
-		printf("banned %s until %s %s (%s)%s%s\n", san(key),
-		       fmt_time(c->now_ms + o.for_ms),
-		       fmt_zone(c->now_ms + o.for_ms), fmt_duration(o.for_ms),
-		       o.reason ? ": " : "", o.reason ? san(o.reason) : "");
+		print_until("banned", key, c->now_ms + o.for_ms, o.for_ms,
+		            o.reason);
 	}
 	return CTL_OK;
 }
@@ -378,7 +400,6 @@ covering_bans(fg_query *q, const char *key, int64_t now,
 	struct fg_ban_entry *all;
 	size_t nall;
 	fg_addr a;
-	fg_prefix p;
 	int rc;
 
 	*out = NULL;
@@ -389,9 +410,7 @@ covering_bans(fg_query *q, const char *key, int64_t now,
 		return rc;
 	*out = xcalloc(nall + 1, sizeof(**out));
 	for (size_t i = 0; i < nall; i++)
-		if (fg_key_type_of(all[i].key) == FG_KEY_NETWORK &&
-		    fg_prefix_parse(all[i].key, &p) == 0 &&
-		    fg_prefix_contains(&p, &a))
+		if (fg_key_covers(all[i].key, &a))
 			(*out)[(*n)++] = all[i];
 	fg_query_free(all);
 	return 0;
@@ -500,26 +519,15 @@ allow_kind_ok(const char *key)
 int
 cmd_allow(struct ctl *c, int argc, char **argv)
 {
-	static const struct ctl_opt opts[] = {
-		{"for", true, O_FOR}, {"reason", true, O_REASON}, {NULL, 0, 0},
-	};
 	static const char usage[] = "allow KEY [--for DURATION] [--reason TEXT]";
 	struct ban_opts o = {0, NULL};
 	char key[FG_KEY_MAX];
-	const char *pos[1];
 	int64_t until;
-	size_t npos;
 	struct json *j;
 	fg_query *q;
 	int rc;
 
-	if ((rc = ctl_parse(c, argc, argv, opts, ban_opt, &o, pos, 1, &npos,
-	                    usage)) != CTL_OK)
-		return rc;
-	if (npos != 1)
-		return ctl_fail(CTL_USAGE, "allow: which key?\nusage: "
-		                "floodgatectl %s", usage);
-	if ((rc = parse_key("allow", pos[0], key)) != CTL_OK)
+	if ((rc = key_args(c, argc, argv, "allow", usage, &o, key)) != CTL_OK)
 		return rc;
 	if (!allow_kind_ok(key))
 		return ctl_fail(CTL_USAGE, "allow: %s: only an address, a "
@@ -539,9 +547,7 @@ cmd_allow(struct ctl *c, int argc, char **argv)
 		json_kstr(j, "reason", o.reason ? o.reason : "");
 		json_finish(j);
 	} else if (o.for_ms > 0) {
-		printf("allowed %s until %s %s (%s)%s%s\n", san(key),
-		       fmt_time(until), fmt_zone(until), fmt_duration(o.for_ms),
-		       o.reason ? ": " : "", o.reason ? san(o.reason) : "");
+		print_until("allowed", key, until, o.for_ms, o.reason);
 	} else {
 		printf("allowed %s until disallowed%s%s\n", san(key),
 		       o.reason ? ": " : "", o.reason ? san(o.reason) : "");
@@ -765,8 +771,11 @@ stats_json(struct json *j, const struct ctl *c, const struct fg_stats *s)
 	json_key(j, "events");
 	json_obj(j);
 	json_kint(j, "all", s->events);
+	/* The events table has no ratio-guard sample: only counts do. */
 	for (int i = 0; i < FG_CNT__COUNT; i++)
-		json_kint(j, fg_counter_name((enum fg_counter)i), s->counts[i]);
+		if (i != FG_CNT_RCPT_SAMPLE)
+			json_kint(j, fg_counter_name((enum fg_counter)i),
+			          s->counts[i]);
 	json_kint(j, "sessions", s->sessions);
 	json_kint(j, "clients", s->clients);
 	json_kint(j, "networks", s->networks);

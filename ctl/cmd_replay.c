@@ -15,6 +15,15 @@
  * reproduced.  Nothing is written and nothing dropped: the store holds
  * counters only.
  *
+ * A folded row (store.h, "Folding": the rows of sessions refused at
+ * their connect, n identical ones of a second in one) is n sessions
+ * again: the first lives until the row's session closes, as a session
+ * does; the others, refused at connect as the daemon refused them, close
+ * at once, as the MTA closed them (unless the proposed policy delays
+ * them: then they sleep, and close with the first).  All are fed at the
+ * row's time: within that second, the replay sees them before events of
+ * other clients that came between them.
+ *
  * What the database does not hold cannot be replayed: bans set by hand
  * or before the period; refusals the daemon made because of such a ban
  * are told apart in the comparison.  Counters are warmed up with the
@@ -64,12 +73,20 @@ copy(char *dst, size_t size, const char *src)
 
 /* ---- sessions -------------------------------------------------------------- */
 
+/* One session of the engine: a stored session, or one of the copies a
+ * folded row stands for. */
+struct rcopy {
+	fg_session *s;
+	int64_t wake_ms;          /* asleep in a delay until then; 0: not */
+};
+
+/* A stored session id and its sessions (more than one: a folded row). */
 struct rsess {
 	struct rsess *next;
 	uint64_t id;
-	fg_session *s;
 	bool in_period;
-	int64_t wake_ms;          /* asleep in a delay until then; 0: not */
+	struct rcopy **c;
+	size_t n, cap;
 };
 
 struct smap {
@@ -129,12 +146,41 @@ sess_add(struct smap *m, uint64_t id)
 	return s;
 }
 
+/* A new engine session at the end of s's. */
+static struct rcopy *
+copy_add(struct rsess *s, const struct fg_session_env *env,
+         const struct fg_config *cfg)
+{
+	struct rcopy *c = xcalloc(1, sizeof(*c));
+
+	if ((c->s = fg_session_new(env, cfg, s->id)) == NULL)
+		oom();
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 1;
+		s->c = xrealloc(s->c, s->cap * sizeof(*s->c));
+	}
+	s->c[s->n++] = c;
+	return c;
+}
+
+/* Removes copy i from s (its session freed, not closed). */
+static void
+copy_drop(struct rsess *s, size_t i)
+{
+	fg_session_free(s->c[i]->s);
+	free(s->c[i]);
+	memmove(&s->c[i], &s->c[i + 1], (s->n - i - 1) * sizeof(*s->c));
+	s->n--;
+}
+
 static void
 sess_drop(struct smap *m, struct rsess *s)
 {
 	struct rsess **pp = &m->tab[slot(m, s->id)];
 
-	fg_session_free(s->s);
+	while (s->n > 0)
+		copy_drop(s, s->n - 1);
+	free(s->c);
 	while (*pp != s)
 		pp = &(*pp)->next;
 	*pp = s->next;
@@ -161,7 +207,7 @@ struct replay {
 	struct fg_session_env env;
 	struct fg_tarpit tarpit;
 	struct smap sessions;
-	struct rsess **sleepers;      /* sessions asleep in a delay */
+	struct rcopy **sleepers;      /* sessions asleep in a delay */
 	size_t nsleepers, sleepcap;
 	int64_t last_expire;
 	struct replay_result res;
@@ -172,33 +218,42 @@ static void
 wake(struct replay *r, int64_t now)
 {
 	for (size_t i = 0; i < r->nsleepers;) {
-		struct rsess *s = r->sleepers[i];
+		struct rcopy *c = r->sleepers[i];
 
-		if (s->wake_ms > now) {
+		if (c->wake_ms > now) {
 			i++;
 			continue;
 		}
-		fg_session_delay_done(s->s);
-		s->wake_ms = 0;
+		fg_session_delay_done(c->s);
+		c->wake_ms = 0;
 		r->sleepers[i] = r->sleepers[--r->nsleepers];
 	}
 }
 
 static void
-unsleep(struct replay *r, struct rsess *s)
+unsleep(struct replay *r, struct rcopy *c)
 {
 	for (size_t i = 0; i < r->nsleepers; i++)
-		if (r->sleepers[i] == s) {
+		if (r->sleepers[i] == c) {
 			r->sleepers[i] = r->sleepers[--r->nsleepers];
 			break;
 		}
-	s->wake_ms = 0;
+	c->wake_ms = 0;
+}
+
+/* Closes copy i of s at now, and lets it go. */
+static void
+copy_close(struct replay *r, struct rsess *s, size_t i, int64_t now)
+{
+	unsleep(r, s->c[i]);
+	fg_session_close(s->c[i]->s, now);
+	copy_drop(s, i);
 }
 
 /* The verdict's traces in the result: its bans, and itself when the
  * daemon would have recorded it. */
 static void
-note(struct replay *r, struct rsess *s, const struct fg_stored_event *ev,
+note(struct replay *r, struct rcopy *s, const struct fg_stored_event *ev,
      enum fg_stage stage, const struct fg_verdict *v)
 {
 	struct replay_result *res = &r->res;
@@ -260,7 +315,7 @@ mta_class(const struct fg_stored_event *ev, const char **status)
 
 /* Feeds one stored event to its session. */
 static const struct fg_verdict *
-feed(struct rsess *s, const struct fg_stored_event *ev, enum fg_stage *stage)
+feed(struct rcopy *s, const struct fg_stored_event *ev, enum fg_stage *stage)
 {
 	const char *status;
 	enum fg_rcpt_class cls;
@@ -291,13 +346,27 @@ feed(struct rsess *s, const struct fg_stored_event *ev, enum fg_stage *stage)
 	}
 }
 
+/* Feeds the event to copy c and notes the verdict. */
+static void
+feed_note(struct replay *r, struct rcopy *c, const struct fg_stored_event *ev)
+{
+	enum fg_stage stage = FG_STAGE_CONNECT;
+	const struct fg_verdict *v;
+
+	/* A session whose connect lies before the walk starts in the
+	 * middle: its first stored event connects it (as an unknown
+	 * client's). */
+	if ((v = feed(c, ev, &stage)) != NULL)
+		note(r, c, ev, stage, v);
+}
+
 static int
 on_event(void *arg, const struct fg_stored_event *ev)
 {
 	struct replay *r = arg;
-	const struct fg_verdict *v;
-	enum fg_stage stage = FG_STAGE_CONNECT;
+	int64_t n = ev->n > 1 ? ev->n : 1;
 	struct rsess *s;
+	size_t first;
 
 	if (ev->time_ms < 0)
 		return 0;
@@ -306,27 +375,45 @@ on_event(void *arg, const struct fg_stored_event *ev)
 		if (ev->kind == FG_EV_CLOSE)
 			return 0;  /* its connect is older than the walk */
 		s = sess_add(&r->sessions, ev->session_id);
-		s->s = fg_session_new(&r->env, r->cfg, ev->session_id);
-		if (s->s == NULL)
-			oom();
 	}
 	if (ev->time_ms > r->res.since) {
-		r->res.events++;
+		r->res.events += n;
 		if (!s->in_period) {
 			s->in_period = true;
-			r->res.sessions++;
+			r->res.sessions += ev->kind == FG_EV_CONNECT ? n : 1;
 		}
 	} else {
-		r->res.warm++;
+		r->res.warm += n;
 	}
-	/* A session whose connect lies before the walk starts in the middle:
-	 * its first stored event connects it (as an unknown client's). */
-	if ((v = feed(s, ev, &stage)) != NULL)
-		note(r, s, ev, stage, v);
+	if (ev->kind == FG_EV_CLOSE) {
+		for (int64_t i = 0; i < n && s->n > 0; i++)
+			copy_close(r, s, 0, ev->time_ms);
+	} else if (ev->kind == FG_EV_CONNECT) {
+		/* A folded connect: the copies after the first were refused
+		 * and closed at once; only one the proposed policy put to
+		 * sleep stays, to close with the first. */
+		first = s->n;
+		for (int64_t i = 0; i < n; i++) {
+			size_t k = s->n;
+
+			feed_note(r, copy_add(s, &r->env, r->cfg), ev);
+			if (k > first && s->c[k]->wake_ms == 0)
+				copy_close(r, s, k, ev->time_ms);
+		}
+	} else {
+		if (s->n == 0)
+			copy_add(s, &r->env, r->cfg);
+		for (size_t i = 0; i < s->n && (int64_t)i < n; i++)
+			feed_note(r, s->c[i], ev);
+	}
 	if (ev->kind == FG_EV_CLOSE || ev->session_ends) {
-		unsleep(r, s);
-		fg_session_close(s->s, ev->time_ms);
-		sess_drop(&r->sessions, s);
+		if (ev->session_ends) {
+			while (s->n > 0)
+				copy_close(r, s, 0, ev->time_ms);
+			sess_drop(&r->sessions, s);
+		} else if (s->n == 0) {
+			sess_drop(&r->sessions, s);
+		}
 	}
 	if (ev->time_ms - r->last_expire >= EXPIRE_MS) {
 		fg_store_expire(r->env.store, ev->time_ms);
@@ -350,6 +437,12 @@ on_verdict(void *arg, const struct fg_stored_verdict *v)
 	copy(o->key, sizeof(o->key), v->key);
 	copy(o->action, sizeof(o->action), v->action);
 	o->monitor = v->monitor;
+	/* A folded row: a verdict for each session it stands for. */
+	for (int64_t i = 1; i < v->n; i++) {
+		struct rv *dup = rv_add(&r->res.theirs);
+
+		*dup = r->res.theirs.v[r->res.theirs.n - 2];
+	}
 	return 0;
 }
 

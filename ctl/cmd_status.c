@@ -97,7 +97,7 @@ on_recent(void *arg, const struct fg_stored_verdict *v)
 		snprintf(st->recent[st->nrecent++].rule, sizeof(st->recent[0].rule),
 		         "%s", v->rule ? v->rule : "-");
 	}
-	st->recent[i].n++;
+	st->recent[i].n += v->n;
 	return 0;
 }
 
@@ -107,7 +107,7 @@ on_event(void *arg, const struct fg_stored_event *ev)
 	struct status *st = arg;
 
 	if (ev->kind == FG_EV_CONNECT)
-		st->connects_1m++;
+		st->connects_1m += ev->n;
 	return 0;
 }
 

@@ -169,7 +169,9 @@ describe(struct row *w)
 		break;
 	case FG_TRACE_GUARDED:
 		snprintf(w->state, sizeof(w->state), "ratio guard: %" PRId64
-		         " of %" PRId64 " recipients unknown, under %.0f%%",
+		         " unknown in a sample of %" PRId64 " recipients "
+		         "(role addresses, repeats and valid ones past "
+		         "ratio_session_cap left out), under %.0f%%",
 		         t->count, t->total, r->ratio * 100.0);
 		break;
 	case FG_TRACE_BELOW_STEP:
@@ -232,6 +234,7 @@ show_verdict(void *arg, const struct fg_stored_verdict *v)
 		json_kint(vs->j, "delay_ms", v->delay_ms);
 		json_kbool(vs->j, "monitor", v->monitor);
 		json_kstr(vs->j, "reply", v->reply);
+		json_kint(vs->j, "n", v->n);
 		json_end(vs->j);
 		return 0;
 	}
@@ -239,8 +242,13 @@ show_verdict(void *arg, const struct fg_stored_verdict *v)
 	table_cell_text(vs->t, v->stage);
 	table_cell_text(vs->t, v->rule);
 	table_cell_text(vs->t, v->key);
-	table_cell(vs->t, "%s%s", san(v->action), v->monitor ? " (monitor)"
-	                                                    : "");
+	/* A folded row: n identical verdicts of one second. */
+	if (v->n > 1)
+		table_cell(vs->t, "%s%s x%" PRId64, san(v->action),
+		           v->monitor ? " (monitor)" : "", v->n);
+	else
+		table_cell(vs->t, "%s%s", san(v->action),
+		           v->monitor ? " (monitor)" : "");
 	if (v->limit > 0)
 		table_cell(vs->t, "%" PRId64 "/%" PRId64, v->count, v->limit);
 	else
@@ -274,13 +282,9 @@ struct why {
 static bool
 ban_concerns(const struct why *w, const char *key)
 {
-	fg_prefix p;
-
-	if (strcmp(key, w->addr_key) == 0)
+	/* Its address, a network of it, or a shared key paired with one. */
+	if (strcmp(key, w->addr_key) == 0 || fg_key_covers(key, &w->addr))
 		return true;
-	if (fg_key_type_of(key) == FG_KEY_NETWORK &&
-	    fg_prefix_parse(key, &p) == 0)
-		return fg_prefix_contains(&p, &w->addr);
 	for (size_t i = 0; i < w->helos.n; i++)
 		if (strcmp(key, w->helos.key[i]) == 0)
 			return true;

@@ -1,9 +1,11 @@
 /*
  * fuzz_configs.h - the three configurations the policy and session
  * fuzzers decide under: one of every rule type, ladders with delays,
- * tempfails and bans, a ratio guard, per-network overrides, exemptions
- * (config_a); one where no delay can be given and banned clients get a
- * multi-line 4xx (config_b); one in monitor mode (config_c).
+ * tempfails and bans, a ratio guard with a small session cap, rules on
+ * shared keys acting on the key and on the client's network,
+ * per-network overrides, exemptions (config_a); one where no delay can
+ * be given, banned clients get a multi-line 4xx and the session cap is
+ * at its bound (config_b); one in monitor mode (config_c).
  */
 #ifndef FG_FUZZ_CONFIGS_H
 #define FG_FUZZ_CONFIGS_H
@@ -57,7 +59,13 @@
 	"  { name = \"recipients-per-message\";\n"                            \
 	"    type = \"recipients_per_message\"; limit = 100; },\n"            \
 	"  { name = \"helo-rate\"; type = \"helo_rate\"; per = \"helo\";\n"   \
+	"    act_on = \"key\";\n"                                             \
 	"    limit = 30; window = \"1m\"; action = \"reject\"; },\n"          \
+	"  { name = \"helo-net\"; type = \"helo_rate\"; per = \"helo\";\n"    \
+	"    prefix4 = 16; prefix6 = 40; limit = 5; window = \"1m\";\n"      \
+	"    decay = \"5m\";\n"                                               \
+	"    ladder = ( { over = 1; action = \"tempfail\"; },\n"              \
+	"               { over = 4; action = \"ban\"; ban = \"2m\"; } ); },\n" \
 	"  { name = \"mail-rate\"; type = \"mail_rate\";\n"                   \
 	"    per = \"sender_domain\"; limit = 50; window = \"10m\";\n"        \
 	"    action = \"delay\"; delay = \"3s\"; },\n"                        \
@@ -65,7 +73,8 @@
 	"    per = \"recipient_domain\"; limit = 1000; window = \"1h\";\n"    \
 	"    action = \"tempfail\"; },\n"                                     \
 	"  { name = \"rejected\"; type = \"rejected_recipients\";\n"          \
-	"    per = \"global\"; limit = 100; window = \"5m\";\n"               \
+	"    per = \"global\"; act_on = \"key\"; limit = 100;\n"             \
+	"    window = \"5m\";\n"                                              \
 	"    action = \"ban\"; ban = \"5m\"; },\n"                            \
 	"  { name = \"helo-global\"; type = \"helo_rate\"; per = \"global\";\n" \
 	"    limit = 10000; window = \"1m\"; action = \"delay\";\n"           \
@@ -82,6 +91,7 @@ static const char config_a[] =
 	"max_delay = \"8s\";\n"
 	"mta_timeout = \"30s\";\n"
 	"max_delayed_sessions = 50;\n"
+	"ratio_session_cap = 3;\n"
 	"network_prefix4 = 24;\n"
 	"network_prefix6 = 64;\n"
 	"banned_action = \"disconnect\";\n"
@@ -99,6 +109,7 @@ static const char config_a[] =
 static const char config_b[] =
 	"max_delay = \"0s\";\n"
 	"max_delayed_sessions = 0;\n"
+	"ratio_session_cap = 1000;\n"
 	"network_prefix4 = 32;\n"
 	"network_prefix6 = 128;\n"
 	"banned_action = \"tempfail\";\n"

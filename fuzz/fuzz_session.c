@@ -162,6 +162,21 @@ step(struct run *r, struct fz *z)
 	}
 }
 
+/* The ratio guard's sample holds every unknown recipient (every
+ * configuration has a ratio guard) and no more than the valid ones. */
+static void
+check_sample(fg_store *st, const char *key, int64_t window, int64_t now)
+{
+	int64_t sample = fg_store_count(st, key, FG_CNT_RCPT_SAMPLE, window, now);
+	int64_t valid = fg_store_count(st, key, FG_CNT_RCPT_VALID, window, now);
+	int64_t invalid = fg_store_count(st, key, FG_CNT_RCPT_INVALID, window,
+	                                 now);
+
+	FZ_CHECK(sample >= invalid && sample <= valid + invalid,
+	         "%s: sample %lld, valid %lld, invalid %lld", key,
+	         (long long)sample, (long long)valid, (long long)invalid);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -197,6 +212,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char g[FG_KEY_MAX];
 
 		fg_policy_client_keys(r.cfg, &r.clients[i], &ck);
+		check_sample(st, ck.address, r.cfg->horizon_ms, r.now);
 		FZ_CHECK(fg_store_conn_count(st, ck.address) == 0,
 		         "a slot of %s is left", ck.address);
 		for (size_t k = 0; k < ck.nnets; k++)
@@ -204,6 +220,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			         "a slot of %s is left", ck.nets[k]);
 		FZ_CHECK(fg_store_conn_count(st, fg_key_global(g)) == 0,
 		         "a global slot is left");
+		/* And those of a global rule paired with the network. */
+		for (size_t k = 0; k < r.cfg->nrules; k++) {
+			const struct fg_rule *ru = &r.cfg->rules[k];
+			char net[FG_KEY_MAX], pair[FG_KEY_MAX];
+
+			if (ru->per != FG_PER_GLOBAL || !fg_rule_pairs(ru))
+				continue;
+			fg_key_network(net, &r.clients[i],
+			               r.clients[i].family == FG_AF_INET
+			                   ? ru->prefix4 : ru->prefix6);
+			fg_key_pair(pair, net, g);
+			FZ_CHECK(fg_store_conn_count(st, pair) == 0,
+			         "a slot of %s is left", pair);
+		}
 	}
 	fg_store_close(st);
 	fz_free(&z);

@@ -76,6 +76,7 @@ static const struct field top_fields[] = {
 	{"max_delay", F_DURATION, OFF(max_delay_ms), "\"8s\"", 0, 300 * MS_S, NULL, NULL},
 	{"mta_timeout", F_DURATION, OFF(mta_timeout_ms), "\"10s\"", MS_S, 3600 * MS_S, NULL, NULL},
 	{"max_delayed_sessions", F_INT, OFF(max_delayed_sessions), "50", 0, 100000, NULL, NULL},
+	{"ratio_session_cap", F_INT, OFF(ratio_session_cap), "10", 1, FG_RATIO_SESSION_CAP_MAX, NULL, NULL},
 	{"banned_action", F_ENUM, OFF(banned_action), "\"disconnect\"", 0, 0, fg_cfg_action_names, NULL},
 	{"banned_reply", F_REPLY, OFF(banned_reply), NULL, 0, 0, NULL, NULL},
 	{"valid_recipients", F_STRING, OFF(valid_recipients), "\"\"", 0, 0, NULL, fg_cfg_check_abs_path_or_empty},

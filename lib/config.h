@@ -63,12 +63,21 @@ enum fg_per {
 	FG_PER_MESSAGE,
 };
 
+/* What a rule on a shared key (per helo, sender_domain, recipient_domain
+ * or global) counts, steps, bans and remembers levels under: the key
+ * alone, refusing everyone who shares it, or the pair of the key and the
+ * client's network (keys.h), refusing only that network. */
+enum fg_act_on { FG_ACT_ON_KEY, FG_ACT_ON_NETWORK };
+
 enum fg_delay_growth { FG_GROW_FIXED, FG_GROW_LINEAR, FG_GROW_DOUBLING };
 
 enum fg_on_error { FG_ON_ERROR_TEMPFAIL, FG_ON_ERROR_ACCEPT };
 
 /* Where counts are shared with the other MX hosts (lib/share.h). */
 enum fg_share_backend { FG_SHARE_NONE, FG_SHARE_REDIS };
+
+/* ratio_session_cap's bound: a session remembers that many recipients. */
+#define FG_RATIO_SESSION_CAP_MAX 1000
 
 #define FG_REPLY_MAX_LINES 8
 #define FG_REPLY_LINE_MAX 512
@@ -102,12 +111,15 @@ struct fg_rule {
 	char *name;
 	enum fg_rule_type type;
 	enum fg_per per;
-	unsigned prefix4, prefix6;   /* FG_PER_NETWORK */
+	unsigned prefix4, prefix6;   /* FG_PER_NETWORK, and the network of
+	                                FG_ACT_ON_NETWORK */
 	int64_t limit;               /* 0: unlimited */
 	int64_t window_ms;           /* window rules */
-	double ratio;                /* invalid ÷ all recipients guard, 0: off */
-	int64_t min_sample;          /* recipients needed for the ratio guard */
+	double ratio;                /* invalid ÷ sample guard, 0: off (the
+	                                sample: FG_CNT_RCPT_SAMPLE) */
+	int64_t min_sample;          /* sample needed for the ratio guard */
 	int64_t decay_ms;            /* a level falls one step per quiet decay */
+	enum fg_act_on act_on;       /* FG_ACT_ON_KEY but for a shared key */
 	bool monitor;
 	bool mask;                   /* invalid_recipients: answer every later
 	                                recipient of a flagged session as an
@@ -185,6 +197,8 @@ struct fg_config {
 	int64_t max_delay_ms;
 	int64_t mta_timeout_ms;      /* shortest milter reply timeout of the MTAs */
 	int64_t max_delayed_sessions;
+	int64_t ratio_session_cap;   /* valid recipients one session adds to
+	                                the ratio guard's sample, at most */
 	struct fg_reply banned_reply;
 	char *valid_recipients;      /* optional file of valid rcpts/domains */
 	struct fg_rcptlist *valid_rcpts; /* loaded from it, or NULL */
@@ -236,5 +250,12 @@ bool fg_config_rule_shared(const struct fg_config *cfg,
 const char *fg_action_name(enum fg_action a);
 const char *fg_rule_type_name(enum fg_rule_type t);
 const char *fg_per_name(enum fg_per p);
+const char *fg_act_on_name(enum fg_act_on a);   /* "key", "network" */
+
+/* Whether a rule counts per a key many clients share (HELO name, sender
+ * or recipient domain, global), and whether it pairs that key with the
+ * client's network (act_on = "network"). */
+bool fg_rule_shared(const struct fg_rule *r);
+bool fg_rule_pairs(const struct fg_rule *r);
 
 #endif

@@ -28,6 +28,9 @@ static const char *const per_names[] = {
 	"address", "network", "helo", "recipient_domain", "sender_domain",
 	"global", "session", "message", NULL,
 };
+static const char *const act_on_names[] = {
+	"key", "network", NULL,
+};
 static const char *const growth_names[] = {
 	"fixed", "linear", "doubling", NULL,
 };
@@ -56,6 +59,27 @@ fg_per_name(enum fg_per p)
 	return per_names[p];
 }
 
+const char *
+fg_act_on_name(enum fg_act_on a)
+{
+	if ((unsigned)a >= FG_NELEM(act_on_names) - 1)
+		return "?";
+	return act_on_names[a];
+}
+
+bool
+fg_rule_shared(const struct fg_rule *r)
+{
+	return r->per == FG_PER_HELO || r->per == FG_PER_RCPT_DOMAIN ||
+	       r->per == FG_PER_SENDER_DOMAIN || r->per == FG_PER_GLOBAL;
+}
+
+bool
+fg_rule_pairs(const struct fg_rule *r)
+{
+	return fg_rule_shared(r) && r->act_on == FG_ACT_ON_NETWORK;
+}
+
 #undef OFF
 #define OFF(field) offsetof(struct fg_rule, field)
 
@@ -81,6 +105,7 @@ static const struct field rule_fields[] = {
 	{"name", F_STRING, ROFF(name), NULL, 0, 0, NULL, fg_cfg_check_name},
 	{"type", F_ENUM, ROFF(type), NULL, 0, 0, rule_type_names, NULL},
 	{"per", F_ENUM, ROFF(per), NULL, 0, 0, per_names, NULL},
+	{"act_on", F_ENUM, ROFF(act_on), NULL, 0, 0, act_on_names, NULL},
 	{"prefix4", F_UINT, ROFF(prefix4), "24", 0, 32, NULL, NULL},
 	{"prefix6", F_UINT, ROFF(prefix6), "64", 0, 128, NULL, NULL},
 	{"limit", F_INT, ROFF(limit), NULL, 0, INT64_C(1000000000), NULL, NULL},
@@ -102,7 +127,7 @@ static const struct field rule_fields[] = {
 };
 
 enum {
-	R_NAME, R_TYPE, R_PER, R_PREFIX4, R_PREFIX6, R_LIMIT, R_WINDOW,
+	R_NAME, R_TYPE, R_PER, R_ACT_ON, R_PREFIX4, R_PREFIX6, R_LIMIT, R_WINDOW,
 	R_RATIO, R_MIN_SAMPLE, R_DECAY, R_MONITOR, R_MASK, R_ACTION, R_DELAY,
 	R_GROWTH, R_THEN, R_BAN, R_REPLY, R_LADDER, R_NETWORKS, R_SHARED,
 	R__COUNT
@@ -387,6 +412,36 @@ parse_overrides(struct ctx *c, struct fg_rule *r, config_setting_t *s,
 	}
 }
 
+/*
+ * act_on: "network" by default for a rule on a shared key, which then
+ * pairs the key with the client's network at the rule's prefix4/prefix6
+ * or, without them, network_prefix4/6; not allowed on other keys (they
+ * are the client's own already).
+ */
+static void
+parse_act_on(struct ctx *c, const struct fg_config *cfg, struct fg_rule *r,
+             const bool *seen, int line, const char *key)
+{
+	if (!fg_rule_shared(r)) {
+		if (seen[R_ACT_ON])
+			CERR(c, line, key, "act_on only goes with per = \"helo\", "
+			     "\"sender_domain\", \"recipient_domain\" or "
+			     "\"global\"");
+		r->act_on = FG_ACT_ON_KEY;
+		return;
+	}
+	if (!seen[R_ACT_ON])
+		r->act_on = FG_ACT_ON_NETWORK;
+	if (r->act_on != FG_ACT_ON_NETWORK)
+		return;
+	if (!seen[R_PREFIX4] && cfg->network_prefix4 >= 8 &&
+	    cfg->network_prefix4 <= 32)
+		r->prefix4 = cfg->network_prefix4;
+	if (!seen[R_PREFIX6] && cfg->network_prefix6 >= 16 &&
+	    cfg->network_prefix6 <= 128)
+		r->prefix6 = cfg->network_prefix6;
+}
+
 static void
 parse_rule(struct ctx *c, struct fg_config *cfg, config_setting_t *g,
            int idx, struct fg_rule *out)
@@ -448,13 +503,17 @@ parse_rule(struct ctx *c, struct fg_config *cfg, config_setting_t *g,
 	    r->type != FG_RULE_INVALID_RECIPIENTS)
 		CERR(c, line, key, "ratio and min_sample only go with "
 		     "invalid_recipients");
-	if (seen[R_PREFIX4] && r->prefix4 < 8 && r->per == FG_PER_NETWORK)
+	parse_act_on(c, cfg, r, seen, line, key);
+	if (seen[R_PREFIX4] && r->prefix4 < 8 &&
+	    (r->per == FG_PER_NETWORK || fg_rule_pairs(r)))
 		CERR(c, line, key, "prefix4 %u is too short (8..32)", r->prefix4);
-	if (seen[R_PREFIX6] && r->prefix6 < 16 && r->per == FG_PER_NETWORK)
+	if (seen[R_PREFIX6] && r->prefix6 < 16 &&
+	    (r->per == FG_PER_NETWORK || fg_rule_pairs(r)))
 		CERR(c, line, key, "prefix6 %u is too short (16..128)", r->prefix6);
-	if ((seen[R_PREFIX4] || seen[R_PREFIX6]) && r->per != FG_PER_NETWORK)
+	if ((seen[R_PREFIX4] || seen[R_PREFIX6]) && r->per != FG_PER_NETWORK &&
+	    !fg_rule_pairs(r))
 		CERR(c, line, key, "prefix4/prefix6 only go with per = "
-		     "\"network\"");
+		     "\"network\" or act_on = \"network\"");
 	if (!seen[R_DECAY])
 		r->decay_ms = r->window_ms > 0 ? r->window_ms : 3600 * MS_S;
 	/* Counts over a window are shared once the shared group is there;

@@ -31,6 +31,7 @@ static const char *const counter_names[] = {
 	[FG_CNT_RCPT_VALID] = "valid",
 	[FG_CNT_RCPT_INVALID] = "invalid",
 	[FG_CNT_RCPT_REJECTED] = "rejected",
+	[FG_CNT_RCPT_SAMPLE] = "sample",
 };
 
 static const char *
@@ -101,8 +102,8 @@ fg_counter_parse(const char *name, enum fg_counter *out)
 }
 
 size_t
-fg_event_counters(enum fg_event_kind k, enum fg_rcpt_class c,
-                  enum fg_counter out[2])
+fg_event_counters(enum fg_event_kind k, enum fg_rcpt_class c, bool sampled,
+                  enum fg_counter out[FG_EVENT_MAX_COUNTERS])
 {
 	size_t n = 0;
 
@@ -126,6 +127,8 @@ fg_event_counters(enum fg_event_kind k, enum fg_rcpt_class c,
 		out[n++] = c == FG_RCPT_VALID ? FG_CNT_RCPT_VALID
 		         : c == FG_RCPT_INVALID ? FG_CNT_RCPT_INVALID
 		                                : FG_CNT_RCPT_REJECTED;
+		if (sampled && c != FG_RCPT_REJECTED)
+			out[n++] = FG_CNT_RCPT_SAMPLE;
 		return n;
 	}
 	return 0;

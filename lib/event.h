@@ -10,6 +10,7 @@
 #ifndef FG_EVENT_H
 #define FG_EVENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,7 +30,9 @@ enum fg_rcpt_class {
 };
 
 /* What can be counted.  A recipient event bumps FG_CNT_RCPT and the
- * counter of its class. */
+ * counter of its class, and FG_CNT_RCPT_SAMPLE when the session put it
+ * in the ratio guard's sample (session.h).  The store packs a counter
+ * into 3 bits: at most 8 of them. */
 enum fg_counter {
 	FG_CNT_CONNECT = 0,
 	FG_CNT_HELO,
@@ -38,6 +41,10 @@ enum fg_counter {
 	FG_CNT_RCPT_VALID,
 	FG_CNT_RCPT_INVALID,
 	FG_CNT_RCPT_REJECTED,
+	/* What the invalid_recipients ratio guard divides by: every unknown
+	 * recipient, and each valid one that is no role address, no repeat
+	 * within its session and within the session's ratio_session_cap. */
+	FG_CNT_RCPT_SAMPLE,
 	FG_CNT__COUNT
 };
 
@@ -49,13 +56,17 @@ int fg_rcpt_class_parse(const char *name, enum fg_rcpt_class *out);
 int fg_counter_parse(const char *name, enum fg_counter *out);
 
 /*
- * The counters an event of this kind and class bumps, into out[0..1]:
- * its kind's counter, and for a classified recipient its class's too.
+ * The counters an event of this kind and class bumps, into
+ * out[0..FG_EVENT_MAX_COUNTERS): its kind's counter, for a classified
+ * recipient its class's too, and FG_CNT_RCPT_SAMPLE for a recipient in
+ * the ratio guard's sample (sampled; ignored for anything else).
  * Returns how many (0 for a close, or a kind and class that do not go
  * together).  The one place that maps events to counters.
  */
+#define FG_EVENT_MAX_COUNTERS 3
 size_t fg_event_counters(enum fg_event_kind k, enum fg_rcpt_class c,
-                         enum fg_counter out[2]);
+                         bool sampled,
+                         enum fg_counter out[FG_EVENT_MAX_COUNTERS]);
 
 /* A key refused until a time. */
 struct fg_ban {

@@ -17,6 +17,7 @@
 #define PFX_RCPT "rcpt-domain:"
 #define PFX_SENDER "sender-domain:"
 #define KEY_GLOBAL "*"
+#define PAIR_SEP ','  /* in no address, network or prefix of a name */
 
 /*
  * Appends s[0..n) to the key of length len in buf: control bytes and
@@ -137,6 +138,51 @@ fg_key_global(char *buf)
 	return buf;
 }
 
+char *
+fg_key_pair(char *buf, const char *net, const char *shared)
+{
+	size_t n = strnlen(net, FG_KEY_MAX - 2);
+	size_t m = strnlen(shared, FG_KEY_MAX - 2 - n);
+
+	memcpy(buf, net, n);
+	buf[n] = PAIR_SEP;
+	memcpy(buf + n + 1, shared, m);
+	buf[n + 1 + m] = '\0';
+	return buf;
+}
+
+int
+fg_key_pair_split(const char *key, char *net, char *shared)
+{
+	const char *sep;
+
+	if (fg_key_type_of(key) != FG_KEY_PAIR ||
+	    (sep = strchr(key, PAIR_SEP)) == NULL ||
+	    (size_t)(sep - key) >= FG_KEY_MAX || strlen(sep + 1) >= FG_KEY_MAX)
+		return FG_EINVAL;
+	memcpy(net, key, (size_t)(sep - key));
+	net[sep - key] = '\0';
+	memcpy(shared, sep + 1, strlen(sep + 1) + 1);
+	return 0;
+}
+
+bool
+fg_key_covers(const char *key, const fg_addr *a)
+{
+	char net[FG_KEY_MAX], shared[FG_KEY_MAX], ak[FG_KEY_MAX];
+	fg_prefix p;
+
+	if (key == NULL || a == NULL)
+		return false;
+	if (fg_key_pair_split(key, net, shared) == 0)
+		key = net;
+	else if (fg_key_type_of(key) != FG_KEY_NETWORK)
+		return false;
+	if (fg_key_type_of(key) == FG_KEY_NETWORK)
+		return fg_prefix_parse(key, &p) == 0 && fg_prefix_contains(&p, a);
+	return strcmp(key, fg_key_address(ak, a)) == 0;
+}
+
 static bool
 has_prefix(const char *s, const char *prefix)
 {
@@ -156,13 +202,61 @@ fg_key_type_of(const char *key)
 		return FG_KEY_RCPT_DOMAIN;
 	if (has_prefix(key, PFX_SENDER))
 		return FG_KEY_SENDER_DOMAIN;
+	if (strchr(key, PAIR_SEP) != NULL)
+		return FG_KEY_PAIR;
 	if (strchr(key, '/') != NULL)
 		return FG_KEY_NETWORK;
 	return FG_KEY_ADDRESS;
 }
 
+static int parse_single(char *buf, const char *text);
+
+/* "net,shared": a network or address, then a name or the global key. */
+static int
+parse_pair(char *buf, const char *text, const char *sep)
+{
+	char net[FG_KEY_MAX], shared[FG_KEY_MAX], part[FG_KEY_MAX];
+	size_t n = (size_t)(sep - text);
+	enum fg_key_type t;
+
+	if (n >= sizeof(part))
+		return FG_EINVAL;
+	memcpy(part, text, n);
+	part[n] = '\0';
+	if (parse_single(net, part) != 0 ||
+	    ((t = fg_key_type_of(net)) != FG_KEY_ADDRESS && t != FG_KEY_NETWORK))
+		return FG_EINVAL;
+	if (parse_single(shared, sep + 1) != 0 ||
+	    ((t = fg_key_type_of(shared)) != FG_KEY_HELO &&
+	     t != FG_KEY_RCPT_DOMAIN && t != FG_KEY_SENDER_DOMAIN &&
+	     t != FG_KEY_GLOBAL))
+		return FG_EINVAL;
+	/* Whole, or it would not read back as itself. */
+	if (strlen(net) + 1 + strlen(shared) >= FG_KEY_MAX)
+		return FG_EINVAL;
+	fg_key_pair(buf, net, shared);
+	return 0;
+}
+
 int
 fg_key_parse(char *buf, const char *text)
+{
+	const char *sep;
+
+	buf[0] = '\0';
+	if (text == NULL)
+		return FG_EINVAL;
+	/* A pair starts with its network: no name prefix comes first. */
+	if ((sep = strchr(text, PAIR_SEP)) != NULL &&
+	    strncasecmp(text, PFX_HELO, strlen(PFX_HELO)) != 0 &&
+	    strncasecmp(text, PFX_RCPT, strlen(PFX_RCPT)) != 0 &&
+	    strncasecmp(text, PFX_SENDER, strlen(PFX_SENDER)) != 0)
+		return parse_pair(buf, text, sep);
+	return parse_single(buf, text);
+}
+
+static int
+parse_single(char *buf, const char *text)
 {
 	static const struct {
 		const char *prefix;

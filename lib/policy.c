@@ -30,9 +30,18 @@
  *    decay = 0 turns levels off for a rule.
  *
  *  - Bans a rule sets go on its key when bans are checked for that kind
- *    of key (address, network, HELO); for other keys (global, domains,
- *    session, message) they go on the client's address, or nowhere when
- *    the client is unknown (the session is still disconnected).
+ *    of key (address, network, HELO, the pair of a shared key and the
+ *    client's network); for other keys (global and domains acting on the
+ *    key, session, message) they go on the client's address, or nowhere
+ *    when the client is unknown (the session is still disconnected).
+ *
+ *  - A rule on a shared key (HELO, domains, global) acts by default on
+ *    the client's network (act_on = "network"): its key is the pair of
+ *    the shared key and the network (keys.h), so counts, steps, levels
+ *    and bans land on that network's use of the key only, and a client
+ *    cannot get everyone who shares a HELO name or a domain refused.
+ *    An unknown client has no such key.  act_on = "key" counts the key
+ *    alone, as before.
  *
  *  - A delay that cannot be given (the delayed-session budget is full or
  *    off, or max_delay is 0) becomes the step's "then" action, or tempfail
@@ -279,14 +288,19 @@ fg_policy_network_key(const struct fg_config *cfg, const fg_addr *a,
 		fg_key_network(buf, a, cfg->network_prefix6);
 }
 
+/* Whether a rule counts under the shared key of kind per itself (not
+ * paired with the client's network). */
 static bool
 any_rule_per(const struct fg_config *cfg, enum fg_per per)
 {
 	for (size_t i = 0; i < cfg->nrules; i++)
-		if (cfg->rules[i].per == per)
+		if (cfg->rules[i].per == per && !fg_rule_pairs(&cfg->rules[i]))
 			return true;
 	return false;
 }
+
+static bool rule_key(const struct fg_rule *r, const struct fg_facts *f,
+                     char *key);
 
 /* Appends key to keys[] unless present or full. */
 static size_t
@@ -330,6 +344,12 @@ fg_policy_event_keys(const struct fg_config *cfg, const struct fg_facts *f,
 		n = keys_add(keys, n, max, fg_key_sender_domain(key, f->sender));
 	if (any_rule_per(cfg, FG_PER_GLOBAL))
 		n = keys_add(keys, n, max, fg_key_global(key));
+	/* Shared keys paired with the client's network, as far as they can
+	 * be formed yet. */
+	for (size_t i = 0; i < cfg->nrules; i++)
+		if (fg_rule_pairs(&cfg->rules[i]) &&
+		    rule_key(&cfg->rules[i], f, key))
+			n = keys_add(keys, n, max, key);
 	return n;
 }
 
@@ -555,9 +575,32 @@ rule_mode(const struct fg_rule *r, const struct fg_facts *f)
 	return M_SKIP;
 }
 
-/* The rule's key for these facts; false if it cannot be formed yet. */
+static bool rule_key_alone(const struct fg_rule *r, const struct fg_facts *f,
+                           char *key);
+
+/* The rule's key for these facts; false if it cannot be formed yet.  A
+ * rule on a shared key that acts on the client's network (act_on)
+ * pairs the key with the network: none for an unknown client. */
 static bool
 rule_key(const struct fg_rule *r, const struct fg_facts *f, char *key)
+{
+	const fg_addr *a;
+	char shared[FG_KEY_MAX], tmp[FG_KEY_MAX];
+
+	if (!fg_rule_pairs(r))
+		return rule_key_alone(r, f, key);
+	if ((a = client_of(f)) == NULL || !rule_key_alone(r, f, shared))
+		return false;
+	fg_key_pair(key, client_net_key(f, a, a->family == FG_AF_INET
+	                                          ? r->prefix4 : r->prefix6,
+	                                tmp),
+	            shared);
+	return true;
+}
+
+/* The rule's key as its per says, unpaired. */
+static bool
+rule_key_alone(const struct fg_rule *r, const struct fg_facts *f, char *key)
 {
 	const fg_addr *a = client_of(f);
 	char tmp[FG_KEY_MAX];
@@ -688,10 +731,11 @@ rule_measure(const struct fg_rule *r, const struct fg_facts *f,
 	if (r->type == FG_RULE_INVALID_RECIPIENTS && r->ratio > 0.0) {
 		int64_t sample = r->min_sample > 1 ? r->min_sample : 1;
 
-		c->total = view_count(vw, c->key, FG_CNT_RCPT, r->window_ms, now);
+		c->total = view_count(vw, c->key, FG_CNT_RCPT_SAMPLE,
+		                      r->window_ms, now);
 		if (c->shared) {
 			struct fg_remote all;
-			c->total += view_remote(vw, c->key, FG_CNT_RCPT,
+			c->total += view_remote(vw, c->key, FG_CNT_RCPT_SAMPLE,
 			                        r->window_ms, now, 0, 0, &all);
 		}
 		c->guarded = c->total >= sample &&
@@ -973,7 +1017,7 @@ set_ban(struct fg_verdict *v, const struct cand *c, const struct fg_facts *f,
 	int64_t ban_ms = c->step->ban_ms > 0 ? c->step->ban_ms : 0;
 
 	if (r->per == FG_PER_ADDRESS || r->per == FG_PER_NETWORK ||
-	    r->per == FG_PER_HELO)
+	    r->per == FG_PER_HELO || fg_rule_pairs(r))
 		snprintf(v->ban.key, sizeof(v->ban.key), "%s", c->key);
 	else if (a != NULL)
 		fg_key_address(v->ban.key, a);
@@ -1120,6 +1164,14 @@ check_bans(const struct fg_config *cfg, const struct fg_facts *f,
 		k = fg_key_rcpt_domain(key, f->rcpt);
 		hit = view_banned(vw, k, now, &b);
 	}
+	/* The pairs of shared keys with the client's network that rules
+	 * acting on the network may have banned. */
+	for (size_t i = 0; i < cfg->nrules && !hit; i++) {
+		k = key;
+		hit = fg_rule_pairs(&cfg->rules[i]) &&
+		      rule_key(&cfg->rules[i], f, key) &&
+		      view_banned(vw, key, now, &b);
+	}
 	if (!hit)
 		return false;
 
@@ -1245,6 +1297,7 @@ fg_policy_ban_checked(const struct fg_config *cfg, const char *key,
 	case FG_KEY_HELO:
 	case FG_KEY_SENDER_DOMAIN:
 	case FG_KEY_RCPT_DOMAIN:
+	case FG_KEY_PAIR:
 		return 1;
 	case FG_KEY_NETWORK:
 		break;
@@ -1432,7 +1485,7 @@ fg_trace_describe(const struct fg_trace_rule *t, char *buf, size_t size)
 			sb_printf(&sb, " window=%s", fg_duration_format(
 			          t->window_ms, d, sizeof(d)));
 		if (t->total > 0)
-			sb_printf(&sb, " of=%" PRId64, t->total);
+			sb_printf(&sb, " sample=%" PRId64, t->total);
 		if (t->shared)
 			sb_printf(&sb, " here=%" PRId64 " remote=%" PRId64
 			          " age=%" PRId64 "ms", t->here, t->remote.count,

@@ -24,7 +24,8 @@
  *   mail     everything of connect again (a key that went over the limit
  *            during the session is refused before any RCPT); mail_rate.
  *   rcpt     recipient rules (the current recipient is already counted):
- *            invalid_recipients (with its ratio guard), recipient_rate,
+ *            invalid_recipients (with its ratio guard: unknown
+ *            recipients ÷ the sample, FG_CNT_RCPT_SAMPLE), recipient_rate,
  *            rejected_recipients, bad_recipient_throttle,
  *            recipients_per_message.
  *
@@ -129,6 +130,7 @@ struct fg_facts {
 	const char *sender;           /* NULL before MAIL */
 	const char *rcpt;             /* current recipient at RCPT */
 	enum fg_rcpt_class rcpt_class;
+	bool rcpt_sampled;            /* in the ratio guard's sample */
 	bool authenticated;           /* {auth_authen} present */
 	const char *daemon_name;      /* {daemon_name} or NULL */
 	int64_t session_invalid;      /* invalid RCPTs this session, incl. this one */
@@ -222,7 +224,8 @@ struct fg_trace_rule {
 	bool windowed;                /* count is of counter over window_ms */
 	enum fg_counter counter;      /* when windowed */
 	int64_t count, limit, window_ms;
-	int64_t total;                /* recipients in the window (ratio) */
+	int64_t total;                /* the ratio guard's sample in the
+	                                 window (FG_CNT_RCPT_SAMPLE) */
 	bool shared;                  /* count = here + remote.count */
 	int64_t here;                 /* the part counted on this host */
 	struct fg_remote remote;      /* the other hosts' part */

@@ -292,6 +292,8 @@ struct fg_stored_event {
 	const char *daemon;     /* connect: the MTA's daemon name */
 	bool authenticated;     /* mail: the client did SMTP AUTH */
 	bool session_ends;      /* the last event of its session (<= until) */
+	int64_t n;              /* events the row stands for (store.h,
+	                           "Folding"): n sessions' connects, closes */
 };
 
 /*
@@ -317,6 +319,8 @@ struct fg_stored_verdict {
 	const char *reply;
 	int64_t count, limit, window_ms, delay_ms;
 	bool monitor;
+	int64_t n;              /* verdicts the row stands for (>= 1; the
+	                           count is the first's) */
 };
 
 /* Verdicts with since_ms < ts_ms <= until_ms in time order; or, with

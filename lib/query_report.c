@@ -86,10 +86,11 @@ sec_of(int64_t ms)
 	"SELECT t.g, t.hits, t.inv, t.rcpts, t.conns, t.first_ms, t.last_ms,"  \
 	" b.until_ms, b.created_ms, b.reason, b.source FROM"                   \
 	" (SELECT " expr " AS g,"                                              \
-	"  sum(CASE ?3 WHEN 0 THEN kind = 'rcpt' AND class = 'invalid'"        \
-	"   WHEN 1 THEN kind = 'connect' ELSE kind = 'rcpt' END) AS hits,"     \
-	"  sum(kind = 'rcpt' AND class = 'invalid') AS inv,"                   \
-	"  sum(kind = 'rcpt') AS rcpts, sum(kind = 'connect') AS conns,"       \
+	"  sum((CASE ?3 WHEN 0 THEN kind = 'rcpt' AND class = 'invalid'"       \
+	"   WHEN 1 THEN kind = 'connect' ELSE kind = 'rcpt' END) * n) AS hits,"\
+	"  sum((kind = 'rcpt' AND class = 'invalid') * n) AS inv,"             \
+	"  sum((kind = 'rcpt') * n) AS rcpts,"                                 \
+	"  sum((kind = 'connect') * n) AS conns,"                              \
 	"  min(ts_ms) AS first_ms, max(ts_ms) AS last_ms"                      \
 	"  FROM events WHERE ts_ms > ?1 AND ts_ms <= ?2 AND " cond             \
 	"  GROUP BY g HAVING hits > 0"                                         \
@@ -177,11 +178,12 @@ fg_query_count(fg_query *q, const char *key, enum fg_counter c,
 	                           " WHEN 0 THEN connect WHEN 1 THEN helo"
 	                           " WHEN 2 THEN mail WHEN 3 THEN rcpt"
 	                           " WHEN 4 THEN valid WHEN 5 THEN invalid"
-	                           " WHEN 6 THEN rejected END), 0)"
+	                           " WHEN 6 THEN rejected"
+	                           " WHEN 7 THEN sample END), 0)"
 	                           " FROM counts WHERE key = ?1 AND sec > ?3",
 	                           &s)) < 0)
 		return rc;
-	_Static_assert(FG_CNT_RCPT_REJECTED == 6 && FG_CNT__COUNT == 7,
+	_Static_assert(FG_CNT_RCPT_SAMPLE == 7 && FG_CNT__COUNT == 8,
 	               "one CASE arm per counter");
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 2, (int)c);
@@ -221,7 +223,7 @@ fg_query_level_get(fg_query *q, const char *rule, const char *key,
 }
 
 #define NAMES_SQL(expr, cond)                                                \
-	"SELECT " expr " AS k, count(*) AS n FROM events"                      \
+	"SELECT " expr " AS k, sum(n) AS n FROM events"                        \
 	" WHERE client = ?1 AND ts_ms > ?2 AND ts_ms <= ?3 AND " cond          \
 	" GROUP BY k ORDER BY n DESC, k LIMIT ?4"
 
@@ -308,7 +310,7 @@ stats_events(fg_query *q, struct fg_stats *st)
 	sqlite3_stmt *s;
 	int rc;
 
-	if ((rc = fg_query_prepare(q, "SELECT kind, class, count(*) FROM events"
+	if ((rc = fg_query_prepare(q, "SELECT kind, class, sum(n) FROM events"
 	                           " WHERE ts_ms > ?1 AND ts_ms <= ?2"
 	                           " GROUP BY kind, class", &s)) < 0)
 		return rc;
@@ -332,7 +334,10 @@ stats_events(fg_query *q, struct fg_stats *st)
 	if (rc != SQLITE_DONE)
 		return fg_query_dberr(q, rc, "stats");
 
-	if ((rc = fg_query_prepare(q, "SELECT count(DISTINCT session_id),"
+	/* A folded connect row stands for n sessions. */
+	if ((rc = fg_query_prepare(q, "SELECT count(DISTINCT session_id) +"
+	                           " coalesce(sum(CASE WHEN kind = 'connect'"
+	                           " THEN n - 1 ELSE 0 END), 0),"
 	                           " count(DISTINCT client),"
 	                           " count(DISTINCT network) FROM events"
 	                           " WHERE ts_ms > ?1 AND ts_ms <= ?2", &s)) < 0)
@@ -352,10 +357,10 @@ static int
 stats_verdicts(fg_query *q, struct fg_stats *st)
 {
 	static const char *const sql[] = {
-		"SELECT action, monitor, count(*), sum(" REFUSAL "),"
-		" sum(monitor = 0 AND action = 'delay') FROM verdicts"
+		"SELECT action, monitor, sum(n), sum(" REFUSAL " * n),"
+		" sum((monitor = 0 AND action = 'delay') * n) FROM verdicts"
 		" WHERE ts_ms > ?1 AND ts_ms <= ?2 GROUP BY action, monitor",
-		"SELECT rule, monitor, count(*), 0, 0 FROM verdicts"
+		"SELECT rule, monitor, sum(n), 0, 0 FROM verdicts"
 		" WHERE ts_ms > ?1 AND ts_ms <= ?2 GROUP BY rule, monitor",
 	};
 	int rc = 0;
@@ -397,10 +402,10 @@ static int
 stats_timeline(fg_query *q, struct fg_stats *st)
 {
 	static const char *const sql[] = {
-		"SELECT ts_ms / 3600000, count(*) FROM events"
+		"SELECT ts_ms / 3600000, sum(n) FROM events"
 		" WHERE ts_ms > ?1 AND ts_ms <= ?2 AND kind = 'rcpt'"
 		" AND class = 'invalid' GROUP BY 1",
-		"SELECT ts_ms / 3600000, count(*) FROM verdicts"
+		"SELECT ts_ms / 3600000, sum(n) FROM verdicts"
 		" WHERE ts_ms > ?1 AND ts_ms <= ?2 AND " REFUSAL " GROUP BY 1",
 	};
 	int64_t first = (st->since_ms + 1) / HOUR_MS;
@@ -509,7 +514,7 @@ fg_query_events(fg_query *q, int64_t since_ms, int64_t until_ms,
 	                           " rcpt, queue_id, status, host, daemon, auth,"
 	                           " row_number() OVER"
 	                           " (PARTITION BY session_id ORDER BY ts_ms DESC,"
-	                           " id DESC) = 1 FROM events"
+	                           " id DESC) = 1, n FROM events"
 	                           " WHERE ts_ms > ?1 AND ts_ms <= ?2"
 	                           " ORDER BY ts_ms, id", &s)) < 0)
 		return rc;
@@ -538,6 +543,9 @@ fg_query_events(fg_query *q, int64_t since_ms, int64_t until_ms,
 		ev.daemon = fg_query_col_text(s, 13);
 		ev.authenticated = sqlite3_column_int(s, 14) != 0;
 		ev.session_ends = sqlite3_column_int(s, 15) != 0;
+		ev.n = sqlite3_column_int64(s, 16);
+		if (ev.n < 1)
+			ev.n = 1;
 		if ((stop = fn(arg, &ev)) != 0)
 			break;
 	}
@@ -549,7 +557,8 @@ fg_query_events(fg_query *q, int64_t since_ms, int64_t until_ms,
 
 #define VERDICT_COLS                                                          \
 	"SELECT id, ts_ms, session_id, queue_id, client, stage, rule, key,"    \
-	" action, reply, count, lim, window_ms, delay_ms, monitor FROM verdicts"
+	" action, reply, count, lim, window_ms, delay_ms, monitor, n"          \
+	" FROM verdicts"
 
 int
 fg_query_verdicts(fg_query *q, const char *client, int64_t since_ms,
@@ -588,8 +597,11 @@ fg_query_verdicts(fg_query *q, const char *client, int64_t since_ms,
 			.window_ms = sqlite3_column_int64(s, 12),
 			.delay_ms = sqlite3_column_int64(s, 13),
 			.monitor = sqlite3_column_int(s, 14) != 0,
+			.n = sqlite3_column_int64(s, 15),
 		};
 
+		if (v.n < 1)
+			v.n = 1;
 		if ((stop = fn(arg, &v)) != 0)
 			break;
 	}

@@ -34,6 +34,9 @@ struct fg_session {
 	bool connected, closed;
 	bool delay_held;           /* a tarpit place is ours */
 	bool tracing;
+	/* Refused at connect: the rows fold (store.h), under fold. */
+	bool folding;
+	struct fg_fold fold;
 
 	bool has_client;
 	fg_addr client;
@@ -55,6 +58,12 @@ struct fg_session {
 	char unknown_text[200];
 	const char *unknown_join;
 
+	/* The ratio guard's sample: the valid recipients this session put
+	 * in it (hashes of their normalised addresses), at most
+	 * ratio_session_cap; sample_on when a rule has a ratio guard. */
+	bool sample_on;
+	size_t nsampled;
+
 	/* message */
 	bool in_message;
 	char sender[NAME_LEN];
@@ -71,6 +80,7 @@ struct fg_session {
 
 	struct fg_verdict verdict;
 	struct fg_trace trace;     /* rules: cfg->nrules entries, if tracing */
+	uint64_t sampled[FG_RATIO_SESSION_CAP_MAX]; /* [0, nsampled) */
 };
 
 static struct fg_ratelimit rl_full = FG_RATELIMIT_INIT;
@@ -201,6 +211,10 @@ fg_session_new(const struct fg_session_env *env, const struct fg_config *cfg,
 	snprintf(s->unknown_text, sizeof(s->unknown_text), "Recipient address "
 	         "rejected: User unknown in local recipient table");
 	s->unknown_join = ": ";
+	for (size_t i = 0; i < cfg->nrules; i++)
+		if (cfg->rules[i].type == FG_RULE_INVALID_RECIPIENTS &&
+		    cfg->rules[i].ratio > 0.0)
+			s->sample_on = true;
 	return s;
 }
 
@@ -333,10 +347,12 @@ copy_text(char *dst, size_t size, const char *src)
 	fg_sanitize(dst, size, src != NULL ? src : "");
 }
 
-/* Records the event under keys[0..n) (distinct already). */
+/* Records the event (or the part of it asked) under keys[0..n)
+ * (distinct already). */
 static void
 record_keys(fg_session *s, const struct fg_facts *f, enum fg_event_kind kind,
-            char (*keys)[FG_KEY_MAX], size_t n, int64_t now)
+            char (*keys)[FG_KEY_MAX], size_t n, int64_t now,
+            enum fg_record_part part)
 {
 	const char *kp[MAX_KEYS];
 	struct fg_event ev;
@@ -347,6 +363,7 @@ record_keys(fg_session *s, const struct fg_facts *f, enum fg_event_kind kind,
 	ev.time_ms = now;
 	ev.kind = kind;
 	ev.rcpt_class = kind == FG_EV_RCPT ? f->rcpt_class : FG_RCPT_NONE;
+	ev.rcpt_sampled = kind == FG_EV_RCPT && f->rcpt_sampled;
 	ev.client = f->client;
 	ev.client_text = f->client != NULL ? s->client_text : NULL;
 	ev.network = s->network[0] != '\0' ? s->network : NULL;
@@ -364,6 +381,8 @@ record_keys(fg_session *s, const struct fg_facts *f, enum fg_event_kind kind,
 	ev.keys = kp;
 	ev.nkeys = n;
 	ev.keys_distinct = true;
+	ev.part = part;
+	ev.fold = s->folding ? &s->fold : NULL;
 	if (fg_store_record(s->env->store, &ev) == FG_EFULL && s->env->log) {
 		uint64_t skipped = 0;
 
@@ -390,7 +409,8 @@ record(fg_session *s, const struct fg_facts *f, enum fg_event_kind kind,
 {
 	char keys[MAX_KEYS][FG_KEY_MAX];
 
-	record_keys(s, f, kind, keys, event_keys(s, f, keys), now);
+	record_keys(s, f, kind, keys, event_keys(s, f, keys), now,
+	            FG_RECORD_ALL);
 }
 
 /* ---- verdicts ----------------------------------------------------- */
@@ -463,6 +483,12 @@ apply(fg_session *s, enum fg_stage stage, const struct fg_verdict *v,
 	rec.window_ms = v->window_ms;
 	rec.delay_ms = v->delay_ms;
 	rec.monitor = v->monitor;
+	if (s->folding) {
+		rec.fold = &s->fold;
+		/* The connect's verdict stands where the connect row does. */
+		if (stage == FG_STAGE_CONNECT && s->fold.session_id != 0)
+			rec.time_ms = s->fold.time_ms;
+	}
 	if (v->code != 0) {
 		snprintf(reply, sizeof(reply), "%d %s %s", v->code, v->status,
 		         v->nlines > 0 ? v->lines[0] : "");
@@ -471,8 +497,9 @@ apply(fg_session *s, enum fg_stage stage, const struct fg_verdict *v,
 	fg_store_record_verdict(st, &rec);
 }
 
-static const struct fg_verdict *
-decide(fg_session *s, struct fg_facts *f, int64_t now)
+/* The verdict, its tarpit place taken; its effects not yet applied. */
+static struct fg_verdict *
+choose(fg_session *s, struct fg_facts *f, int64_t now)
 {
 	struct fg_view view = {
 		.ctx = s,
@@ -500,8 +527,29 @@ decide(fg_session *s, struct fg_facts *f, int64_t now)
 	}
 	if (tr != NULL && s->env->log && fg_log_enabled(FG_LOG_DEBUG))
 		log_trace(s, f->stage);
+	return v;
+}
+
+static const struct fg_verdict *
+decide(fg_session *s, struct fg_facts *f, int64_t now)
+{
+	struct fg_verdict *v = choose(s, f, now);
+
 	apply(s, f->stage, v, now);
 	return v;
+}
+
+/* Refused outright (not delayed, not in monitor mode). */
+static bool
+refuses(const struct fg_verdict *v)
+{
+	enum fg_action a;
+
+	if (v->monitor || v->delay_ms > 0)
+		return false;
+	a = fg_session_answer(v, false);
+	return a == FG_ACT_TEMPFAIL || a == FG_ACT_REJECT ||
+	       a == FG_ACT_DISCONNECT;
 }
 
 static const struct fg_verdict *
@@ -545,8 +593,10 @@ const struct fg_verdict *
 fg_session_connect(fg_session *s, const fg_addr *client, const char *host,
                    const char *daemon_name, int64_t now_ms)
 {
+	char keys[MAX_KEYS][FG_KEY_MAX];
 	const struct fg_verdict *v;
 	struct fg_facts f;
+	size_t nkeys;
 
 	if (s->connected)
 		return nothing(s);
@@ -569,9 +619,14 @@ fg_session_connect(fg_session *s, const fg_addr *client, const char *host,
 		s->exempt = allowed(s, now_ms);
 	f.exemption_known = true;
 	f.exemption = s->exempt;
-	/* Concurrency: one slot under every key the connection counts. */
-	s->nconc = event_keys(s, &f, s->conc_keys);
-	record_keys(s, &f, FG_EV_CONNECT, s->conc_keys, s->nconc, now_ms);
+	/* Concurrency: one slot under every key the connection counts.
+	 * The connect is counted before the decision and its row kept
+	 * after it: a connect refused outright folds (store.h), and so do
+	 * the session's later rows. */
+	nkeys = s->nconc = event_keys(s, &f, keys);
+	memcpy(s->conc_keys, keys, nkeys * sizeof(keys[0]));
+	record_keys(s, &f, FG_EV_CONNECT, keys, nkeys, now_ms,
+	            FG_RECORD_COUNT);
 	/* Only the slots really taken are given back at close: a failed
 	 * acquire must not later release another session's slot. */
 	{
@@ -591,8 +646,12 @@ fg_session_connect(fg_session *s, const fg_addr *client, const char *host,
 		s->nconc = kept;
 	}
 	s->at_connect = true;
-	v = decide(s, &f, now_ms);
+	v = choose(s, &f, now_ms);
 	s->at_connect = false;
+	s->folding = refuses(v);
+	record_keys(s, &f, FG_EV_CONNECT, keys, nkeys, now_ms,
+	            FG_RECORD_ROW);
+	apply(s, FG_STAGE_CONNECT, v, now_ms);
 	return v;
 }
 
@@ -672,6 +731,111 @@ status_ok(const char *s)
 	return part == 2 && n[2] > 0;
 }
 
+/* ---- the ratio guard's sample ------------------------------------- */
+
+/*
+ * Role addresses: RFC 2142's mailbox names, RFC 5321's postmaster, and
+ * the few more that exist on nearly every domain.  Anyone can name them
+ * and be sure of a valid answer, so they prove nothing about how well a
+ * sender knows its recipients.  Sorted, for bsearch.
+ */
+static const char *const role_names[] = {
+	"abuse", "admin", "administrator", "ftp", "hostmaster", "info",
+	"mailer-daemon", "marketing", "news", "no-reply", "nobody", "noc",
+	"noreply", "postmaster", "root", "sales", "security", "support",
+	"usenet", "uucp", "webmaster", "www",
+};
+
+/* Whether buf's first n bytes (a lower-case local part) are a role. */
+static bool
+is_role(const char *buf, size_t n)
+{
+	for (size_t i = 0; i < FG_NELEM(role_names); i++)
+		if (strlen(role_names[i]) == n &&
+		    memcmp(role_names[i], buf, n) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The address as the sample compares it, into buf: lower case, the
+ * local part without a +detail; *local_len is the local part's length.
+ */
+static void
+sample_form(const char *addr, char *buf, size_t size, size_t *local_len)
+{
+	const char *at = strrchr(addr, '@');
+	size_t n = at != NULL ? (size_t)(at - addr) : strlen(addr), o = 0;
+	const char *plus = memchr(addr, '+', n);
+
+	if (plus != NULL)
+		n = (size_t)(plus - addr);
+	for (size_t i = 0; i < n && o + 1 < size; i++)
+		buf[o++] = (char)(addr[i] >= 'A' && addr[i] <= 'Z'
+		                      ? addr[i] - 'A' + 'a' : addr[i]);
+	*local_len = o;
+	for (const char *p = at; p != NULL && *p != '\0' && o + 1 < size; p++)
+		buf[o++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+	buf[o] = '\0';
+}
+
+bool
+fg_session_role_address(const char *addr)
+{
+	char buf[NAME_LEN];
+	size_t n;
+
+	if (addr == NULL)
+		return false;
+	sample_form(bare(addr), buf, sizeof(buf), &n);
+	return is_role(buf, n);
+}
+
+/* FNV-1a, 64 bits. */
+static uint64_t
+hash_text(const char *s)
+{
+	uint64_t h = UINT64_C(14695981039346656037);
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+	return h;
+}
+
+/*
+ * Whether this recipient goes into the ratio guard's sample: every
+ * unknown one; a valid one unless it is a role address, a repeat of one
+ * this session put in already, or past ratio_session_cap of them.  A
+ * recipient rejected for another reason is neither.  So the guard
+ * measures unknown ÷ (unknown + distinct ordinary valid recipients, a
+ * few per session), and padding a session with postmaster, with one
+ * address many times or with many known addresses buys little.
+ */
+static bool
+sample_rcpt(fg_session *s, const char *addr, enum fg_rcpt_class cls)
+{
+	char buf[NAME_LEN];
+	size_t n;
+	uint64_t h;
+
+	if (!s->sample_on || cls == FG_RCPT_REJECTED)
+		return false;
+	if (cls == FG_RCPT_INVALID)
+		return true;
+	sample_form(addr, buf, sizeof(buf), &n);
+	if (is_role(buf, n))
+		return false;
+	h = hash_text(buf);
+	for (size_t i = 0; i < s->nsampled; i++)
+		if (s->sampled[i] == h)
+			return false;
+	if (s->nsampled >= (size_t)s->cfg->ratio_session_cap ||
+	    s->nsampled >= FG_NELEM(s->sampled))
+		return false;
+	s->sampled[s->nsampled++] = h;
+	return true;
+}
+
 /* Learns from the MTA's reject text how it words an unknown user. */
 static void
 learn_unknown(fg_session *s, const char *status, const char *text)
@@ -736,6 +900,7 @@ fg_session_rcpt(fg_session *s, const char *rcpt, enum fg_rcpt_class cls,
 	f.rcpt = addr;
 	f.rcpt_class = cls;
 	f.rcpt_status = st[0] != '\0' ? st : NULL;
+	f.rcpt_sampled = sample_rcpt(s, bare(addr), cls);
 	if (s->session_invalid > 0) {
 		if (s->unknown_join != NULL)
 			snprintf(mask, sizeof(mask), "<%s>%s%s", bare(addr),
@@ -770,7 +935,8 @@ fg_session_close(fg_session *s, int64_t now_ms)
 	fg_session_delay_done(s);
 	if (s->connected) {
 		facts_of(s, FG_STAGE_CONNECT, &f);
-		record_keys(s, &f, FG_EV_CLOSE, NULL, 0, now_ms);
+		record_keys(s, &f, FG_EV_CLOSE, NULL, 0, now_ms,
+		            FG_RECORD_ALL);
 	}
 	release_slots(s);
 }

@@ -24,7 +24,12 @@
  *   rcpt     the MTA's class of the recipient (valid, unknown, rejected
  *            otherwise), overridden to unknown by valid_recipients when
  *            the list lacks it; the session's and the message's counts
- *            go up; recorded and decided.
+ *            go up; whether it goes into the ratio guard's sample
+ *            (FG_CNT_RCPT_SAMPLE: every unknown recipient, and a valid
+ *            one that is no role address, no repeat within the session
+ *            in any case or +detail, and among the first
+ *            ratio_session_cap such of the session); recorded and
+ *            decided.
  *   end of message or abort: the transaction ends.
  *   close    recorded (under no key), the concurrency slots released.
  * An exempt session is recorded under no key, so it never counts against
@@ -135,6 +140,17 @@ void fg_session_delay_done(fg_session *s);
  * for a 4xx.  Never FG_ACT_DELAY or FG_ACT_BAN.
  */
 enum fg_action fg_session_answer(const struct fg_verdict *v, bool slept);
+
+/*
+ * Whether addr ("<user+detail@domain>" or bare) is a role address, left
+ * out of the ratio guard's sample: its local part, without +detail and
+ * in any case, is one of abuse, admin, administrator, ftp, hostmaster,
+ * info, mailer-daemon, marketing, news, no-reply, nobody, noc, noreply,
+ * postmaster, root, sales, security, support, usenet, uucp, webmaster,
+ * www (RFC 2142, RFC 5321's postmaster, and names that exist nearly
+ * everywhere).
+ */
+bool fg_session_role_address(const char *addr);
 
 /* The session's id, and its client as text ("unknown" if none). */
 uint64_t fg_session_id(const fg_session *s);

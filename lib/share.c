@@ -67,6 +67,7 @@ fg_share_ctr_letter(enum fg_counter c)
 	case FG_CNT_RCPT_VALID: return 'v';
 	case FG_CNT_RCPT_INVALID: return 'i';
 	case FG_CNT_RCPT_REJECTED: return 'j';
+	case FG_CNT_RCPT_SAMPLE: return 's';
 	default: return 0;
 	}
 }
@@ -457,7 +458,7 @@ rule_ctr_mask(const struct fg_rule *r)
 	case FG_RULE_MAIL_RATE: return 1u << FG_CNT_MAIL;
 	case FG_RULE_INVALID_RECIPIENTS:
 		return 1u << FG_CNT_RCPT_INVALID |
-		       (r->ratio > 0.0 ? 1u << FG_CNT_RCPT : 0);
+		       (r->ratio > 0.0 ? 1u << FG_CNT_RCPT_SAMPLE : 0);
 	default: return 0;
 	}
 }

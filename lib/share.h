@@ -13,7 +13,7 @@
  *
  * Data in Redis (every key starts "<prefix>:"):
  *   c:<key>   hash; field "<slot>.<ctr>.<node>" = that node's absolute
- *             count of counter ctr (one letter: c h m r v i j) in slot
+ *             count of counter ctr (one letter: c h m r v i j s) in slot
  *             floor(ms / slot_ms).  A node writes only its own fields,
  *             whole values, so a retried write never counts twice and
  *             an emptied server fills again from the hosts.

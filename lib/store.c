@@ -311,6 +311,31 @@ note_nomem(fg_store *st, const char *key)
 	return FG_ENOMEM;
 }
 
+/*
+ * Makes row foldable (store.h, "Folding"): a connect row (out set) says
+ * whose row it went into through out, its own unless another's; any
+ * other row carries the session its connect went into, if set.
+ */
+static void
+fold_prepare(fg_store *st, struct fg_row *row, const char *const *texts,
+             size_t ntexts, size_t len, struct fg_fold *out,
+             uint64_t session_id)
+{
+	row->foldable = true;
+	row->len = len;
+	for (size_t i = 0; i < ntexts; i++)
+		if (texts[i] == NULL)
+			row->nulls |= 1u << i;
+	if (out != NULL) {
+		out->session_id = row->session_id;
+		out->time_ms = row->time_ms;
+		row->fold_out = out;
+	} else if (session_id != 0) {
+		row->session_id = session_id;
+	}
+	fg_store_fold_hash(st, row);
+}
+
 static int
 enqueue(fg_store *st, struct fg_row *row, int64_t now_ms)
 {
@@ -327,7 +352,7 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	const char *keys[FG_STORE_MAX_KEYS];
 	const char *texts[9];
 	char cbuf[FG_ADDR_STRLEN];
-	enum fg_counter ctrs[2];
+	enum fg_counter ctrs[FG_EVENT_MAX_COUNTERS];
 	size_t nkeys = 0, nctr, len = 0;
 	int nomem = 0, rc;
 	struct fg_row *row;
@@ -339,7 +364,8 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	    (ev->nkeys > 0 && ev->keys == NULL) || ev->time_ms < 0 ||
 	    ev->time_ms / 1000 > UINT32_MAX)
 		return FG_EINVAL;
-	nctr = fg_event_counters(ev->kind, ev->rcpt_class, ctrs);
+	nctr = fg_event_counters(ev->kind, ev->rcpt_class, ev->rcpt_sampled,
+	                         ctrs);
 	if (nctr == 0 && ev->kind != FG_EV_CLOSE)
 		return FG_EINVAL;
 	/* Each distinct key once: a key listed twice counts once. */
@@ -356,6 +382,8 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 			keys[nkeys++] = ev->keys[i];
 	}
 
+	if (ev->part == FG_RECORD_ROW)
+		goto row;
 	sec = (uint32_t)(ev->time_ms / 1000);
 	for (size_t i = 0; i < nkeys && nctr > 0;) {
 		rc = fg_store_count_bump(st, keys[i], strlen(keys[i]), ctrs,
@@ -377,9 +405,11 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	if (hooks != NULL && hooks->record != NULL)
 		for (size_t i = 0; i < nkeys && nctr > 0; i++)
 			hooks->record(hooks->arg, keys[i], ctrs, nctr, ev->time_ms);
+	if (st->opt.counters_only || ev->part == FG_RECORD_COUNT)
+		return nomem;
+row:
 	if (st->opt.counters_only)
 		return 0;
-
 	texts[0] = ev->network;
 	texts[1] = ev->helo;
 	texts[2] = ev->sender;
@@ -399,12 +429,14 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 	}
 	memset(row, 0, sizeof(*row));
 	p = row->buf;
+	row->n = 1;
 	row->type = FG_ROW_EVENT;
 	row->time_ms = ev->time_ms;
 	row->session_id = ev->session_id;
 	row->client = text_copy(&p, texts[6]);
 	row->u.ev.kind = ev->kind;
 	row->u.ev.cls = ev->rcpt_class;
+	row->u.ev.sampled = ev->rcpt_sampled;
 	row->u.ev.network = text_copy(&p, ev->network);
 	row->u.ev.helo = text_copy(&p, ev->helo);
 	row->u.ev.sender = text_copy(&p, ev->sender);
@@ -422,6 +454,10 @@ fg_store_record(fg_store *st, const struct fg_event *ev)
 		row->u.ev.keys[i] = p;
 		p += n + 1;
 	}
+	if (ev->fold != NULL)
+		fold_prepare(st, row, texts, FG_NELEM(texts), (size_t)(p - row->buf),
+		             ev->kind == FG_EV_CONNECT ? ev->fold : NULL,
+		             ev->fold->session_id);
 	rc = enqueue(st, row, ev->time_ms);
 	return rc < 0 ? rc : nomem;
 }
@@ -455,6 +491,7 @@ fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v)
 	}
 	memset(row, 0, sizeof(*row));
 	p = row->buf;
+	row->n = 1;
 	row->type = FG_ROW_VERDICT;
 	row->time_ms = v->time_ms;
 	row->session_id = v->session_id;
@@ -470,6 +507,9 @@ fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v)
 	row->u.vd.window_ms = v->window_ms;
 	row->u.vd.delay_ms = v->delay_ms;
 	row->u.vd.monitor = v->monitor;
+	if (v->fold != NULL)
+		fold_prepare(st, row, texts, FG_NELEM(texts), (size_t)(p - row->buf),
+		             NULL, v->fold->session_id);
 	return enqueue(st, row, v->time_ms);
 }
 

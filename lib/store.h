@@ -55,14 +55,33 @@ typedef struct fg_store fg_store;
  * PRAGMA user_version this code writes (older ones are migrated, newer
  * ones refused). */
 #define FG_STORE_APPLICATION_ID 0x666c6764
-#define FG_STORE_SCHEMA_VERSION 4
+#define FG_STORE_SCHEMA_VERSION 6
 
 #define FG_STORE_MAX_KEYS 16
+
+/*
+ * Folding (see fg_store_record): which session, and at what time, the
+ * rows of a session refused at its connect stand under.  Zeroed by the
+ * caller; the store fills it at the connect row.
+ */
+struct fg_fold {
+	uint64_t session_id;       /* 0: not yet (the connect row sets it) */
+	int64_t time_ms;           /* that session's connect */
+};
+
+/* What fg_store_record does with an event: both halves, or one. */
+enum fg_record_part {
+	FG_RECORD_ALL = 0,         /* count it and keep its row */
+	FG_RECORD_COUNT,           /* count it; its row comes later */
+	FG_RECORD_ROW,             /* the row of an event already counted */
+};
 
 struct fg_event {
 	int64_t time_ms;
 	enum fg_event_kind kind;
 	enum fg_rcpt_class rcpt_class; /* FG_RCPT_NONE unless kind is RCPT */
+	bool rcpt_sampled;             /* in the ratio guard's sample
+	                                  (FG_CNT_RCPT_SAMPLE) */
 	const fg_addr *client;         /* NULL: no client address known */
 	const char *client_text;       /* client as fg_addr_format() gives it,
 	                                  if the caller has it; else made here */
@@ -79,6 +98,8 @@ struct fg_event {
 	const char *const *keys;       /* keys the event is counted under */
 	size_t nkeys;                  /* at most FG_STORE_MAX_KEYS */
 	bool keys_distinct;            /* no key twice: skip the check */
+	enum fg_record_part part;
+	struct fg_fold *fold;          /* NULL: a row of its own (folding) */
 };
 
 /* One decision worth remembering: everything but continue. */
@@ -98,6 +119,7 @@ struct fg_verdict_rec {
 	int64_t delay_ms;
 	const char *reply;   /* "451 4.7.1 ..." or NULL */
 	bool monitor;        /* computed but not enforced */
+	const struct fg_fold *fold; /* NULL: a row of its own (folding) */
 };
 
 
@@ -234,6 +256,25 @@ int fg_store_flush(fg_store *st, int timeout_ms);
  * held keep counting exactly.  Concurrent-session counts are not limited.
  */
 int fg_store_record(fg_store *st, const struct fg_event *ev);
+/*
+ * Folding.  What a client refused at its connect sends (a banned
+ * network's flood, a connection flood) is rows an attacker multiplies at
+ * will; the counters must see every event, the log need not.  A row
+ * recorded with fold goes into an identical row still waiting in the
+ * queue (not yet taken by the writer), whose n goes up: a row with n > 1
+ * stands for n events or verdicts, all at its time, under its session.
+ * Identical: the same second, kind or stage, client, texts and keys
+ * (and for a verdict the same rule, key, action, reply and limits; its
+ * count is the first's), and the same fold session.  A connect row with
+ * fold->session_id 0 may go into any waiting connect row like it, of
+ * whichever session: fold then gets that row's session and time (its
+ * own if none was waiting), and the session's later rows, events and
+ * verdicts, carry that session id and fold only with rows that carry it
+ * too.  A verdict of the connect is recorded at fold->time_ms, so that
+ * it stands where the connect row stands.  The writer takes at least one
+ * batch a flush interval: a key of identical rows writes about one row
+ * per second.
+ */
 int fg_store_record_verdict(fg_store *st, const struct fg_verdict_rec *v);
 
 /* Events of counter c under key in the window (now - window, now]; >= 0,

@@ -55,11 +55,11 @@ struct fg_db {
 /* Events per multi-row insert: past 16 the gain is small and the
  * statement long (EVENT_GROUP x EVENT_COLUMNS parameters). */
 #define EVENT_GROUP 16
-#define EVENT_COLUMNS 14
+#define EVENT_COLUMNS 15
 #define EVENT_INSERT "INSERT INTO events (ts_ms, kind, class, client, network," \
 	" helo, sender, rcpt, queue_id, session_id, status, host, daemon," \
-	" auth) VALUES "
-#define EVENT_VALUES "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+	" auth, n) VALUES "
+#define EVENT_VALUES "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 #define EVENT_VALUES2 EVENT_VALUES "," EVENT_VALUES
 #define EVENT_VALUES4 EVENT_VALUES2 "," EVENT_VALUES2
 #define EVENT_VALUES8 EVENT_VALUES4 "," EVENT_VALUES4
@@ -75,18 +75,20 @@ static const struct {
 	STMT(ins_verdict,
 	     "INSERT INTO verdicts (ts_ms, session_id, queue_id, client, stage,"
 	     " rule, key, action, count, lim, window_ms, delay_ms, reply,"
-	     " monitor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
-	     " ?12, ?13, ?14)"),
+	     " monitor, n) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+	     " ?12, ?13, ?14, ?15)"),
 	/* The counter columns in enum fg_counter's order. */
 	STMT(up_count,
 	     "INSERT INTO counts (sec, key, connect, helo, mail, rcpt, valid,"
-	     " invalid, rejected) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+	     " invalid, rejected, sample) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+	     " ?8, ?9, ?10)"
 	     " ON CONFLICT (sec, key) DO UPDATE SET"
 	     " connect = connect + excluded.connect,"
 	     " helo = helo + excluded.helo, mail = mail + excluded.mail,"
 	     " rcpt = rcpt + excluded.rcpt, valid = valid + excluded.valid,"
 	     " invalid = invalid + excluded.invalid,"
-	     " rejected = rejected + excluded.rejected"),
+	     " rejected = rejected + excluded.rejected,"
+	     " sample = sample + excluded.sample"),
 	/* A row made later than this ban (an operator's unban or ban while
 	 * this one waited for its commit) wins. */
 	STMT(up_ban,
@@ -117,7 +119,7 @@ static const struct {
 	     " (until_ms <> 0 OR created_ms <= ?2)"),
 	STMT(sel_counts,
 	     "SELECT key, sec, connect, helo, mail, rcpt, valid, invalid,"
-	     " rejected FROM counts WHERE sec > ?1 ORDER BY sec"),
+	     " rejected, sample FROM counts WHERE sec > ?1 ORDER BY sec"),
 	STMT(sel_levels,
 	     "SELECT rule, key, level, last_ms FROM levels WHERE last_ms > ?1"),
 	STMT(sel_bans,
@@ -178,7 +180,7 @@ bind_text(sqlite3_stmt *s, int i, const char *v)
 		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
 }
 
-_Static_assert(FG_CNT__COUNT == 7, "counts has a column per counter");
+_Static_assert(FG_CNT__COUNT == 8, "counts has a column per counter");
 
 static uint32_t
 clamp_u32(int64_t v)
@@ -585,7 +587,7 @@ agg_grow(struct fg_db *d)
 
 static int
 agg_add(fg_store *st, struct fg_db *d, const char *key, uint32_t sec,
-        const enum fg_counter *ctrs, size_t nctr)
+        const enum fg_counter *ctrs, size_t nctr, uint32_t n)
 {
 	size_t klen = strlen(key);
 	uint64_t h = (fg_store_hash(st, key, klen) ^ sec) *
@@ -603,7 +605,7 @@ agg_add(fg_store *st, struct fg_db *d, const char *key, uint32_t sec,
 		d->order[d->nagg++] = a;
 	}
 	for (size_t c = 0; c < nctr; c++)
-		a->n[ctrs[c]]++;
+		a->n[ctrs[c]] += n;
 	return 0;
 }
 
@@ -646,20 +648,23 @@ bind_event(sqlite3_stmt *s, int base, const struct fg_row *r)
 		sqlite3_bind_int(s, base + 14, 1);
 	else
 		sqlite3_bind_null(s, base + 14);
+	sqlite3_bind_int64(s, base + 15, r->n);
 }
 
-/* Adds event r to the batch's aggregates, under each of its keys. */
+/* Adds event r (n of them) to the batch's aggregates, under each of its
+ * keys. */
 static int
 count_event(fg_store *st, struct fg_db *d, const struct fg_row *r)
 {
-	enum fg_counter ctrs[2];
+	enum fg_counter ctrs[FG_EVENT_MAX_COUNTERS];
 	size_t nctr;
 	uint32_t sec = (uint32_t)(r->time_ms / 1000);
 
-	if ((nctr = fg_event_counters(r->u.ev.kind, r->u.ev.cls, ctrs)) == 0)
+	if ((nctr = fg_event_counters(r->u.ev.kind, r->u.ev.cls,
+	                              r->u.ev.sampled, ctrs)) == 0)
 		return SQLITE_OK;
 	for (size_t k = 0; k < r->u.ev.nkeys; k++)
-		if (agg_add(st, d, r->u.ev.keys[k], sec, ctrs, nctr) < 0)
+		if (agg_add(st, d, r->u.ev.keys[k], sec, ctrs, nctr, r->n) < 0)
 			return SQLITE_NOMEM;
 	return SQLITE_OK;
 }
@@ -695,6 +700,7 @@ insert_verdict(struct fg_db *d, const struct fg_row *r)
 	sqlite3_bind_int64(s, 12, r->u.vd.delay_ms);
 	bind_text(s, 13, r->u.vd.reply);
 	sqlite3_bind_int(s, 14, r->u.vd.monitor);
+	sqlite3_bind_int64(s, 15, r->n);
 	return run(s);
 }
 

@@ -66,6 +66,15 @@ struct fg_row {
 	enum fg_row_type type;
 	int64_t time_ms;
 	uint64_t session_id;
+	uint32_t n;             /* events (verdicts) the row stands for */
+	/* Folding (store.h): rows that may take identical ones in, with the
+	 * hash of what makes them identical; fold_out, during
+	 * fg_store_enqueue only, gets the session a connect row went into. */
+	bool foldable;
+	uint32_t nulls;         /* which strings are NULL, a bit each */
+	uint64_t fold_hash;
+	struct fg_fold *fold_out;
+	size_t len;             /* bytes of buf used */
 	const char *client;     /* text, formatted before the queue */
 	const char *queue_id;
 	union {
@@ -75,6 +84,7 @@ struct fg_row {
 			const char *network, *helo, *sender, *rcpt, *status;
 			const char *host, *daemon;
 			bool auth;
+			bool sampled;   /* in the ratio guard's sample */
 			size_t nkeys;
 			const char *keys[FG_STORE_MAX_KEYS];
 		} ev;
@@ -172,6 +182,11 @@ struct fg_store {
 	bool stop, kick, flush_req, thread_running;
 	pthread_t thread;
 	struct fg_row **batch;      /* the writer's copy of the queue head */
+	/* store_fold.c, under qmu: the foldable rows the writer has not
+	 * taken yet, open addressing, FG_STORE_FOLD_SLOTS (NULL until the
+	 * first). */
+	struct fg_row **fold_tab;
+	size_t fold_used;
 
 	/* store_db.c: used by open, then by the writer thread only */
 	struct fg_db *db;
@@ -343,6 +358,18 @@ struct fg_status_row {
 enum fg_db_rc fg_store_db_status(fg_store *st, const struct fg_status_row *r,
                                  const struct fg_vtotal *vt, size_t nvt,
                                  char *err, size_t errlen);
+
+/* store_fold.c: folding identical rows in the queue (store.h).  All but
+ * hash and free under qmu. */
+#define FG_STORE_FOLD_SLOTS ((size_t)4096)
+void fg_store_fold_hash(fg_store *st, struct fg_row *row);
+/* true: row went into a waiting row (the caller frees it). */
+bool fg_store_fold_into(fg_store *st, const struct fg_row *row);
+/* row was queued: it may take later ones in. */
+void fg_store_fold_note(fg_store *st, struct fg_row *row);
+/* The writer took the queue's rows, or they went: none may change. */
+void fg_store_fold_reset(fg_store *st);
+void fg_store_fold_free(fg_store *st);
 
 /* store_writer.c */
 int fg_store_writer_start(fg_store *st, char *err, size_t errlen);

@@ -207,8 +207,67 @@ static const struct migration {
 	 "CREATE TABLE verdict_totals ("
 	 " rule TEXT NOT NULL, action TEXT NOT NULL, monitor INTEGER NOT NULL,"
 	 " n INTEGER NOT NULL, PRIMARY KEY (rule, action, monitor));"},
-	/* 4: the sharing of counts between hosts in the status row. */
+	/* Schema 4.  A row may stand for n identical events or verdicts of
+	 * one second (store.h, "Folding": what a client refused at connect
+	 * sends); the views count n. */
 	{4,
+	 "ALTER TABLE events ADD COLUMN n INTEGER NOT NULL DEFAULT 1;"
+	 "ALTER TABLE verdicts ADD COLUMN n INTEGER NOT NULL DEFAULT 1;"
+	 "DROP VIEW IF EXISTS top_offenders_1h;"
+	 "DROP VIEW IF EXISTS top_offenders_24h;"
+	 "DROP VIEW IF EXISTS invalid_ratio_by_network;"
+	 "CREATE VIEW top_offenders_1h AS"
+	 " SELECT network,"
+	 "  sum((kind = 'rcpt' AND class = 'invalid') * n) AS invalid_rcpts,"
+	 "  sum((kind = 'rcpt') * n) AS rcpts,"
+	 "  round(CAST(sum((kind = 'rcpt' AND class = 'invalid') * n) AS REAL)"
+	 "   / max(sum((kind = 'rcpt') * n), 1), 3) AS invalid_ratio,"
+	 "  sum((kind = 'connect') * n) AS connects,"
+	 "  datetime(min(ts_ms) / 1000, 'unixepoch') AS first_seen,"
+	 "  datetime(max(ts_ms) / 1000, 'unixepoch') AS last_seen"
+	 " FROM events"
+	 " WHERE ts_ms > (CAST(strftime('%s', 'now') AS INTEGER) - 3600) * 1000"
+	 "  AND network IS NOT NULL"
+	 " GROUP BY +network"
+	 " ORDER BY invalid_rcpts DESC, rcpts DESC, network;"
+	 "CREATE VIEW top_offenders_24h AS"
+	 " SELECT network,"
+	 "  sum((kind = 'rcpt' AND class = 'invalid') * n) AS invalid_rcpts,"
+	 "  sum((kind = 'rcpt') * n) AS rcpts,"
+	 "  round(CAST(sum((kind = 'rcpt' AND class = 'invalid') * n) AS REAL)"
+	 "   / max(sum((kind = 'rcpt') * n), 1), 3) AS invalid_ratio,"
+	 "  sum((kind = 'connect') * n) AS connects,"
+	 "  datetime(min(ts_ms) / 1000, 'unixepoch') AS first_seen,"
+	 "  datetime(max(ts_ms) / 1000, 'unixepoch') AS last_seen"
+	 " FROM events"
+	 " WHERE ts_ms > (CAST(strftime('%s', 'now') AS INTEGER) - 86400) * 1000"
+	 "  AND network IS NOT NULL"
+	 " GROUP BY +network"
+	 " ORDER BY invalid_rcpts DESC, rcpts DESC, network;"
+	 "CREATE VIEW invalid_ratio_by_network AS"
+	 " SELECT network,"
+	 "  sum((class = 'invalid') * n) AS invalid_rcpts,"
+	 "  sum(n) AS rcpts,"
+	 "  round(CAST(sum((class = 'invalid') * n) AS REAL) / sum(n), 3)"
+	 "   AS invalid_ratio,"
+	 "  datetime(min(ts_ms) / 1000, 'unixepoch') AS first_seen,"
+	 "  datetime(max(ts_ms) / 1000, 'unixepoch') AS last_seen"
+	 " FROM events"
+	 " WHERE kind = 'rcpt' AND network IS NOT NULL"
+	 " GROUP BY network"
+	 " ORDER BY invalid_ratio DESC, rcpts DESC, network;"},
+	/* Schema 5.  The ratio guard's sample (FG_CNT_RCPT_SAMPLE): unknown
+	 * recipients, and valid ones that are no role address, no repeat
+	 * within the session and within ratio_session_cap.  Seconds from
+	 * before have no such figure: their valid and unknown recipients
+	 * stand in for it (the guard as it was) until they leave the
+	 * windows. */
+	{5,
+	 "ALTER TABLE counts ADD COLUMN sample INTEGER NOT NULL DEFAULT 0;"
+	 "UPDATE counts SET sample = valid + invalid WHERE valid + invalid > 0;"},
+	/* Schema 6: the sharing of counts between hosts in the status
+	 * row. */
+	{6,
 	 "ALTER TABLE status ADD COLUMN shared_state TEXT;"
 	 "ALTER TABLE status ADD COLUMN shared_node TEXT;"
 	 "ALTER TABLE status ADD COLUMN shared_server TEXT;"

@@ -48,6 +48,11 @@ fg_store_enqueue(fg_store *st, struct fg_row *row)
 	bool wake = false;
 
 	pthread_mutex_lock(&st->qmu);
+	if (fg_store_fold_into(st, row)) {
+		pthread_mutex_unlock(&st->qmu);
+		fg_store_row_free(row);
+		return 0;
+	}
 	if (st->qcount >= st->qcap) {
 		pthread_mutex_unlock(&st->qmu);
 		return FG_EFULL;
@@ -55,6 +60,7 @@ fg_store_enqueue(fg_store *st, struct fg_row *row)
 	st->q[(st->qhead + st->qcount) % st->qcap] = row;
 	st->qcount++;
 	st->q_pushed++;
+	fg_store_fold_note(st, row);
 	if (st->qcount >= st->qcap / 2 && !st->kick) {
 		st->kick = true;
 		wake = true;
@@ -133,6 +139,7 @@ drain(fg_store *st, struct fg_row **batch)
 		                                     : FG_STORE_BATCH_ROWS;
 		for (size_t i = 0; i < n; i++)
 			batch[i] = st->q[(st->qhead + i) % st->qcap];
+		fg_store_fold_reset(st);   /* the batch no longer changes */
 		pthread_mutex_unlock(&st->qmu);
 
 		/* Out of memory here leaves the marks set: next tick. */
@@ -241,6 +248,7 @@ discard(fg_store *st)
 
 	pthread_mutex_lock(&st->qmu);
 	n = st->qcount;
+	fg_store_fold_reset(st);
 	while (st->qcount > 0) {
 		fg_store_row_free(st->q[st->qhead]);
 		st->qhead = (st->qhead + 1) % st->qcap;
@@ -369,6 +377,7 @@ fg_store_writer_stop(fg_store *st)
 		st->thread_running = false;
 		pthread_mutex_unlock(&st->qmu);
 	}
+	fg_store_fold_free(st);
 	if (st->q != NULL) {
 		while (st->qcount > 0) {
 			fg_store_row_free(st->q[st->qhead]);

@@ -31,6 +31,7 @@
 #include "negotiate.h"
 #include "net.h"
 #include "session.h"
+#include "sleep.h"
 
 struct conn {
 	fg_session *s;
@@ -154,24 +155,12 @@ action_status(enum fg_action a)
 	}
 }
 
-/* Sleeps ms by the monotonic clock (a step of the wall clock neither
- * stretches nor cuts it), in slices of at most 100 ms so that a stop
- * wakes it soon. */
+/* Sleeps ms by the monotonic clock (lib/sleep.c): a step of the wall
+ * clock neither stretches nor cuts it, and a stop wakes it soon. */
 static void
 sleep_delay(int64_t ms)
 {
-	int64_t end = clock_ms(CLOCK_MONOTONIC) + ms, left;
-
-	while (!atomic_load(&shutting_down) &&
-	       (left = end - clock_ms(CLOCK_MONOTONIC)) > 0) {
-		struct timespec ts;
-
-		if (left > 100)
-			left = 100;
-		ts.tv_sec = 0;
-		ts.tv_nsec = (long)left * 1000000L;
-		nanosleep(&ts, NULL);
-	}
+	fg_sleep_delay(&fg_clock_system, ms, &shutting_down);
 }
 
 static sfsistat

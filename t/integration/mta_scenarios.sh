@@ -432,9 +432,11 @@ sc_conn_rate() {
 		"a flood of 6: the first 3 pass, the rest get 421 at connect"
 	out=$(smtp 127.2.2.3 --rcpt "alice@$FGS_DOM")
 	like "$(reply "$out" "rcpt:<alice@$FGS_DOM>")" "$X_OK_RCPT" "a neighbour address is not affected (per address)"
-	db_is "SELECT group_concat(stage || ' ' || action || ' ' || count, ', ') FROM
-	       (SELECT * FROM verdicts WHERE rule = 'conn-rate' AND key = '127.2.2.2' ORDER BY id)" \
-		"connect disconnect 4, connect disconnect 5, connect disconnect 6" \
+	# Refused at connect, the three verdicts may share a row (n): the
+	# first's count is 4.
+	db_is "SELECT stage || ' ' || action || ' ' || min(count) || ' x' || sum(n) FROM verdicts
+	       WHERE rule = 'conn-rate' AND key = '127.2.2.2' GROUP BY stage, action" \
+		"connect disconnect 4 x3" \
 		"verdict rows: conn-rate disconnects connections 4-6"
 }
 

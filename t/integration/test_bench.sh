@@ -3,7 +3,9 @@
 # and the real daemon: it completes sessions without errors, --rate
 # paces them, and --park lets sessions held in floodgate's tarpit give
 # their place to new ones, which is what bench/run.sh reports for mixed
-# traffic.  (Speed is not asserted here: bench/run.sh measures it.)
+# traffic.  bench/harvest.sh --quick, where root and Postfix are at hand:
+# its table and JSON lines are complete and well-formed.  (Speed is not
+# asserted here: bench/run.sh and bench/harvest.sh measure it.)
 . "$(dirname "$0")/lib.sh"
 
 LOAD=$FG_BUILD_DIR/bench/fgload
@@ -81,6 +83,41 @@ if command -v redis-server >/dev/null; then
 	grep -q . "$T/shared.err" && sed 's/^/# /' "$T/shared.err"
 else
 	echo "# redis-server is missing: bench/shared.sh not run"
+fi
+
+# ---- the harvest benchmark, quick ----
+if [ "$(id -u)" -ne 0 ] || [ ! -x /usr/sbin/postfix ]; then
+	echo "# skipped bench/harvest.sh: it needs root and postfix"
+else
+	"$FG_SOURCE_DIR/bench/harvest.sh" --quick --build "$FG_BUILD_DIR" \
+		>"$T/harvest.out" 2>"$T/harvest.err"
+	is "$?" 0 "bench/harvest.sh --quick runs"
+	sed 's/^/#   /' "$T/harvest.err"
+	ok "it prints the table's header" \
+		grep -qE '^filter +guesses +answered +answ_% +valid +exposed +later +refused_at_s +before_rcpt +legit +touched$' "$T/harvest.out"
+	for f in none floodgate; do
+		ok "... a row for $f" grep -qE "^$f +[0-9]+ +[0-9]+ +[0-9.]+ +[0-9]+ +[0-9]+ +[0-9]+ +([0-9.]+|never) +([0-9.]+|never) +[0-9]+ +[0-9]+\$" "$T/harvest.out"
+	done
+	sed -n 's/^JSON //p' "$T/harvest.out" >"$T/harvest.jsonl"
+	ok "... and a JSON line for each, with every figure" python3 - "$T/harvest.jsonl" <<'EOF2'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["label"] for r in rows] == ["none", "floodgate"], rows
+num = (int, float)
+for r in rows:
+    for k in ("guesses", "valid_guesses", "answered", "answered_pct", "unknown_answered",
+              "valid_exposed", "valid_exposed_after_first_refusal", "legit_sessions",
+              "legit_touched", "masked_rcpts"):
+        assert isinstance(r[k], num) and r[k] >= 0, (k, r)
+    assert r["guesses"] == 800 and r["answered"] <= r["guesses"], r
+    assert r["answered"] == r["unknown_answered"] + r["valid_exposed"], r
+    assert len(r["nets"]) == 3, r
+    for n in r["nets"].values():
+        for k in ("refused_at_connect_s", "refused_before_rcpt_s"):
+            assert n[k] is None or isinstance(n[k], num), n
+# Without a milter, Postfix answers every guess.
+assert rows[0]["answered"] == 800 and rows[0]["masked_rcpts"] == 0, rows[0]
+EOF2
 fi
 
 ok "floodgate is still running" kill -0 "$FG_PID"

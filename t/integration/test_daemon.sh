@@ -95,7 +95,7 @@ fg_stop "$FG_PID"; rc=$?
 is "$rc" 0 "SIGTERM stops the daemon with status 0"
 ok "pid file removed at stop" [ ! -e "$T/a.pid" ]
 ok "the stop is logged" grep -q 'stopped' "$T/a.log"
-n=$(sqlite3 "$T/a.db" "SELECT count(*) FROM events WHERE kind = 'connect'")
+n=$(sqlite3 "$T/a.db" "SELECT sum(n) FROM events WHERE kind = 'connect'")
 is "$n" 4 "a clean stop flushed every event"
 
 # ---- signals during start-up ----

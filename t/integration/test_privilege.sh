@@ -448,7 +448,7 @@ ok "the daemon survives and keeps answering" [ $? -eq 0 ]
 ok "... still the same process" kill -0 "$ppid"
 ok "the log shows the HELO literally" grep -qF 'helo=%n%n%n%s%s%s%x%p%99999999d' "$T/p.log"
 ok "... the host name literally" grep -qF 'host=%s%n%x%p.example' "$T/p.log"
-ok "... and the sender domain key literally" grep -qF 'key=sender-domain:%x%n.example' "$T/p.log"
+ok "... and the sender domain key literally" grep -qF 'sender-domain:%x%n.example' "$T/p.log"
 ok "no (null) or expanded pointer in the log" bash -c "! grep -qE '\(null\)|0x[0-9a-f]{6,}|\(nil\)' '$T/p.log'"
 fg_stop "$ppid"; is "$?" 0 "the unprivileged daemon stops cleanly"
 db="$T/priv/fg.db"

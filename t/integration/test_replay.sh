@@ -7,6 +7,9 @@
 # the database with the same configuration: replay's verdicts equal the
 # daemon's, row for row (time, session, stage, rule, key, action).  A
 # stricter configuration then gives exactly the differences expected.
+# The banned /24 also floods: what its refused connections leave is
+# folded into few rows that stand for every one of them (n), and replay
+# still gives every verdict.
 . "$(dirname "$0")/lib.sh"
 
 CTL=$FG_BUILD_DIR/ctl/floodgatectl
@@ -93,6 +96,13 @@ done
 { echo "connect host=harvest.example addr=203.0.113.13 family=4 port=2525"; echo "expect 421"; echo quit; } | miltc m -q
 ok "after the attack the /24 is refused at connect" [ $? -eq 0 ]
 
+# The banned /24 floods: 400 connections from four of its addresses,
+# each refused at connect.
+FLOOD=400
+printf 'connect host=harvest.example addr=203.0.113.2${t} family=4 port=2525\nexpect 421\nquit\n' |
+	miltc m -q -n $FLOOD -c 4 2>"$T/flood.err"
+ok "the banned flood ran, every connection refused" grep -q "$FLOOD sessions, 0 failed" "$T/flood.err"
+
 # A connection flood from one address: 30 connections, limit 20 a minute.
 for i in $(seq 1 30); do
 	echo "connect host=flood.example addr=192.0.2.60 family=4 port=2525"
@@ -104,19 +114,37 @@ done | miltc m -q
 printf 'sleep ${n}00\nconnect host=conc.example addr=192.0.2.80 family=4 port=2525\nsleep 1000\nquit\n' |
 	miltc m -q -n 5 -c 5
 
+# The client has hung up on every session; the daemon may hear of the
+# last ones a moment later: wait for their closes before stopping it.
+closes_in() {
+	sqlite3 "$T/m.db" "SELECT sum((kind = 'connect') * n) = sum((kind = 'close') * n) FROM events" 2>/dev/null
+}
+wait_for '[ "$(closes_in)" = 1 ]' 10
 fg_stop "$FG_PID"; is "$?" 0 "the daemon stops cleanly"
 db=$T/m.db
 q() { sqlite3 "$db" "$1"; }
-is "$(q "SELECT count(*) FROM verdicts WHERE rule = 'conn-rate'")" 10 "the flood got 10 refusals"
-is "$(q "SELECT count(*) FROM verdicts WHERE rule = 'conc'")" 2 "concurrency refused 2 sessions"
+is "$(q "SELECT sum(n) FROM verdicts WHERE rule = 'conn-rate'")" 10 "the flood got 10 refusals"
+is "$(q "SELECT sum(n) FROM verdicts WHERE rule = 'conc'")" 2 "concurrency refused 2 sessions"
 is "$(q "SELECT key, source FROM bans")" "203.0.113.0/24|floodgate:dictionary" "the attack was banned"
 ok "its sessions were masked" [ "$(q "SELECT count(*) FROM verdicts WHERE action = 'mask' AND key = '203.0.113.0/24'")" -ge 1 ]
 is "$(q "SELECT count(*) FROM verdicts WHERE client IN ('198.18.0.5', '192.0.2.70', '192.0.2.71', '192.0.2.72')")" 0 \
 	"no verdict for an exempt client"
 is "$(q "SELECT count(*) FROM events WHERE host = 'mx1.trusted.example' AND kind = 'connect'")/$(q "SELECT count(*) FROM events WHERE daemon = 'submission'")/$(q "SELECT count(*) FROM events WHERE auth = 1")" \
 	"1/1/1" "the database keeps the host, daemon and AUTH facts"
-is "$(q "SELECT count(*) FROM events WHERE kind = 'close'")" "$(q "SELECT count(*) FROM events WHERE kind = 'connect'")" \
+is "$(q "SELECT sum(n) FROM events WHERE kind = 'close'")" "$(q "SELECT sum(n) FROM events WHERE kind = 'connect'")" \
 	"every session's close is stored"
+flood="client GLOB '203.0.113.2?'"
+rows=$(q "SELECT count(*) FROM events WHERE $flood AND kind = 'connect'")
+echo "# figure: the banned flood of $FLOOD connections left $rows connect rows"
+ok "the banned flood left far fewer connect rows than connections ($rows <= $((FLOOD / 5)))" [ "$rows" -le $((FLOOD / 5)) ]
+is "$(q "SELECT sum(n) FROM events WHERE $flood AND kind = 'connect'")/$(q "SELECT sum(n) FROM events WHERE $flood AND kind = 'close'")/$(q "SELECT sum(n) FROM verdicts WHERE $flood")" \
+	"$FLOOD/$FLOOD/$FLOOD" "... which stand for every connection, close and refusal (sum of n)"
+ok "... as few verdict rows" [ "$(q "SELECT count(*) FROM verdicts WHERE $flood")" -le $((FLOOD / 5)) ]
+is "$(q "SELECT count(*) FROM events WHERE n > 1 AND NOT $flood AND client <> '192.0.2.60' AND client <> '192.0.2.80'")" 0 \
+	"no row of a client that was not refused at connect is folded"
+is "$(q "SELECT sum(connect) FROM counts WHERE key = '203.0.113.20'")" \
+	"$(q "SELECT sum(n) FROM events WHERE client = '203.0.113.20' AND kind = 'connect'")" \
+	"the per-second counts count every folded connection"
 is "$(q "SELECT count(*) FROM events WHERE rcpt = 'carol@example.org' AND class = 'invalid' AND status = 'valid_recipients'")" 1 \
 	"a recipient only the list refused says so"
 
@@ -127,7 +155,7 @@ ctl() { "$CTL" -c "$T/m.conf" -d "$db" "$@"; }
 out=$(ctl --json replay --config "$T/m.conf" 2>"$T/err"); rc=$?
 is "$rc" 0 "replay exits 0"
 ok "replay warns about nothing" [ ! -s "$T/err" ]
-daemon_n=$(q "SELECT count(*) FROM verdicts")
+daemon_n=$(q "SELECT sum(n) FROM verdicts")
 is "$(py 'd["verdicts"]["daemon"], d["verdicts"]["replay"], d["verdicts"]["same"], d["verdicts"]["replay_only"], d["verdicts"]["daemon_only"], d["matches"]' <<<"$out")" \
 	"$daemon_n $daemon_n $daemon_n 0 0 True" \
 	"replay gives every one of the daemon's $daemon_n verdicts and no other"
@@ -142,7 +170,10 @@ is "$rc" 0 "the stricter replay exits 0"
 who() { py "[(w['replay'], w['daemon']) for w in d['who'] if w['rule'] == '$1' and w['client'] == '$2']" <<<"$out"; }
 is "$(who conn-rate 192.0.2.60)" "[(15, 10)]" "connection rate 15: five more refusals of the flood"
 is "$(who conc 192.0.2.80)" "[(3, 2)]" "concurrency 2: one more refused session"
-is "$(py 'd["verdicts"]["replay_only"], d["verdicts"]["daemon_only"]' <<<"$out")" "6 0" \
+# The MTA side closes each flood connection before the next, but the
+# daemon may hear of the close after the next connect: with a limit of 2,
+# the flood's sessions may then also be over the concurrency limit.
+is "$(py 'len([x for x in d["differences"] if x["side"] == "replay" and not (x["client"] == "192.0.2.60" and x["rule"] == "conc")]), d["verdicts"]["daemon_only"]' <<<"$out")" "6 0" \
 	"and no other difference"
 
 done_testing

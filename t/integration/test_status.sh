@@ -54,14 +54,14 @@ fi
 m() { awk -v k="$1" '$1 == k { print $2 }' "$T/floodgate.prom"; }
 for kind in connect helo mail rcpt close; do
 	is "$(m "floodgate_events_total{kind=\"$kind\"}")" \
-		"$(sqlite3 "$db" "SELECT count(*) FROM events WHERE kind = '$kind'")" \
+		"$(sqlite3 "$db" "SELECT coalesce(sum(n), 0) FROM events WHERE kind = '$kind'")" \
 		"events_total{kind=$kind} agrees with the events table"
 done
 is "$(m 'floodgate_verdicts_total{rule="dict",action="tempfail",mode="enforced"}')" \
-	"$(sqlite3 "$db" "SELECT count(*) FROM verdicts WHERE rule = 'dict' AND action = 'tempfail' AND monitor = 0")" \
+	"$(sqlite3 "$db" "SELECT coalesce(sum(n), 0) FROM verdicts WHERE rule = 'dict' AND action = 'tempfail' AND monitor = 0")" \
 	"verdicts_total of the enforced rule agrees with the verdicts table"
 is "$(m 'floodgate_verdicts_total{rule="watch",action="tempfail",mode="monitor"}')" \
-	"$(sqlite3 "$db" "SELECT count(*) FROM verdicts WHERE rule = 'watch' AND monitor = 1")" \
+	"$(sqlite3 "$db" "SELECT coalesce(sum(n), 0) FROM verdicts WHERE rule = 'watch' AND monitor = 1")" \
 	"... and of the monitor rule"
 is "$(m floodgate_up)" 1 "floodgate_up is 1"
 

@@ -6,7 +6,10 @@
 #    the step's refusal at once;
 #  - the wall clock stepped back an hour under a sleeping session (with
 #    libfaketime) neither holds it nor the budget: the reply comes after
-#    the configured delay.
+#    the configured delay.  libfaketime moves a sleep until an absolute
+#    wall-clock time along with its step, which a real step does not: a
+#    sleep of that kind passes here, and t/unit/test_sleep.c, with a clock
+#    of its own, is the test that tells which clock a delay is taken on.
 . "$(dirname "$0")/lib.sh"
 
 fg_conf "$T/t.conf" <<'EOF2'

@@ -92,22 +92,47 @@ test_example(const char *src)
 	is_str(cfg->user, "floodgate", "user");
 	is_int(cfg->on_error, FG_ON_ERROR_TEMPFAIL, "on_error");
 	is_int(cfg->retention_ms, 7 * 86400 * 1000LL, "retention 7d");
-	is_int(cfg->nrules, 5, "five rules");
+	is_int(cfg->nrules, 8, "eight rules");
 	ok(cfg->nrules >= 1 && strcmp(cfg->rules[0].name, "dictionary") == 0,
 	   "first rule is the dictionary rule");
 	if (cfg->nrules >= 1) {
 		const struct fg_rule *r = &cfg->rules[0];
 		is_int(r->type, FG_RULE_INVALID_RECIPIENTS, "dictionary type");
 		is_int(r->per, FG_PER_NETWORK, "dictionary per network");
-		is_int(r->limit, 20, "dictionary limit");
+		is_int(r->limit, 10, "dictionary limit");
 		is_int(r->window_ms, 3600000, "dictionary window");
-		is_int(r->nsteps, 3, "dictionary ladder has 3 steps");
-		if (r->nsteps == 3) {
-			is_int(r->steps[0].action, FG_ACT_DELAY, "step 1 delay");
-			is_int(r->steps[0].delay_ms, 2000, "step 1 2s");
-			is_int(r->steps[1].action, FG_ACT_TEMPFAIL, "step 2");
-			is_int(r->steps[2].action, FG_ACT_BAN, "step 3 ban");
-			is_int(r->steps[2].ban_ms, 3600000, "ban 1h");
+		is_int(r->nsteps, 2, "dictionary ladder has 2 steps");
+		if (r->nsteps == 2) {
+			is_int(r->steps[0].action, FG_ACT_TEMPFAIL,
+			       "step 1 tempfail");
+			is_int(r->steps[1].action, FG_ACT_BAN, "step 2 ban");
+			is_int(r->steps[1].ban_ms, 3600000, "ban 1h");
+		}
+	}
+	/* Spread attacks: the wider dictionary rule and per-network
+	 * connection limits beside the per-address ones. */
+	if (cfg->nrules == 8) {
+		static const struct {
+			const char *name;
+			enum fg_rule_type type;
+			unsigned prefix4, prefix6;
+		} want[] = {
+			{"dictionary-wide", FG_RULE_INVALID_RECIPIENTS, 16, 48},
+			{"connection-rate-network", FG_RULE_CONNECTION_RATE, 24, 64},
+			{"concurrency-network", FG_RULE_CONCURRENCY, 24, 64},
+		};
+		for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
+			const struct fg_rule *r = NULL;
+
+			for (size_t i = 0; i < cfg->nrules; i++)
+				if (strcmp(cfg->rules[i].name, want[w].name) == 0)
+					r = &cfg->rules[i];
+			ok(r != NULL && r->type == want[w].type &&
+			   r->per == FG_PER_NETWORK &&
+			   r->prefix4 == want[w].prefix4 &&
+			   r->prefix6 == want[w].prefix6,
+			   "%s per /%d and /%d", want[w].name, want[w].prefix4,
+			   want[w].prefix6);
 		}
 	}
 	ok(cfg->max_delay_ms < cfg->mta_timeout_ms,
@@ -482,6 +507,14 @@ test_every_bound(void)
 		 "rules = ( { name = \"r\"; type = \"helo_rate\"; per = \"session\"; limit = 0; window = \"1m\"; } );"},
 		{"rules = ( { name = \"r\"; type = \"invalid_recipients\"; limit = 1; window = \"1h\"; ratio = 1.0; } );",
 		 "rules = ( { name = \"r\"; type = \"invalid_recipients\"; limit = 1; window = \"1h\"; ratio = 1.5; } );"},
+		{"rules = ( { name = \"r\"; type = \"helo_rate\"; per = \"helo\"; act_on = \"key\"; limit = 1; window = \"1m\"; } );",
+		 "rules = ( { name = \"r\"; type = \"helo_rate\"; per = \"network\"; act_on = \"key\"; limit = 1; window = \"1m\"; } );"},
+		{"rules = ( { name = \"r\"; type = \"helo_rate\"; per = \"global\"; prefix4 = 16; limit = 1; window = \"1m\"; } );",
+		 "rules = ( { name = \"r\"; type = \"helo_rate\"; per = \"global\"; act_on = \"key\"; prefix4 = 16; limit = 1; window = \"1m\"; } );"},
+		{"rules = ( { name = \"r\"; type = \"helo_rate\"; per = \"helo\"; act_on = \"network\"; prefix6 = 48; limit = 1; window = \"1m\"; } );",
+		 "rules = ( { name = \"r\"; type = \"helo_rate\"; per = \"helo\"; act_on = \"client\"; limit = 1; window = \"1m\"; } );"},
+		{"ratio_session_cap = 1000;", "ratio_session_cap = 1001;"},
+		{"ratio_session_cap = 1;", "ratio_session_cap = 0;"},
 		{"rules = ( { name = \"r\"; type = \"mail_rate\"; limit = 1; window = \"366d\"; } );",
 		 "rules = ( { name = \"r\"; type = \"mail_rate\"; limit = 1; window = \"367d\"; } );"},
 	};

@@ -443,9 +443,60 @@ test_parse(void)
 	}
 }
 
+/* A shared key paired with a client's network (act_on = "network"). */
+static void
+test_pair(void)
+{
+	static const struct {
+		const char *text, *key;
+	} good[] = {
+		{"198.51.100,HELO:MX.Example", "198.51.100.0/24,helo:mx.example"},
+		{"198.51.100.0/24,*", "198.51.100.0/24,*"},
+		{"2001:db8::/64,rcpt-domain:Example.ORG.",
+		 "2001:db8::/64,rcpt-domain:example.org"},
+		{"192.0.2.7,sender-domain:example.net",
+		 "192.0.2.7,sender-domain:example.net"},
+		{"192.0.2.0/24,helo:a,b", "192.0.2.0/24,helo:a,b"},
+	};
+	static const char *const bad[] = {
+		"192.0.2.0/24,192.0.2.1", "192.0.2.0/24,192.0.2.0/25",
+		"nonsense,helo:x", ",helo:x", "192.0.2.0/24,",
+		"192.0.2.0/24,192.0.2.0/24,helo:x",
+	};
+	char buf[FG_KEY_MAX], net[FG_KEY_MAX], shared[FG_KEY_MAX];
+	fg_addr a;
+
+	for (size_t i = 0; i < FG_NELEM(good); i++) {
+		is_int(fg_key_parse(buf, good[i].text), 0, "pair: parse \"%s\"",
+		       good[i].text);
+		is_str(buf, good[i].key, "pair: key of \"%s\"", good[i].text);
+		is_int(fg_key_type_of(buf), FG_KEY_PAIR, "pair: %s is a pair", buf);
+	}
+	for (size_t i = 0; i < FG_NELEM(bad); i++)
+		is_int(fg_key_parse(buf, bad[i]), FG_EINVAL, "pair: refuse \"%s\"",
+		       bad[i]);
+	is_int(fg_key_type_of("helo:a,b"), FG_KEY_HELO,
+	       "pair: a HELO name with a comma is a HELO key");
+	is_str(fg_key_pair(buf, "192.0.2.0/24", "helo:x"), "192.0.2.0/24,helo:x",
+	       "pair: made");
+	ok(fg_key_pair_split("192.0.2.0/24,helo:a,b", net, shared) == 0 &&
+	   strcmp(net, "192.0.2.0/24") == 0 && strcmp(shared, "helo:a,b") == 0,
+	   "pair: split at the first comma");
+	is_int(fg_key_pair_split("helo:a,b", net, shared), FG_EINVAL,
+	       "pair: a HELO key does not split");
+	fg_addr_parse("192.0.2.9", &a);
+	ok(fg_key_covers("192.0.2.0/24,helo:x", &a), "covers: a pair's network");
+	ok(fg_key_covers("192.0.2.9,*", &a), "covers: a pair's address");
+	ok(fg_key_covers("192.0.0.0/16", &a), "covers: a network");
+	ok(!fg_key_covers("192.0.3.0/24,helo:x", &a), "covers: not another");
+	ok(!fg_key_covers("192.0.2.9", &a), "covers: an address is no network");
+	ok(!fg_key_covers("helo:x", &a), "covers: not a name");
+}
+
 int
 main(void)
 {
+	test_pair();
 	test_address_network();
 	test_names();
 	test_long();

@@ -577,10 +577,14 @@ test_ratio_guard(void)
 	struct fg_verdict v;
 	struct sess s;
 	int fired = 0, first = 0, invalid = 0;
+	char rcpt[64];
 
-	sess_start(&fk, cfg, &s, "192.0.2.10", S(100), &v);
+	/* 50 sessions of 20 distinct recipients each. */
 	for (int j = 1; j <= 1000; j++) {
-		sess_do(&fk, cfg, &s, FG_STAGE_RCPT, "<r@example.org>",
+		if (j % 20 == 1)
+			sess_start(&fk, cfg, &s, "192.0.2.10", S(100) + S(j), &v);
+		snprintf(rcpt, sizeof(rcpt), "<r%d@example.org>", j);
+		sess_do(&fk, cfg, &s, FG_STAGE_RCPT, rcpt,
 		        j % 50 == 0 ? FG_RCPT_INVALID : FG_RCPT_VALID,
 		        S(100) + S(j), &v);
 		if (v.action != FG_ACT_CONTINUE)
@@ -620,15 +624,363 @@ test_ratio_guard(void)
 		         ms[i].min_sample);
 		cfg = cfg_load(text);
 		sess_start(&fk, cfg, &s, "192.0.2.10", S(100), &v);
-		for (int j = 1; j <= 20; j++)
-			sess_do(&fk, cfg, &s, FG_STAGE_RCPT, "<r@example.org>",
+		for (int j = 1; j <= 20; j++) {
+			snprintf(rcpt, sizeof(rcpt), "<r%d@example.org>", j);
+			sess_do(&fk, cfg, &s, FG_STAGE_RCPT, rcpt,
 			        j <= 9 ? FG_RCPT_VALID : FG_RCPT_INVALID,
 			        S(100) + S(j), &v);
+		}
 		is_int(v.action, ms[i].want, "ratio: 11 of 20 at ratio 0.9, "
 		       "min_sample %" PRId64, ms[i].min_sample);
 		fake_free(&fk);
 		fg_config_release(cfg);
 	}
+}
+
+/* The shipped dictionary rule, without masking. */
+static const char guard_conf[] =
+	"rules = ( { name = \"dictionary\"; type = \"invalid_recipients\";\n"
+	"  mask = false; per = \"network\"; limit = 20; window = \"1h\";\n"
+	"  ratio = 0.3; min_sample = 50;\n"
+	"  ladder = ( { over = 1; action = \"delay\"; delay = \"2s\";\n"
+	"               growth = \"linear\"; },\n"
+	"             { over = 10; action = \"tempfail\"; },\n"
+	"             { over = 30; action = \"ban\"; ban = \"1h\"; } ); } );\n";
+
+enum pad_form { PAD_SAME, PAD_DETAIL, PAD_DISTINCT };
+
+/*
+ * Sessions from the hosts of 198.51.100.0/24, one a minute, each sending
+ * npad valid recipients of local part pad (the same each time, with a
+ * +detail of its own, or distinct), then 3 unknown guesses.  Returns the
+ * number of the first session refused before RCPT, or 0.
+ */
+static int
+padded_harvest(const struct fg_config *cfg, const char *pad,
+               enum pad_form form, int npad, int nsessions)
+{
+	struct fake fk = {0};
+	struct fg_verdict v;
+	struct sess s;
+	char ip[32], rcpt[128];
+	int refused = 0;
+
+	for (int i = 1; i <= nsessions && refused == 0; i++) {
+		int64_t t = S(1000) + MIN(i);
+
+		snprintf(ip, sizeof(ip), "198.51.100.%d", 1 + i % 200);
+		if (sess_start(&fk, cfg, &s, ip, t, &v) > FG_ACT_DELAY) {
+			refused = i;
+			break;
+		}
+		for (int j = 0; j < npad; j++) {
+			if (form == PAD_SAME)
+				snprintf(rcpt, sizeof(rcpt), "<%s@Example.org>",
+				         pad);
+			else
+				snprintf(rcpt, sizeof(rcpt), "<%s%s%d-%d@example.org>",
+				         pad, form == PAD_DETAIL ? "+" : "", i, j);
+			sess_do(&fk, cfg, &s, FG_STAGE_RCPT, rcpt, FG_RCPT_VALID,
+			        t + S(1 + j), &v);
+		}
+		for (int j = 0; j < 3; j++) {
+			snprintf(rcpt, sizeof(rcpt), "<guess%d-%d@example.org>",
+			         i, j);
+			sess_do(&fk, cfg, &s, FG_STAGE_RCPT, rcpt,
+			        FG_RCPT_INVALID, t + S(20 + j), &v);
+		}
+	}
+	fake_free(&fk);
+	return refused;
+}
+
+/*
+ * Padding cannot hold the ratio guard: 8 role addresses (in any case,
+ * with any +detail), or one address 8 times, beside 3 guesses per
+ * session leave a sample of mostly unknown recipients, and the network
+ * is refused once past the tempfail step (31 unknown: the 11th session).
+ */
+static void
+test_ratio_padding(void)
+{
+	struct fg_config *cfg = cfg_load(guard_conf);
+	static const struct {
+		const char *pad;
+		enum pad_form form;
+		const char *what;
+	} pads[] = {
+		{"postmaster", PAD_SAME, "8 x postmaster"},
+		{"PostMaster", PAD_DETAIL, "postmaster in another case and "
+		 "+detail"},
+		{"abuse", PAD_SAME, "abuse"},
+		{"alice", PAD_SAME, "one valid address 8 times"},
+		{"Alice", PAD_DETAIL, "one address, +detail"},
+	};
+
+	for (size_t i = 0; i < FG_NELEM(pads); i++)
+		is_int(padded_harvest(cfg, pads[i].pad, pads[i].form, 8, 40), 11,
+		       "padding: %s beside 3 guesses a session: refused at "
+		       "the 11th session", pads[i].what);
+	/* Distinct valid addresses count, up to the cap: 8 of them beside 3
+	 * guesses is a sender with 27% unknown, guarded. */
+	is_int(padded_harvest(cfg, "user", PAD_DISTINCT, 8, 40), 0,
+	       "padding: 8 distinct valid recipients a session still count");
+	fg_config_release(cfg);
+	is_int(fg_session_role_address("<Hostmaster+x@example.org>"), 1,
+	       "role: Hostmaster+x@");
+	is_int(fg_session_role_address("postmaster"), 1, "role: bare postmaster");
+	is_int(fg_session_role_address("<post.master@example.org>"), 0,
+	       "role: post.master is not");
+	is_int(fg_session_role_address("<bob@postmaster.example>"), 0,
+	       "role: the domain does not count");
+}
+
+/*
+ * A legitimate sender with 2% typos: 2,000 distinct recipients in
+ * sessions of 1 to 20 recipients from one address over 40 minutes.  Its
+ * 40 unknown recipients are twice the limit, yet the guard holds it.
+ */
+static void
+test_ratio_typos(void)
+{
+	struct fg_config *cfg = cfg_load(guard_conf);
+	struct fake fk = {0};
+	struct fg_verdict v;
+	struct sess s;
+	char rcpt[64];
+	int n = 0, refused = 0, sessions = 0;
+	int64_t t = S(5000);
+
+	while (n < 2000) {
+		int size = 1 + sessions % 20;
+
+		sessions++;
+		if (sess_start(&fk, cfg, &s, "203.0.113.25", t, &v) != FG_ACT_CONTINUE)
+			refused++;
+		for (int j = 0; j < size && n < 2000; j++) {
+			n++;
+			snprintf(rcpt, sizeof(rcpt), "<user%d@example.org>", n);
+			sess_do(&fk, cfg, &s, FG_STAGE_RCPT, rcpt,
+			        n % 50 == 0 ? FG_RCPT_INVALID : FG_RCPT_VALID,
+			        t + S(j), &v);
+			if (v.action != FG_ACT_CONTINUE)
+				refused++;
+		}
+		fg_session_close(s.s, t + S(size));
+		t += S(12);
+	}
+	is_int(refused, 0, "typos: 2%% unknown over 2000 recipients in %d "
+	       "sessions: never delayed or refused", sessions);
+	is_int(fake_count(&fk, "203.0.113.0/24", FG_CNT_RCPT_INVALID, S(3600), t),
+	       40, "typos: 40 unknown, over the limit of 20");
+	ok(fake_count(&fk, "203.0.113.0/24", FG_CNT_RCPT_SAMPLE, S(3600), t) >=
+	   1000, "typos: a sample of over 1000");
+	fake_free(&fk);
+	fg_config_release(cfg);
+}
+
+/* What one session adds to the sample: every unknown recipient, and at
+ * most ratio_session_cap distinct valid ones that are no role. */
+static void
+test_ratio_session_cap(void)
+{
+	static const struct {
+		const char *cap;
+		int64_t want;
+	} caps[] = {{"", 1 + 10}, {"ratio_session_cap = 3;\n", 1 + 3},
+	            {"ratio_session_cap = 200;\n", 1 + 100}};
+	char text[1024], rcpt[64];
+
+	for (size_t i = 0; i < FG_NELEM(caps); i++) {
+		struct fg_config *cfg;
+		struct fake fk = {0};
+		struct fg_verdict v;
+		struct sess s;
+
+		snprintf(text, sizeof(text), "%s%s", caps[i].cap, guard_conf);
+		cfg = cfg_load(text);
+		sess_start(&fk, cfg, &s, "192.0.2.44", S(100), &v);
+		sess_do(&fk, cfg, &s, FG_STAGE_RCPT, "<nobody-here@example.org>",
+		        FG_RCPT_INVALID, S(101), &v);
+		for (int j = 0; j < 100; j++) {
+			snprintf(rcpt, sizeof(rcpt), "<u%d@example.org>", j);
+			sess_do(&fk, cfg, &s, FG_STAGE_RCPT, rcpt, FG_RCPT_VALID,
+			        S(102), &v);
+			sess_do(&fk, cfg, &s, FG_STAGE_RCPT, "<postmaster@x>",
+			        FG_RCPT_VALID, S(102), &v);
+		}
+		sess_do(&fk, cfg, &s, FG_STAGE_RCPT, "<u1@example.org>",
+		        FG_RCPT_REJECTED, S(103), &v);
+		is_int(fake_count(&fk, "192.0.2.44", FG_CNT_RCPT_SAMPLE, S(3600),
+		                  S(200)), caps[i].want,
+		       "cap: %scounted %" PRId64, caps[i].cap[0] ? caps[i].cap
+		                                                : "default ",
+		       caps[i].want);
+		is_int(fake_count(&fk, "192.0.2.44", FG_CNT_RCPT, S(3600),
+		                  S(200)), 202, "cap: every recipient in rcpt");
+		/* A second session starts afresh. */
+		sess_start(&fk, cfg, &s, "192.0.2.44", S(300), &v);
+		sess_do(&fk, cfg, &s, FG_STAGE_RCPT, "<u1@example.org>",
+		        FG_RCPT_VALID, S(301), &v);
+		is_int(fake_count(&fk, "192.0.2.44", FG_CNT_RCPT_SAMPLE, S(3600),
+		                  S(400)), caps[i].want + 1,
+		       "cap: a repeat in another session counts");
+		fake_free(&fk);
+		fg_config_release(cfg);
+	}
+}
+
+/*
+ * A rule on a shared key: the hosts of 198.51.100.0/24 say HELO
+ * mx.shared.example 20 times, past the rule's limit of 10 and into its
+ * ban; then a host of 203.0.113.0/24 uses the same name.  Acting on the
+ * network, the ban lands on the attacker's pair only; acting on the key,
+ * on the name, and the bystander is refused too.
+ */
+static void
+test_act_on(void)
+{
+	static const struct {
+		const char *act_on, *ban_key;
+		enum fg_action bystander;
+	} cases[] = {
+		{"", "198.51.100.0/24,helo:mx.shared.example", FG_ACT_CONTINUE},
+		{"act_on = \"network\";",
+		 "198.51.100.0/24,helo:mx.shared.example", FG_ACT_CONTINUE},
+		{"act_on = \"key\";", "helo:mx.shared.example",
+		 FG_ACT_DISCONNECT},
+	};
+	char text[1024], ip[32];
+
+	for (size_t i = 0; i < FG_NELEM(cases); i++) {
+		struct fg_config *cfg;
+		struct fake fk = {0};
+		struct fg_verdict v;
+		struct sess s;
+		const char *ban = NULL;
+		int64_t t = S(10000);
+		struct fg_ban b;
+		char bankey[FG_KEY_MAX] = "";
+
+		snprintf(text, sizeof(text),
+		         "rules = ( { name = \"shared-helo\"; type = \"helo_rate\";"
+		         " per = \"helo\"; %s limit = 10; window = \"1h\";"
+		         " ladder = ( { over = 1; action = \"tempfail\"; },"
+		         " { over = 5; action = \"ban\"; ban = \"1h\"; } ); } );",
+		         cases[i].act_on);
+		cfg = cfg_load(text);
+		for (int j = 1; j <= 20; j++) {
+			snprintf(ip, sizeof(ip), "198.51.100.%d", j);
+			sess_open(&s, ip);
+			sess_do(&fk, cfg, &s, FG_STAGE_CONNECT, NULL, FG_RCPT_NONE,
+			        t + S(j), &v);
+			sess_do(&fk, cfg, &s, FG_STAGE_HELO, "MX.Shared.Example",
+			        FG_RCPT_NONE, t + S(j), &v);
+			if (v.ban.set && ban == NULL) {
+				snprintf(bankey, sizeof(bankey), "%s", v.ban.key);
+				ban = bankey;
+			}
+		}
+		is_str(ban != NULL ? ban : "(none)", cases[i].ban_key,
+		       "act_on %s: the ban lands on %s",
+		       cases[i].act_on[0] ? cases[i].act_on : "(default)",
+		       cases[i].ban_key);
+		ok(fg_store_ban_get(fk.st, cases[i].ban_key, t + S(30), &b) == 1,
+		   "act_on %s: ... and is stored", cases[i].act_on);
+		is_int(v.action, FG_ACT_DISCONNECT,
+		       "act_on %s: the attacker's network is refused",
+		       cases[i].act_on);
+
+		sess_open(&s, "203.0.113.5");
+		sess_do(&fk, cfg, &s, FG_STAGE_CONNECT, NULL, FG_RCPT_NONE,
+		        t + S(40), &v);
+		sess_do(&fk, cfg, &s, FG_STAGE_HELO, "mx.shared.example",
+		        FG_RCPT_NONE, t + S(40), &v);
+		is_int(v.action, cases[i].bystander,
+		       "act_on %s: another network with the same HELO: %s",
+		       cases[i].act_on, fg_action_name(cases[i].bystander));
+		/* The attacker with another name goes free either way. */
+		sess_open(&s, "198.51.100.77");
+		sess_do(&fk, cfg, &s, FG_STAGE_CONNECT, NULL, FG_RCPT_NONE,
+		        t + S(41), &v);
+		sess_do(&fk, cfg, &s, FG_STAGE_HELO, "other.example",
+		        FG_RCPT_NONE, t + S(41), &v);
+		is_int(v.action, FG_ACT_CONTINUE, "act_on %s: the attacker "
+		       "under another name passes", cases[i].act_on);
+		fake_free(&fk);
+		fg_config_release(cfg);
+	}
+}
+
+/*
+ * Acting on the network: counts, levels and steps of global, domain and
+ * HELO rules go under the pair, at the rule's prefix or else
+ * network_prefix4/6; an unknown client has no such key.
+ */
+static void
+test_act_on_keys(void)
+{
+	struct fg_config *cfg = cfg_load(
+		"network_prefix4 = 28; network_prefix6 = 56;\n"
+		"rules = (\n"
+		" { name = \"g\"; type = \"connection_rate\"; per = \"global\";\n"
+		"   limit = 3; window = \"1m\"; decay = \"1h\";\n"
+		"   ladder = ( { over = 1; action = \"tempfail\"; },\n"
+		"              { over = 2; action = \"disconnect\"; } ); },\n"
+		" { name = \"h\"; type = \"helo_rate\"; per = \"helo\"; prefix4 = 16;\n"
+		"   limit = 1; window = \"1m\"; },\n"
+		" { name = \"d\"; type = \"recipient_rate\"; per = \"recipient_domain\";\n"
+		"   limit = 1; window = \"1m\"; },\n"
+		" { name = \"s\"; type = \"mail_rate\"; per = \"sender_domain\";\n"
+		"   act_on = \"key\"; limit = 1; window = \"1m\"; } );\n");
+	static const char *const want[] = {
+		"192.0.2.7", "192.0.2.0/28", "sender-domain:example.net",
+		"192.0.2.0/28,*",
+		"192.0.0.0/16,helo:mx.example",
+		"192.0.2.0/28,rcpt-domain:example.org",
+	};
+	char keys[FG_STORE_MAX_KEYS][FG_KEY_MAX];
+	struct fake fk = {0};
+	struct fg_verdict v;
+	struct sess s;
+	size_t n;
+	bool same = true;
+	int level;
+	int64_t last;
+
+	sess_open(&s, "192.0.2.7");
+	s.f.stage = FG_STAGE_RCPT;
+	s.f.helo = "MX.Example";
+	s.f.sender = "<u@Example.NET>";
+	s.f.rcpt = "<v@example.org>";
+	n = fg_policy_event_keys(cfg, &s.f, keys, FG_STORE_MAX_KEYS);
+	is_int(n, FG_NELEM(want), "act_on keys: %zu event keys", n);
+	for (size_t i = 0; i < n && i < FG_NELEM(want); i++)
+		if (strcmp(keys[i], want[i]) != 0) {
+			printf("# key %zu: %s, want %s\n", i, keys[i], want[i]);
+			same = false;
+		}
+	ok(same, "act_on keys: shared keys paired with the rule's network");
+	sess_open(&s, NULL);
+	s.f.helo = "mx.example";
+	is_int(fg_policy_event_keys(cfg, &s.f, keys, FG_STORE_MAX_KEYS), 0,
+	       "act_on keys: none for an unknown client");
+
+	/* Five connects from 192.0.2.0/28 and five from 192.0.2.16/28. */
+	for (int i = 0; i < 5; i++) {
+		connect_once(&fk, cfg, "192.0.2.1", S(100) + i, &v);
+		connect_once(&fk, cfg, "192.0.2.17", S(100) + i, &v);
+	}
+	is_int(v.action, FG_ACT_DISCONNECT, "act_on global: 5 > 3 of a /28");
+	is_str(v.key, "192.0.2.16/28,*", "act_on global: the pair's key");
+	is_int(fake_count(&fk, "192.0.2.0/28,*", FG_CNT_CONNECT, S(60), S(101)),
+	       5, "act_on global: counted per network");
+	ok(fg_store_level_get(fk.st, "g", "192.0.2.16/28,*", &level, &last) == 1 &&
+	   level == 1, "act_on global: the level is the pair's");
+	is_int(connect_once(&fk, cfg, "192.0.2.33", S(101), &v),
+	       FG_ACT_CONTINUE, "act_on global: a third /28 passes");
+	fake_free(&fk);
+	fg_config_release(cfg);
 }
 
 /* A burst of n connects from ip starting at t, 100 ms apart; returns
@@ -833,7 +1185,7 @@ test_exemptions(void)
 		"  hostnames = [\".example.org\", \"Example.NET\"];\n"
 		"  daemons = [\"MSA\"]; };\n"
 		"rules = ( { name = \"all\"; type = \"connection_rate\";\n"
-		"  per = \"global\"; limit = 1; window = \"1m\"; } );\n");
+		"  per = \"global\"; act_on = \"key\"; limit = 1; window = \"1m\"; } );\n");
 	struct fake fk = {0};
 	struct fg_view vw = fake_view(&fk);
 	struct fg_verdict v;
@@ -873,7 +1225,7 @@ test_exemptions(void)
 	/* Defaults: the loopback; authenticated on, unless turned off. */
 	cfg = cfg_load("exempt = { authenticated = false; };\n"
 	               "rules = ( { name = \"all\"; type = \"connection_rate\";\n"
-	               "  per = \"global\"; limit = 1; window = \"1m\"; } );\n");
+	               "  per = \"global\"; act_on = \"key\"; limit = 1; window = \"1m\"; } );\n");
 	{
 		struct sess s;
 		sess_open(&s, "127.0.0.1");
@@ -1343,7 +1695,7 @@ test_null_client(void)
 		"   limit = 1; window = \"1m\"; },\n"
 		" { name = \"net\"; type = \"invalid_recipients\"; mask = false; limit = 1;\n"
 		"   window = \"1m\"; },\n"
-		" { name = \"all\"; type = \"connection_rate\"; per = \"global\";\n"
+		" { name = \"all\"; type = \"connection_rate\"; per = \"global\"; act_on = \"key\";\n"
 		"   limit = 3; window = \"1m\"; action = \"tempfail\"; },\n"
 		" { name = \"max\"; type = \"recipients_per_message\"; limit = 2; } );\n");
 	struct fake fk = {0};
@@ -1397,6 +1749,61 @@ test_concurrency(void)
 	   v.window_ms == 0, "concurrency: the 3rd is disconnected");
 	connect_once(&fk, cfg, "192.0.2.2", S(3), &v);
 	is_int(v.action, FG_ACT_CONTINUE, "concurrency: per address");
+	fake_free(&fk);
+	fg_config_release(cfg);
+}
+
+/*
+ * A concurrency slot the store could not give (fg_store_conn_acquire
+ * failing: out of memory) is not the session's to give back.  The
+ * failure is injected at the store's interface: this program is linked
+ * with --wrap=fg_store_conn_acquire (t/CMakeLists.txt), so the session's
+ * calls come here first.
+ */
+static const char *acquire_fail_key;  /* NULL: every acquire is real */
+
+int64_t __real_fg_store_conn_acquire(fg_store *st, const char *key);
+int64_t __wrap_fg_store_conn_acquire(fg_store *st, const char *key);
+
+int64_t
+__wrap_fg_store_conn_acquire(fg_store *st, const char *key)
+{
+	if (acquire_fail_key != NULL && strcmp(key, acquire_fail_key) == 0)
+		return FG_ENOMEM;
+	return __real_fg_store_conn_acquire(st, key);
+}
+
+static void
+test_concurrency_acquire_failure(void)
+{
+	struct fg_config *cfg = cfg_load(
+		"rules = ( { name = \"conc\"; type = \"concurrency\"; limit = 1; } );\n");
+	struct fake fk = {0};
+	struct fg_verdict v;
+	struct sess a, b, c;
+
+	sess_open(&a, "192.0.2.1");
+	sess_do(&fk, cfg, &a, FG_STAGE_CONNECT, NULL, FG_RCPT_NONE, S(1), &v);
+	is_int(fg_store_conn_count(fk.st, "192.0.2.1"), 1,
+	       "acquire failure: the first session holds its slot");
+	acquire_fail_key = "192.0.2.1";
+	sess_open(&b, "192.0.2.1");
+	sess_do(&fk, cfg, &b, FG_STAGE_CONNECT, NULL, FG_RCPT_NONE, S(2), &v);
+	acquire_fail_key = NULL;
+	is_int(fg_store_conn_count(fk.st, "192.0.2.1"), 1,
+	       "... a second whose acquire failed holds none");
+	fg_session_close(b.s, S(3));
+	is_int(fg_store_conn_count(fk.st, "192.0.2.1"), 1,
+	       "... and its close leaves the first session's slot alone");
+	sess_open(&c, "192.0.2.1");
+	sess_do(&fk, cfg, &c, FG_STAGE_CONNECT, NULL, FG_RCPT_NONE, S(4), &v);
+	ok(v.action == FG_ACT_DISCONNECT && v.count == 2,
+	   "... so a third session is still over the limit (%s, count %" PRId64
+	   ")", fg_action_name(v.action), v.count);
+	fg_session_close(a.s, S(5));
+	fg_session_close(c.s, S(5));
+	is_int(fg_store_conn_count(fk.st, "192.0.2.1"), 0,
+	       "... and when all have closed, no slot is left");
 	fake_free(&fk);
 	fg_config_release(cfg);
 }
@@ -1478,13 +1885,13 @@ test_keys_and_names(void)
 		" prefix6 = 48; limit = 1; window = \"1h\"; },\n"
 		" { name = \"c\"; type = \"invalid_recipients\"; mask = false; prefix4 = 32;"
 		" limit = 1; window = \"1h\"; },\n"
-		" { name = \"h\"; type = \"helo_rate\"; per = \"helo\"; limit = 1;"
+		" { name = \"h\"; type = \"helo_rate\"; per = \"helo\"; act_on = \"key\"; limit = 1;"
 		" window = \"1h\"; },\n"
 		" { name = \"d\"; type = \"recipient_rate\";"
-		" per = \"recipient_domain\"; limit = 1; window = \"1h\"; },\n"
-		" { name = \"s\"; type = \"mail_rate\"; per = \"sender_domain\";"
+		" per = \"recipient_domain\"; act_on = \"key\"; limit = 1; window = \"1h\"; },\n"
+		" { name = \"s\"; type = \"mail_rate\"; per = \"sender_domain\"; act_on = \"key\";"
 		" limit = 1; window = \"1h\"; },\n"
-		" { name = \"g\"; type = \"mail_rate\"; per = \"global\";"
+		" { name = \"g\"; type = \"mail_rate\"; per = \"global\"; act_on = \"key\";"
 		" limit = 1; window = \"1h\"; } );\n");
 	char keys[FG_STORE_MAX_KEYS][FG_KEY_MAX], buf[FG_KEY_MAX];
 	struct sess s;
@@ -1777,6 +2184,11 @@ run_all(void)
 	test_window_edge();
 	test_shared_counts();
 	test_ratio_guard();
+	test_ratio_padding();
+	test_ratio_typos();
+	test_ratio_session_cap();
+	test_act_on();
+	test_act_on_keys();
 	test_escalation_decay();
 	test_persistence();
 	test_overrides();
@@ -1790,6 +2202,7 @@ run_all(void)
 	test_bans();
 	test_null_client();
 	test_concurrency();
+	test_concurrency_acquire_failure();
 	test_most_severe();
 	test_keys_and_names();
 	test_replies_and_describe();

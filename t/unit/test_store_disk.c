@@ -25,6 +25,20 @@
 #include "store_fixture.h"
 #include "tap.h"
 
+/* Turns a new file back into schema 3 (before n and the sample), for the
+ * migrations. */
+#define DOWN_TO_3 \
+	"DROP VIEW top_offenders_1h; DROP VIEW top_offenders_24h;" \
+	" DROP VIEW invalid_ratio_by_network;" \
+	" ALTER TABLE events DROP COLUMN n; ALTER TABLE verdicts DROP COLUMN n;" \
+	" ALTER TABLE counts DROP COLUMN sample;" \
+	" ALTER TABLE status DROP COLUMN shared_state;" \
+	" ALTER TABLE status DROP COLUMN shared_node;" \
+	" ALTER TABLE status DROP COLUMN shared_server;" \
+	" ALTER TABLE status DROP COLUMN shared_reason;" \
+	" ALTER TABLE status DROP COLUMN shared_peers;" \
+	" ALTER TABLE status DROP COLUMN shared_sync_ms;" \
+	" ALTER TABLE status DROP COLUMN shared_skew_ms;"
 #define T0 INT64_C(1700000000000)
 #define HOUR INT64_C(3600000)
 #define DAY (24 * HOUR)
@@ -164,6 +178,9 @@ open_at(const char *path, int64_t now, int64_t horizon, int64_t retention,
 	return st;
 }
 
+/* Whether rec() puts a recipient in the ratio guard's sample. */
+static bool rec_sampled;
+
 static int
 rec(fg_store *st, int64_t t, enum fg_event_kind k, enum fg_rcpt_class c,
     const char *client, const char *network, const char *rcpt)
@@ -182,6 +199,7 @@ rec(fg_store *st, int64_t t, enum fg_event_kind k, enum fg_rcpt_class c,
 		.queue_id = "QID1",
 		.status = c == FG_RCPT_INVALID ? "5.1.1" : NULL,
 		.session_id = 7,
+		.rcpt_sampled = rec_sampled && k == FG_EV_RCPT,
 	};
 
 	if (client != NULL) {
@@ -452,10 +470,13 @@ test_restart(void)
 	int level = 0;
 	int64_t last = 0;
 
-	for (int i = 0; i < 300; i++)
+	for (int i = 0; i < 300; i++) {
+		rec_sampled = i % 2 == 0;
 		rec(st, T0 + i * 100, FG_EV_RCPT,
 		    i % 3 ? FG_RCPT_INVALID : FG_RCPT_VALID, "192.0.2.7",
 		    "192.0.2.0/24", NULL);
+	}
+	rec_sampled = false;
 	rec(st, T0 - 2 * HOUR, FG_EV_CONNECT, FG_RCPT_NONE, "198.51.100.1",
 	    NULL, NULL);
 	fg_store_level_set(st, "dict", "192.0.2.0/24", 2, T0 + 1000);
@@ -476,6 +497,10 @@ test_restart(void)
 	                      T0 + 40000), 200, "restart: invalid rebuilt");
 	is_int(fg_store_count(st, "192.0.2.0/24", FG_CNT_RCPT, HOUR,
 	                      T0 + 40000), 300, "restart: rcpt rebuilt");
+	is_int(fg_store_count(st, "192.0.2.0/24", FG_CNT_RCPT_SAMPLE, HOUR,
+	                      T0 + 40000), 150, "restart: the sample rebuilt");
+	is_int(q_int(path, "SELECT sum(sample) FROM counts WHERE key ="
+	             " '192.0.2.7'"), 150, "restart: the sample in counts");
 	is_int(fg_store_count(st, "192.0.2.0/24", FG_CNT_RCPT, 10000,
 	                      T0 + 29999), 100, "restart: window exact");
 	is_int(fg_store_count(st, "*", FG_CNT_RCPT_VALID, HOUR, T0 + 40000),
@@ -747,7 +772,8 @@ test_migrate_v1(void)
 
 	ok(st != NULL, "v1: created");
 	fg_store_close(st);
-	q_exec(path, "ALTER TABLE events DROP COLUMN host;"
+	q_exec(path, DOWN_TO_3
+	       "ALTER TABLE events DROP COLUMN host;"
 	       "ALTER TABLE events DROP COLUMN daemon;"
 	       "ALTER TABLE events DROP COLUMN auth;"
 	       "DROP TABLE status; DROP TABLE verdict_totals;"
@@ -795,6 +821,143 @@ test_migrate_v1(void)
 	fg_store_close(st);
 }
 
+/* A connect (or, with fold set up, a close) of session sid from
+ * 192.0.2.9 at t; fold NULL: not refused. */
+static void
+rec_fold(fg_store *st, int64_t t, enum fg_event_kind k, uint64_t sid,
+         struct fg_fold *fold)
+{
+	const char *keys[] = {"192.0.2.9", "192.0.2.0/24"};
+	fg_addr a;
+	struct fg_event ev = {
+		.time_ms = t, .kind = k, .client = &a, .network = keys[1],
+		.host = "flood.example", .session_id = sid, .keys = keys,
+		.nkeys = k == FG_EV_CONNECT ? 2 : 0, .fold = fold,
+	};
+
+	fg_addr_parse(keys[0], &a);
+	fg_store_record(st, &ev);
+}
+
+static void
+rec_fold_verdict(fg_store *st, int64_t t, uint64_t sid, int64_t count,
+                 const struct fg_fold *fold)
+{
+	fg_addr a;
+	struct fg_verdict_rec v = {
+		.time_ms = t, .session_id = sid, .client = &a, .stage = "connect",
+		.rule = "ban", .key = "192.0.2.0/24", .action = "disconnect",
+		.count = count, .reply = "421 4.7.1 go away", .fold = fold,
+	};
+
+	fg_addr_parse("192.0.2.9", &a);
+	fg_store_record_verdict(st, &v);
+}
+
+/*
+ * Rows of sessions refused at connect fold while they wait for the same
+ * commit: identical ones of one second become one row whose n says how
+ * many; the counters and the per-second counts see every event.  (A
+ * flush interval of a minute: nothing is taken from the queue until the
+ * flush.)
+ */
+static void
+test_fold(void)
+{
+	const char *path = in_dir("fold.db");
+	struct fg_store_options o = {
+		.path = path, .horizon_ms = HOUR, .flush_interval_ms = 60000,
+	};
+	struct fg_fold f[8];
+	fg_store *st = NULL;
+	char err[256];
+	bool same = true;
+
+	memset(f, 0, sizeof(f));
+	if (fg_store_open(&o, T0, &st, err, sizeof(err)) != 0) {
+		printf("# open: %s\n", err);
+		ok(0, "fold: opened");
+		return;
+	}
+	/* Five refused connects in one second, a sixth in the next. */
+	for (int i = 0; i < 5; i++)
+		rec_fold(st, T0 + 100 + i * 100, FG_EV_CONNECT, 101 + i, &f[i]);
+	rec_fold(st, T0 + 1200, FG_EV_CONNECT, 106, &f[5]);
+	/* Not refused: a row of its own, in the same second. */
+	rec_fold(st, T0 + 300, FG_EV_CONNECT, 107, NULL);
+	for (int i = 0; i < 5; i++)
+		same = same && f[i].session_id == 101 && f[i].time_ms == T0 + 100;
+	ok(same, "fold: five connects of a second go into the first's row "
+	   "(session 101 at its time)");
+	ok(f[5].session_id == 106 && f[5].time_ms == T0 + 1200,
+	   "fold: one in the next second is a row of its own");
+	for (int i = 0; i < 5; i++) {
+		rec_fold_verdict(st, f[i].time_ms, 101 + i, 20 + i, &f[i]);
+		rec_fold(st, T0 + 800, FG_EV_CLOSE, 101 + i, &f[i]);
+	}
+	rec_fold(st, T0 + 800, FG_EV_CLOSE, 106, &f[5]);
+	is_int(fg_store_count(st, "192.0.2.9", FG_CNT_CONNECT, HOUR, T0 + 2000),
+	       7, "fold: the counters count every connect");
+	is_int(fg_store_flush(st, 10000), 0, "fold: flushed");
+	is_str(q_text(path, "SELECT group_concat(session_id || ':' || n, ' ')"
+	              " FROM (SELECT session_id, n FROM events WHERE kind ="
+	              " 'connect' ORDER BY id)"),
+	       "101:5 106:1 107:1", "fold: three connect rows for seven connects");
+	is_str(q_text(path, "SELECT group_concat(session_id || ':' || n, ' ')"
+	              " FROM (SELECT session_id, n FROM events WHERE kind ="
+	              " 'close' ORDER BY id)"),
+	       "101:5 106:1", "fold: the closes under the session they went into");
+	is_str(q_text(path, "SELECT group_concat(session_id || ':' || n || ':'"
+	              " || count || ':' || ts_ms, ' ') FROM verdicts"),
+	       "101:5:20:1700000000100", "fold: one verdict row for five, with "
+	       "the first's count and time");
+	is_int(q_int(path, "SELECT sum(connect) FROM counts WHERE key ="
+	             " '192.0.2.9'"), 7,
+	       "fold: the per-second counts count every connect");
+	/* After a commit, what the writer took takes no more in. */
+	rec_fold(st, T0 + 1900, FG_EV_CLOSE, 106, &f[5]);
+	is_int(fg_store_flush(st, 10000), 0, "fold: flushed again");
+	is_int(q_int(path, "SELECT count(*) FROM events WHERE kind = 'close'"
+	             " AND session_id = 106"), 2,
+	       "fold: a row committed is never changed");
+	fg_store_close(st);
+}
+
+/*
+ * Version 3 had no n: every row was one event or verdict.  Its rows count
+ * once each, and so do the views.
+ */
+static void
+test_migrate_v3(void)
+{
+	const char *path = in_dir("v3.db");
+	fg_store *st = open_at(path, T0, HOUR, 0, 0);
+
+	ok(st != NULL, "v3: created");
+	fg_store_close(st);
+	q_exec(path, DOWN_TO_3
+	       "INSERT INTO events (ts_ms, kind, class, network) VALUES"
+	       " (1, 'rcpt', 'invalid', '192.0.2.0/24'),"
+	       " (2, 'rcpt', 'valid', '192.0.2.0/24');"
+	       "INSERT INTO verdicts (ts_ms, rule, action) VALUES"
+	       " (1, 'r', 'reject');"
+	       "PRAGMA user_version = 3");
+	st = open_at(path, T0 + 5000, HOUR, 0, 0);
+	ok(st != NULL, "v3: a version 3 file opens");
+	if (st == NULL)
+		return;
+	is_int(q_int(path, "PRAGMA user_version"), FG_STORE_SCHEMA_VERSION,
+	       "v3: migrated to the current version");
+	is_int(q_int(path, "SELECT sum(n) FROM events"), 2,
+	       "v3: each event row stands for one event");
+	is_int(q_int(path, "SELECT sum(n) FROM verdicts"), 1,
+	       "v3: each verdict row for one verdict");
+	is_int(q_int(path, "SELECT rcpts * 10 + invalid_rcpts FROM"
+	             " invalid_ratio_by_network"), 21,
+	       "v3: the views count as before");
+	fg_store_close(st);
+}
+
 /*
  * Version 2 stored recipients as the MTA gave them, "<user@domain>";
  * version 3 stores the bare address and strips the rows of older files.
@@ -827,18 +990,28 @@ test_migrate_v2(void)
 		q_exec(path, sql);
 	}
 	q_exec(path, "INSERT INTO events (ts_ms, kind) VALUES (1, 'connect');"
+	       DOWN_TO_3
 	       "ALTER TABLE events DROP COLUMN host;"
 	       "ALTER TABLE events DROP COLUMN daemon;"
 	       "ALTER TABLE events DROP COLUMN auth;"
 	       "DROP TABLE status; DROP TABLE verdict_totals;"
 	       "DROP TABLE controls; DROP TABLE allows;"
 	       "PRAGMA user_version = 2");
+	snprintf(sql, sizeof(sql), "INSERT INTO counts (sec, key, rcpt, valid,"
+	         " invalid, rejected) VALUES (%lld, '192.0.2.0/24', 9, 3, 2, 4)",
+	         (long long)T0 / 1000);
+	q_exec(path, sql);
 	st = open_at(path, T0 + 5000, HOUR, 0, 0);
 	ok(st != NULL, "v2: a version 2 file opens");
 	if (st == NULL)
 		return;
 	is_int(q_int(path, "PRAGMA user_version"), FG_STORE_SCHEMA_VERSION,
 	       "v2: migrated to the current version");
+	is_int(q_int(path, "SELECT sample FROM counts WHERE key ="
+	             " '192.0.2.0/24'"), 5, "v5: the sample of older seconds is "
+	       "their valid and unknown recipients");
+	is_int(fg_store_count(st, "192.0.2.0/24", FG_CNT_RCPT_SAMPLE, HOUR,
+	                      T0 + 5000), 5, "v5: ... and rebuilt into memory");
 	for (size_t i = 0; i < FG_NELEM(t); i++) {
 		snprintf(sql, sizeof(sql), "SELECT rcpt FROM events WHERE"
 		         " ts_ms = %lld", (long long)T0 + (long long)i);
@@ -1098,6 +1271,8 @@ main(void)
 	test_migrations();
 	test_migrate_v1();
 	test_migrate_v2();
+	test_migrate_v3();
+	test_fold();
 	test_overflow();
 	test_unhealthy();
 	test_views();
