@@ -68,6 +68,23 @@ is "$served" "$(( $(field "$j" in_time) + held ))" \
 ok "the tarpit shows as delayed replies" \
 	[ "$(py 'sum(c["delayed"] for c in d["commands"].values())' <<<"$j")" -ge 1 ]
 
+# ---- bench/shared.sh, quick: sharing off, on, and Redis stopped ----
+if command -v redis-server >/dev/null; then
+	bash "$FG_SOURCE_DIR/bench/shared.sh" --quick --build "$FG_BUILD_DIR" --no-build \
+		>"$T/shared.out" 2>"$T/shared.err"
+	is "$?" 0 "bench/shared.sh --quick runs"
+	for mode in off on stopped; do
+		ok "... and reports p99 latency and sessions/s with sharing $mode" \
+			[ "$(grep -cE "^  $mode +[0-9]" "$T/shared.out")" = 2 ]
+	done
+	ok "... the sync thread's CPU and Redis's commands/s" \
+		grep -Eq 'sync thread [0-9.]+ %' "$T/shared.out"
+	ok "... and no failed run" bash -c "! grep -q '^  !' '$T/shared.out'"
+	grep -q . "$T/shared.err" && sed 's/^/# /' "$T/shared.err"
+else
+	echo "# redis-server is missing: bench/shared.sh not run"
+fi
+
 # ---- the harvest benchmark, quick ----
 if [ "$(id -u)" -ne 0 ] || [ ! -x /usr/sbin/postfix ]; then
 	echo "# skipped bench/harvest.sh: it needs root and postfix"
@@ -105,5 +122,5 @@ fi
 
 ok "floodgate is still running" kill -0 "$FG_PID"
 ok "no sanitizer report from fgload, noop_milter or floodgate" \
-	bash -c "! grep -l 'Sanitizer' '$T/load.err' '$T/noop.log' '$T/b.log'"
+	bash -c "! grep -l 'Sanitizer' '$T/load.err' '$T/noop.log' '$T/b.log' '$T/shared.out' '$T/shared.err'"
 done_testing
