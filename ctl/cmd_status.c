@@ -396,6 +396,15 @@ metric(const char *name, const char *type, const char *help, int64_t v)
 	       type, name, v);
 }
 
+/* A gauge of milliseconds, in seconds as Prometheus names want. */
+static void
+metric_ms(const char *name, const char *help, int64_t ms)
+{
+	printf("# HELP %s %s\n# TYPE %s gauge\n%s %s%" PRId64 ".%03" PRId64
+	       "\n", name, help, name, name, ms < 0 ? "-" : "",
+	       (ms < 0 ? -ms : ms) / 1000, (ms < 0 ? -ms : ms) % 1000);
+}
+
 /* The sharing with other hosts: its state as one gauge per state, the
  * node and server as labels of an info gauge, peers, age of the last
  * good round trip. */
@@ -421,11 +430,11 @@ shared_metrics(const struct fg_query_status *s, int64_t now_ms)
 	metric("floodgate_shared_peers", "gauge", "Other hosts heard from "
 	       "within 10 seconds.", s->shared_peers);
 	if (s->shared_sync_ms > 0)
-		metric("floodgate_shared_sync_age_milliseconds", "gauge",
-		       "Since the last good round trip with the server.",
-		       now_ms - s->shared_sync_ms);
-	metric("floodgate_shared_skew_milliseconds", "gauge", "The server's "
-	       "clock minus this host's.", s->shared_skew_ms);
+		metric_ms("floodgate_shared_sync_age_seconds",
+		          "Since the last good round trip with the server.",
+		          now_ms - s->shared_sync_ms);
+	metric_ms("floodgate_shared_skew_seconds",
+	          "The server's clock minus this host's.", s->shared_skew_ms);
 }
 
 int

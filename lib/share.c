@@ -651,7 +651,10 @@ fg_share_set_state(fg_share *sh, enum fg_share_state state,
 	was = sh->st.state;
 	changed = sh->st.state != state ||
 	          (state == FG_SHARE_DEGRADED &&
-	           strcmp(sh->st.reason, reason) != 0);
+	           strcmp(sh->st.reason, reason) != 0) ||
+	          (state == FG_SHARE_OK && sh->announce);
+	if (state == FG_SHARE_OK)
+		sh->announce = false;
 	sh->st.state = state;
 	snprintf(sh->st.reason, sizeof(sh->st.reason), "%s", reason);
 	snprintf(server, sizeof(server), "%s", sh->st.server);
@@ -731,6 +734,10 @@ fg_share_tick(fg_share *sh, int64_t now_ms, int64_t mono_ms)
 		disconnect(sh);
 		sh->fails = 0;
 		sh->next_try_mono = 0;
+		/* The server, user or prefix changed: say where we are now. */
+		pthread_mutex_lock(&sh->st_mu);
+		sh->announce = true;
+		pthread_mutex_unlock(&sh->st_mu);
 	}
 	if (!sh->connected) {
 		struct fg_shared cfg = {

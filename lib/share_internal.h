@@ -135,6 +135,9 @@ struct fg_share {
 	bool collided;
 	bool skew_warned;
 	bool thread_running;
+	bool announce;                /* under st_mu: a new server, whose
+	                                 first good round trip is logged
+	                                 even if the state stays ok */
 };
 
 /* share.c */
