@@ -28,6 +28,25 @@
 
 #define OPEN_BUSY_MS 5000  /* waiting for a lock at open */
 
+/* The networks with the most unknown recipients in the last SECS
+ * seconds, as schema 4 defines the top_offenders views (counting n). */
+#define TOP_OFFENDERS_VIEW(name, secs) \
+	"CREATE VIEW " name " AS" \
+	" SELECT network," \
+	"  sum((kind = 'rcpt' AND class = 'invalid') * n) AS invalid_rcpts," \
+	"  sum((kind = 'rcpt') * n) AS rcpts," \
+	"  round(CAST(sum((kind = 'rcpt' AND class = 'invalid') * n) AS REAL)" \
+	"   / max(sum((kind = 'rcpt') * n), 1), 3) AS invalid_ratio," \
+	"  sum((kind = 'connect') * n) AS connects," \
+	"  datetime(min(ts_ms) / 1000, 'unixepoch') AS first_seen," \
+	"  datetime(max(ts_ms) / 1000, 'unixepoch') AS last_seen" \
+	" FROM events" \
+	" WHERE ts_ms > (CAST(strftime('%s', 'now') AS INTEGER) - " secs \
+	") * 1000" \
+	"  AND network IS NOT NULL" \
+	" GROUP BY +network" \
+	" ORDER BY invalid_rcpts DESC, rcpts DESC, network;"
+
 static const struct migration {
 	int version;
 	const char *sql;
@@ -216,34 +235,8 @@ static const struct migration {
 	 "DROP VIEW IF EXISTS top_offenders_1h;"
 	 "DROP VIEW IF EXISTS top_offenders_24h;"
 	 "DROP VIEW IF EXISTS invalid_ratio_by_network;"
-	 "CREATE VIEW top_offenders_1h AS"
-	 " SELECT network,"
-	 "  sum((kind = 'rcpt' AND class = 'invalid') * n) AS invalid_rcpts,"
-	 "  sum((kind = 'rcpt') * n) AS rcpts,"
-	 "  round(CAST(sum((kind = 'rcpt' AND class = 'invalid') * n) AS REAL)"
-	 "   / max(sum((kind = 'rcpt') * n), 1), 3) AS invalid_ratio,"
-	 "  sum((kind = 'connect') * n) AS connects,"
-	 "  datetime(min(ts_ms) / 1000, 'unixepoch') AS first_seen,"
-	 "  datetime(max(ts_ms) / 1000, 'unixepoch') AS last_seen"
-	 " FROM events"
-	 " WHERE ts_ms > (CAST(strftime('%s', 'now') AS INTEGER) - 3600) * 1000"
-	 "  AND network IS NOT NULL"
-	 " GROUP BY +network"
-	 " ORDER BY invalid_rcpts DESC, rcpts DESC, network;"
-	 "CREATE VIEW top_offenders_24h AS"
-	 " SELECT network,"
-	 "  sum((kind = 'rcpt' AND class = 'invalid') * n) AS invalid_rcpts,"
-	 "  sum((kind = 'rcpt') * n) AS rcpts,"
-	 "  round(CAST(sum((kind = 'rcpt' AND class = 'invalid') * n) AS REAL)"
-	 "   / max(sum((kind = 'rcpt') * n), 1), 3) AS invalid_ratio,"
-	 "  sum((kind = 'connect') * n) AS connects,"
-	 "  datetime(min(ts_ms) / 1000, 'unixepoch') AS first_seen,"
-	 "  datetime(max(ts_ms) / 1000, 'unixepoch') AS last_seen"
-	 " FROM events"
-	 " WHERE ts_ms > (CAST(strftime('%s', 'now') AS INTEGER) - 86400) * 1000"
-	 "  AND network IS NOT NULL"
-	 " GROUP BY +network"
-	 " ORDER BY invalid_rcpts DESC, rcpts DESC, network;"
+	 TOP_OFFENDERS_VIEW("top_offenders_1h", "3600")
+	 TOP_OFFENDERS_VIEW("top_offenders_24h", "86400")
 	 "CREATE VIEW invalid_ratio_by_network AS"
 	 " SELECT network,"
 	 "  sum((class = 'invalid') * n) AS invalid_rcpts,"
