@@ -26,6 +26,7 @@ src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$src/build/release sessions=2000 mix=legit keep=0
 
 die() { echo "callgrind.sh: $*" >&2; exit 1; }
+. "$src/bench/conf.sh"
 usage() { sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
@@ -65,13 +66,7 @@ trap cleanup EXIT
 # The benchmark configuration of run.sh: the shipped policy, the daemon
 # in the work directory, the loopback not exempt.
 conf=$work/floodgate.conf
-sed -e 's|^socket = .*|socket = "unix:'"$work"'/unused.sock";|' \
-	-e 's|^database = .*|database = "'"$work"'/unused.db";|' \
-	-e 's|^user = .*|user = "";|' \
-	-e 's|^allow_root = .*|allow_root = true;|' \
-	-e 's|^pid_file = .*|pid_file = "";|' \
-	-e 's|networks = \[ "127.0.0.0/8", "::1" \];|networks = [ "::1" ];|' \
-	"$src/etc/floodgate.conf" >"$conf"
+bench_conf "$src/etc/floodgate.conf" "$work" "$conf"
 "$FG" -n -c "$conf" >/dev/null || die "the benchmark configuration does not load"
 
 poke() {	# wake libmilter's listener, which otherwise notices a stop late

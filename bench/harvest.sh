@@ -48,6 +48,7 @@ build=$src/build/release
 quick=0 keep=0 json_out='' policy=$src/etc/floodgate.conf
 
 die() { echo "harvest.sh: $*" >&2; exit 1; }
+. "$src/bench/conf.sh"
 usage() { sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
@@ -124,18 +125,7 @@ trap 'echo "harvest.sh: interrupted" >&2; exit 130' INT TERM
 # daemon's place changes, and the loopback is no longer exempt (the
 # clients are 127.x).
 conf=$work/floodgate.conf
-sed -e 's|^socket = .*|socket = "unix:'"$work"'/unused.sock";|' \
-	-e 's|^socket_mode = .*|socket_mode = "0666";|' \
-	-e 's|^database = .*|database = "'"$work"'/unused.db";|' \
-	-e 's|^user = .*|user = "";|' \
-	-e 's|^allow_root = .*|allow_root = true;|' \
-	-e 's|^pid_file = .*|pid_file = "";|' \
-	-e 's|networks = \[ "127.0.0.0/8", "::1" \];|networks = [ "::1" ];|' \
-	"$policy" >"$conf"
-for want in 'user = "";' 'allow_root = true;' 'socket_mode = "0666";' 'pid_file = "";' \
-	'networks = [ "::1" ];'; do
-	grep -qF "$want" "$conf" || die "$policy: cannot set $want"
-done
+bench_conf "$policy" "$work" "$conf"
 "$FG" -n -c "$conf" >/dev/null || die "the benchmark configuration does not load"
 
 export FG_SOURCE_DIR=$src

@@ -75,6 +75,7 @@ flood_rate=
 only_mixes='' only_conc=''
 
 die() { echo "run.sh: $*" >&2; exit 1; }
+. "$src/bench/conf.sh"
 usage() { sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
@@ -221,18 +222,7 @@ trap 'echo "run.sh: interrupted" >&2; exit 130' INT TERM
 # changes (root, socket reachable by Postfix, no pid file) and the
 # loopback is no longer exempt (Postfix's clients are 127.x addresses).
 conf=$work/floodgate.conf
-sed -e 's|^socket = .*|socket = "unix:'"$work"'/unused.sock";|' \
-	-e 's|^socket_mode = .*|socket_mode = "0666";|' \
-	-e 's|^database = .*|database = "'"$work"'/unused.db";|' \
-	-e 's|^user = .*|user = "";|' \
-	-e 's|^allow_root = .*|allow_root = true;|' \
-	-e 's|^pid_file = .*|pid_file = "";|' \
-	-e 's|networks = \[ "127.0.0.0/8", "::1" \];|networks = [ "::1" ];|' \
-	"$src/etc/floodgate.conf" >"$conf"
-for want in 'user = "";' 'allow_root = true;' 'socket_mode = "0666";' 'pid_file = "";' \
-	'networks = [ "::1" ];'; do
-	grep -qF "$want" "$conf" || die "etc/floodgate.conf changed: cannot set $want"
-done
+bench_conf "$src/etc/floodgate.conf" "$work" "$conf"
 "$FG" -n -c "$conf" >/dev/null || die "the benchmark configuration does not load"
 
 # ---- filters ---------------------------------------------------------------

@@ -48,6 +48,7 @@ build=$src/build/release
 quick=0 rounds=3 seconds='' peer_rate=200 json_out='' keep=0 no_build=0
 
 die() { echo "shared.sh: $*" >&2; exit 1; }
+. "$src/bench/conf.sh"
 usage() { sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
@@ -149,14 +150,7 @@ for _ in $(seq 100); do [ "$(rcli ping 2>/dev/null)" = PONG ] && break; sleep 0.
 # ---- configurations ---------------------------------------------------------------
 
 base=$work/base.conf
-sed -e 's|^user = .*|user = "";|' \
-	-e 's|^allow_root = .*|allow_root = true;|' \
-	-e 's|^pid_file = .*|pid_file = "";|' \
-	-e 's|networks = \[ "127.0.0.0/8", "::1" \];|networks = [ "::1" ];|' \
-	"$src/etc/floodgate.conf" >"$base"
-for want in 'user = "";' 'allow_root = true;' 'pid_file = "";' 'networks = [ "::1" ];'; do
-	grep -qF "$want" "$base" || die "etc/floodgate.conf changed: cannot set $want"
-done
+bench_conf "$src/etc/floodgate.conf" "$work" "$base"
 for n in a b c; do
 	cp "$base" "$work/off-$n.conf"
 	{ cat "$base"
