@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/conf.sh - sourced by the benchmark scripts: the benchmark's copy
 # of a configuration.
 #
