@@ -132,7 +132,7 @@ fg_share_attach(const struct fg_config *cfg, fg_store *st, fg_share **out)
 		free(h);
 		return rc;
 	}
-	h->hooks = (struct fg_store_hooks){h, hook_record, hook_ban};
+	h->hooks = (struct fg_store_hooks){h, hook_record, hook_ban, NULL};
 	fg_store_set_hooks(st, &h->hooks);
 	if ((rc = fg_share_start(h->sh)) != 0) {
 		fg_store_set_hooks(st, NULL);
