@@ -1,7 +1,7 @@
 /*
  * share_store.c - the share hosted by the daemon: the store's counts are
- * what it pushes, the store is where bans from other hosts go, and the
- * store's hooks feed it events and bans.
+ * what it pushes, the store is where bans and allows from other hosts
+ * go, and the store's hooks feed it events, bans and allows.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +58,29 @@ host_lift(void *ctx, const char *key, bool reset)
 		fg_store_reset(h->st, key);
 }
 
+/* An allow made on another host: the latest word on the key stands. */
+static void
+host_allow(void *ctx, const char *key, int64_t until_ms, int64_t created_ms,
+           const char *reason, const char *source)
+{
+	struct hosted *h = ctx;
+
+	if (fg_store_allow_set(h->st, key, until_ms, created_ms, reason,
+	                       source) == 0)
+		fg_log(FG_LOG_INFO, "shared: %s allowed by %s: %s", key, source,
+		       reason);
+}
+
+static void
+host_disallow(void *ctx, const char *key, int64_t before_ms)
+{
+	struct hosted *h = ctx;
+
+	if (fg_store_allow_remove(h->st, key, before_ms) == 1)
+		fg_log(FG_LOG_INFO, "shared: allow of %s withdrawn on another "
+		       "host", key);
+}
+
 static int64_t
 wall_ms(void)
 {
@@ -98,6 +121,14 @@ hook_record(void *arg, const char *key, const enum fg_counter *ctrs, size_t n,
 }
 
 static void
+hook_allow(void *arg, const char *key, bool disallow, int64_t until_ms,
+           int64_t created_ms, const char *reason, const char *source)
+{
+	fg_share_allow_changed(((struct hosted *)arg)->sh, key, disallow,
+	                       until_ms, created_ms, reason, source);
+}
+
+static void
 hook_ban(void *arg, const char *key, bool lift, int64_t until_ms,
          int64_t created_ms, const char *reason, const char *source)
 {
@@ -125,6 +156,7 @@ fg_share_attach(const struct fg_config *cfg, fg_store *st, fg_share **out)
 	host = (struct fg_share_host){
 		.ctx = h, .own_since = host_own_since, .ban = host_ban,
 		.lift = host_lift, .ban_ok = host_ban_ok,
+		.allow = host_allow, .disallow = host_disallow,
 	};
 	h->st = st;
 	if ((rc = fg_share_new(cfg, &t, &host, &h->sh)) != 0) {
@@ -132,7 +164,8 @@ fg_share_attach(const struct fg_config *cfg, fg_store *st, fg_share **out)
 		free(h);
 		return rc;
 	}
-	h->hooks = (struct fg_store_hooks){h, hook_record, hook_ban, NULL};
+	h->hooks = (struct fg_store_hooks){h, hook_record, hook_ban,
+	                                   hook_allow};
 	fg_store_set_hooks(st, &h->hooks);
 	if ((rc = fg_share_start(h->sh)) != 0) {
 		fg_store_set_hooks(st, NULL);
