@@ -58,13 +58,28 @@ host_lift(void *ctx, const char *key, bool reset)
 		fg_store_reset(h->st, key);
 }
 
-/* An allow made on another host: the latest word on the key stands. */
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* An allow made on another host: the latest word on the key stands
+ * (one that ends at the same time is already here: the log read again
+ * at start). */
 static void
 host_allow(void *ctx, const char *key, int64_t until_ms, int64_t created_ms,
            const char *reason, const char *source)
 {
 	struct hosted *h = ctx;
+	int64_t have = 0;
 
+	if (fg_store_allow_get(h->st, key, wall_ms(), &have) == 1 &&
+	    have == until_ms)
+		return;
 	if (fg_store_allow_set(h->st, key, until_ms, created_ms, reason,
 	                       source) == 0)
 		fg_log(FG_LOG_INFO, "shared: %s allowed by %s: %s", key, source,
@@ -79,15 +94,6 @@ host_disallow(void *ctx, const char *key, int64_t before_ms)
 	if (fg_store_allow_remove(h->st, key, before_ms) == 1)
 		fg_log(FG_LOG_INFO, "shared: allow of %s withdrawn on another "
 		       "host", key);
-}
-
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Exemptions win over a ban from elsewhere: a key the daemon would not
