@@ -44,8 +44,9 @@
  * store through the callbacks of struct fg_share_host.
  *
  * Thread-safety: fg_share_note, fg_share_remote, fg_share_ban_changed,
- * fg_share_allow_changed and fg_share_get_status from any thread; fg_share_tick from one thread
- * at a time (the sync thread, or a test).  Errors: FG_E* (fg.h).
+ * fg_share_allow_changed and fg_share_get_status from any thread;
+ * fg_share_tick from one thread at a time (the sync thread, or a test).
+ * Errors: FG_E* (fg.h).
  */
 #ifndef FG_SHARE_H
 #define FG_SHARE_H
@@ -213,8 +214,9 @@ struct fg_store;
  * are pushed, bans received are set in it with source "peer:<node>"
  * (never on an exempt or allowed key, nor one the daemon would not
  * honour), so are allows received, and the store's hooks (store.h) tell
- * the share of every event, ban and change of the allows table.  Starts the sync thread.  Call before any session records.  0, FG_EINVAL (cfg shares nothing),
- * FG_ENOMEM or FG_ESYS.
+ * the share of every event, ban and change of the allows table.  Starts
+ * the sync thread.  Call before any session records.  0, FG_EINVAL (cfg
+ * shares nothing), FG_ENOMEM or FG_ESYS.
  */
 int fg_share_attach(const struct fg_config *cfg, struct fg_store *st,
                     fg_share **out);

@@ -6,10 +6,10 @@
  * missing); per key, within max_commands: HSET of this host's changed
  * slots and PEXPIRE, HDEL of its fields that left the horizon or that a
  * lift withdrew, HGETALL of a key new here or stale, HMGET of the newest
- * two slots of a key seen here within "hot"; the bans and lifts made here
- * and the allows and disallows (SET ban:<key> or allow:<key> PX, DEL,
- * XADD banlog); XRANGE banlog from the last entry
- * read; about once a second HGETALL nodes and HSET nodes (heartbeat).
+ * two slots of a key seen here within "hot"; the bans and lifts, allows
+ * and disallows made here (SET ban:<key> or allow:<key> PX, DEL, XADD
+ * banlog); XRANGE banlog from the last entry read; about once a second
+ * HGETALL nodes and HSET nodes (heartbeat).
  *
  * Replies replace cached values (absolute counts: a replay is harmless).
  * Any error reply (OOM, READONLY, NOAUTH...) fails the round trip: the
