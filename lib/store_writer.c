@@ -154,6 +154,9 @@ drain(fg_store *st, struct fg_row **batch)
 		                                       sizeof(err))
 		                  : FG_DB_OK;
 		fg_store_allow_done(st, allows, nallows, arc == FG_DB_OK);
+		if (arc != FG_DB_OK)
+			report_failure(st, arc, "writing allows from other hosts",
+			               err, nallows);
 
 		rc = FG_DB_OK;
 		if (n > 0 || nbans > 0 || nlvls > 0) {
