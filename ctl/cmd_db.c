@@ -537,7 +537,8 @@ cmd_allow(struct ctl *c, int argc, char **argv)
 	until = o.for_ms > 0 ? c->now_ms + o.for_ms : INT64_MAX;
 	if ((rc = ctl_open_db(c, NULL, FG_QUERY_WRITE, &q)) != CTL_OK)
 		return rc;
-	if (fg_query_allow_set(q, key, until, o.reason, c->now_ms) < 0)
+	if (fg_query_allow_set(q, key, until, o.reason, "floodgatectl",
+	                       c->now_ms) < 0)
 		return query_fail(q, "allow");
 	fg_query_close(q);
 	if ((j = json_answer(c)) != NULL) {
@@ -618,6 +619,7 @@ cmd_allows(struct ctl *c, int argc, char **argv)
 				json_ktime(j, "until", a[i].until_ms);
 			json_ktime(j, "created", a[i].created_ms);
 			json_kstr(j, "reason", a[i].reason);
+			json_kstr(j, "source", a[i].source);
 			json_end(j);
 		}
 		json_end(j);
@@ -625,13 +627,14 @@ cmd_allows(struct ctl *c, int argc, char **argv)
 	} else if (n == 0) {
 		printf("no allows in force\n");
 	} else {
-		t = table_new("llll", "KEY", "UNTIL", "SINCE", "REASON",
-		              (char *)NULL);
+		t = table_new("lllll", "KEY", "UNTIL", "SINCE", "SOURCE",
+		              "REASON", (char *)NULL);
 		for (size_t i = 0; i < n; i++) {
 			table_cell_text(t, a[i].key);
 			table_cell(t, "%s", a[i].until_ms == INT64_MAX
 			           ? "disallowed" : fmt_time(a[i].until_ms));
 			table_cell(t, "%s", fmt_time(a[i].created_ms));
+			table_cell_text(t, a[i].source[0] ? a[i].source : "-");
 			table_cell_text(t, a[i].reason[0] ? a[i].reason : "-");
 		}
 		table_print(t, stdout);

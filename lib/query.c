@@ -663,7 +663,7 @@ fail:
 
 int
 fg_query_allow_set(fg_query *q, const char *key, int64_t until_ms,
-                   const char *reason, int64_t now_ms)
+                   const char *reason, const char *source, int64_t now_ms)
 {
 	sqlite3_stmt *s;
 	int rc;
@@ -671,16 +671,19 @@ fg_query_allow_set(fg_query *q, const char *key, int64_t until_ms,
 	if ((rc = need_write(q, "allow")) < 0)
 		return rc;
 	if ((rc = fg_query_prepare(q, "INSERT INTO allows (key, until_ms,"
-	                           " created_ms, reason) VALUES (?1, ?2, ?3, ?4)"
+	                           " created_ms, reason, source)"
+	                           " VALUES (?1, ?2, ?3, ?4, ?5)"
 	                           " ON CONFLICT (key) DO UPDATE SET"
 	                           " until_ms = excluded.until_ms,"
 	                           " created_ms = excluded.created_ms,"
-	                           " reason = excluded.reason", &s)) < 0)
+	                           " reason = excluded.reason,"
+	                           " source = excluded.source", &s)) < 0)
 		return rc;
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, until_ms);
 	sqlite3_bind_int64(s, 3, now_ms);
 	sqlite3_bind_text(s, 4, reason != NULL ? reason : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, source != NULL ? source : "", -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? 0 : fg_query_dberr(q, rc, "allow");
@@ -715,8 +718,8 @@ fg_query_allows(fg_query *q, int64_t now_ms, struct fg_allow_entry **out,
 
 	*out = NULL;
 	*n = 0;
-	if ((rc = fg_query_prepare(q, "SELECT key, until_ms, created_ms, reason"
-	                           " FROM allows WHERE until_ms > ?1"
+	if ((rc = fg_query_prepare(q, "SELECT key, until_ms, created_ms, reason,"
+	                           " source FROM allows WHERE until_ms > ?1"
 	                           " ORDER BY key", &s)) < 0)
 		return rc;
 	sqlite3_bind_int64(s, 1, now_ms);
@@ -743,6 +746,7 @@ fg_query_allows(fg_query *q, int64_t now_ms, struct fg_allow_entry **out,
 		e->until_ms = sqlite3_column_int64(s, 1);
 		e->created_ms = sqlite3_column_int64(s, 2);
 		snprintf(e->reason, sizeof(e->reason), "%s", reason ? reason : "");
+		fg_query_col_copy(e->source, sizeof(e->source), s, 4);
 	}
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? 0 : fg_query_dberr(q, rc, "allows");

@@ -176,11 +176,14 @@ struct fg_allow_entry {
 	char key[FG_KEY_MAX];
 	int64_t until_ms, created_ms;
 	char reason[256];
+	char source[64];   /* "floodgatectl", "peer:<node>", "" */
 };
 
-/* Allows key until until_ms (replacing an allow of it); 0 or < 0. */
+/* Allows key until until_ms (replacing an allow of it), made by source;
+ * 0 or < 0. */
 int fg_query_allow_set(fg_query *q, const char *key, int64_t until_ms,
-                       const char *reason, int64_t now_ms);
+                       const char *reason, const char *source,
+                       int64_t now_ms);
 /* 1 when an allow of key was removed, 0 when there was none, or < 0. */
 int fg_query_allow_lift(fg_query *q, const char *key);
 /* The allows in force, by key; free *out with fg_query_free(). */

@@ -367,6 +367,36 @@ fg_share_remote(fg_share *sh, const char *key, enum fg_counter c,
 	return part.count;
 }
 
+/* op (its kind and times) waits to go out with key, reason and source,
+ * when bans are shared. */
+static void
+queue_op(fg_share *sh, struct ban_op *opp, const char *key,
+         const char *reason, const char *source)
+{
+	struct ban_op op = *opp;
+
+	pthread_mutex_lock(&sh->cfg_mu);
+	bool share_bans = sh->p.bans;
+	pthread_mutex_unlock(&sh->cfg_mu);
+	if (!share_bans)
+		return;
+	op.key = strdup(key);
+	op.reason = strdup(reason != NULL ? reason : "");
+	op.source = strdup(source != NULL ? source : "");
+	pthread_mutex_lock(&sh->ban_mu);
+	if (op.key != NULL && op.reason != NULL && op.source != NULL &&
+	    sh->nbans < SH_MAX_BAN_OPS) {
+		sh->bans[sh->nbans++] = op;
+		op.key = op.reason = op.source = NULL;
+	} else {
+		sh->bans_lost++;
+	}
+	pthread_mutex_unlock(&sh->ban_mu);
+	free(op.key);
+	free(op.reason);
+	free(op.source);
+}
+
 void
 fg_share_ban_changed(fg_share *sh, const char *key, bool lift,
                      int64_t until_ms, int64_t created_ms,
@@ -393,29 +423,10 @@ fg_share_ban_changed(fg_share *sh, const char *key, bool lift,
 		}
 		pthread_mutex_unlock(&s->mu);
 	}
-	pthread_mutex_lock(&sh->cfg_mu);
-	bool share_bans = sh->p.bans;
-	pthread_mutex_unlock(&sh->cfg_mu);
-	if (!share_bans)
-		return;
-	op.key = strdup(key);
-	op.reason = strdup(reason != NULL ? reason : "");
-	op.source = strdup(source != NULL ? source : "");
 	op.lift = lift;
 	op.until_ms = until_ms;
 	op.created_ms = created_ms;
-	pthread_mutex_lock(&sh->ban_mu);
-	if (op.key != NULL && op.reason != NULL && op.source != NULL &&
-	    sh->nbans < SH_MAX_BAN_OPS) {
-		sh->bans[sh->nbans++] = op;
-		op.key = op.reason = op.source = NULL;
-	} else {
-		sh->bans_lost++;
-	}
-	pthread_mutex_unlock(&sh->ban_mu);
-	free(op.key);
-	free(op.reason);
-	free(op.source);
+	queue_op(sh, &op, key, reason, source);
 }
 
 void
@@ -428,6 +439,39 @@ fg_share_apply_ban(fg_share *sh, const char *key, bool lift, bool reset,
 		sh->host.lift(sh->host.ctx, key, reset);
 	else if (!lift && sh->host.ban != NULL)
 		sh->host.ban(sh->host.ctx, key, until_ms, reason, source, now_ms);
+	applying_remote = false;
+}
+
+void
+fg_share_allow_changed(fg_share *sh, const char *key, bool disallow,
+                       int64_t until_ms, int64_t created_ms,
+                       const char *reason, const char *source)
+{
+	struct ban_op op = {0};
+
+	if (sh == NULL || key == NULL || applying_remote ||
+	    !atomic_load_explicit(&sh->active, memory_order_relaxed))
+		return;
+	if (source != NULL && strncmp(source, "peer:", 5) == 0)
+		return;
+	op.allow = true;
+	op.lift = disallow;
+	op.until_ms = until_ms;
+	op.created_ms = created_ms;
+	queue_op(sh, &op, key, reason, source);
+}
+
+void
+fg_share_apply_allow(fg_share *sh, const char *key, bool disallow,
+                     int64_t until_ms, int64_t created_ms, const char *reason,
+                     const char *source)
+{
+	applying_remote = true;
+	if (disallow && sh->host.disallow != NULL)
+		sh->host.disallow(sh->host.ctx, key, created_ms);
+	else if (!disallow && sh->host.allow != NULL)
+		sh->host.allow(sh->host.ctx, key, until_ms, created_ms, reason,
+		               source);
 	applying_remote = false;
 }
 

@@ -18,7 +18,9 @@
  *             whole values, so a retried write never counts twice and
  *             an emptied server fills again from the hosts.
  *   ban:<key> string "until_ms created_ms node source reason", PX to until.
- *   banlog    stream of "op ban|lift key until node source reason".
+ *   allow:<key> the same for an allow (no PX for one without an end).
+ *   banlog    stream of "op ban|lift|allow|disallow key until created
+ *             node source reason".
  *   nodes     hash; node = "last_ms slot_ms version token skew_ms".
  *   epoch     a token set once; its loss tells that the server was wiped.
  *
@@ -41,9 +43,10 @@
  * unit tests to a fake), time is a parameter of fg_share_tick(), and the
  * store through the callbacks of struct fg_share_host.
  *
- * Thread-safety: fg_share_note, fg_share_remote, fg_share_ban_changed
- * and fg_share_get_status from any thread; fg_share_tick from one thread
- * at a time (the sync thread, or a test).  Errors: FG_E* (fg.h).
+ * Thread-safety: fg_share_note, fg_share_remote, fg_share_ban_changed,
+ * fg_share_allow_changed and fg_share_get_status from any thread;
+ * fg_share_tick from one thread at a time (the sync thread, or a test).
+ * Errors: FG_E* (fg.h).
  */
 #ifndef FG_SHARE_H
 #define FG_SHARE_H
@@ -116,6 +119,13 @@ struct fg_share_host {
 	void (*lift)(void *ctx, const char *key, bool reset);
 	/* Whether a received ban may apply here (exemptions, checked keys). */
 	bool (*ban_ok)(void *ctx, const char *key);
+	/* An allow made on another host (source "peer:<node>"), and a
+	 * disallow, which removes the key's allow made at before_ms or
+	 * earlier, whatever its source. */
+	void (*allow)(void *ctx, const char *key, int64_t until_ms,
+	              int64_t created_ms, const char *reason,
+	              const char *source);
+	void (*disallow)(void *ctx, const char *key, int64_t before_ms);
 };
 
 /* ---- the share ----------------------------------------------------- */
@@ -188,6 +198,13 @@ void fg_share_ban_changed(fg_share *sh, const char *key, bool lift,
                           int64_t until_ms, int64_t created_ms,
                           const char *reason, const char *source);
 
+/* An allow added or extended (disallow false), or removed, on this host:
+ * shared with the others along with the bans (the same setting), unless
+ * it came from them ("peer:...").  Expiry is no change. */
+void fg_share_allow_changed(fg_share *sh, const char *key, bool disallow,
+                            int64_t until_ms, int64_t created_ms,
+                            const char *reason, const char *source);
+
 /* ---- the daemon's share (share_store.c) -------------------------- */
 
 struct fg_store;
@@ -196,9 +213,10 @@ struct fg_store;
  * A share over Redis for cfg, hosted by store st: the store's own counts
  * are pushed, bans received are set in it with source "peer:<node>"
  * (never on an exempt or allowed key, nor one the daemon would not
- * honour), and the store's hooks (store.h) tell the share of every event
- * and ban.  Starts the sync thread.  Call before any session records.  0, FG_EINVAL (cfg shares nothing),
- * FG_ENOMEM or FG_ESYS.
+ * honour), so are allows received, and the store's hooks (store.h) tell
+ * the share of every event, ban and change of the allows table.  Starts
+ * the sync thread.  Call before any session records.  0, FG_EINVAL (cfg
+ * shares nothing), FG_ENOMEM or FG_ESYS.
  */
 int fg_share_attach(const struct fg_config *cfg, struct fg_store *st,
                     fg_share **out);

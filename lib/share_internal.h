@@ -22,7 +22,7 @@
 #define SH_URGENT_MS 20           /* syncs at most this often when urgent */
 #define SH_NODES_EVERY_MS 1000    /* heartbeat and peer list */
 #define SH_PEER_FRESH_MS 10000    /* a peer heard from this recently */
-#define SH_MAX_BAN_OPS 1024       /* bans and lifts waiting to go out */
+#define SH_MAX_BAN_OPS 1024       /* bans, allows and their lifts waiting */
 #define SH_BANLOG_MAXLEN 10000
 #define SH_BANLOG_COUNT 500
 #define SH_NONE INT64_MAX         /* no slot */
@@ -64,6 +64,7 @@ struct shard {
 
 struct ban_op {
 	char *key, *reason, *source;
+	bool allow;                   /* an allow (lift: a disallow) */
 	bool lift;
 	int64_t until_ms, created_ms;
 };
@@ -157,6 +158,12 @@ void fg_share_rslot_clear(struct ent *e);
 /* Replaces e's remote slot (slot, ctr, node) by value (0 removes). */
 void fg_share_rslot_put(struct ent *e, int64_t slot, int ctr, int node,
                         uint32_t value);
+/* Applies an allow or disallow from another host through the host's
+ * callbacks, without sharing it back; a disallow removes an allow made
+ * at created_ms or earlier. */
+void fg_share_apply_allow(fg_share *sh, const char *key, bool disallow,
+                          int64_t until_ms, int64_t created_ms,
+                          const char *reason, const char *source);
 /* Applies a ban or lift from another host through the host's callbacks,
  * without sharing it back. */
 void fg_share_apply_ban(fg_share *sh, const char *key, bool lift, bool reset,

@@ -1,7 +1,7 @@
 /*
  * share_store.c - the share hosted by the daemon: the store's counts are
- * what it pushes, the store is where bans from other hosts go, and the
- * store's hooks feed it events and bans.
+ * what it pushes, the store is where bans and allows from other hosts
+ * go, and the store's hooks feed it events, bans and allows.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +67,35 @@ wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* An allow made on another host: the latest word on the key stands
+ * (one that ends at the same time is already here: the log read again
+ * at start). */
+static void
+host_allow(void *ctx, const char *key, int64_t until_ms, int64_t created_ms,
+           const char *reason, const char *source)
+{
+	struct hosted *h = ctx;
+	int64_t have = 0;
+
+	if (fg_store_allow_get(h->st, key, wall_ms(), &have) == 1 &&
+	    have == until_ms)
+		return;
+	if (fg_store_allow_set(h->st, key, until_ms, created_ms, reason,
+	                       source) == 0)
+		fg_log(FG_LOG_INFO, "shared: %s allowed by %s: %s", key, source,
+		       reason);
+}
+
+static void
+host_disallow(void *ctx, const char *key, int64_t before_ms)
+{
+	struct hosted *h = ctx;
+
+	if (fg_store_allow_remove(h->st, key, before_ms) == 1)
+		fg_log(FG_LOG_INFO, "shared: allow of %s withdrawn on another "
+		       "host", key);
+}
+
 /* Exemptions win over a ban from elsewhere: a key the daemon would not
  * honour, an allowed key, or an address or network in an exempt one. */
 static bool
@@ -98,6 +127,14 @@ hook_record(void *arg, const char *key, const enum fg_counter *ctrs, size_t n,
 }
 
 static void
+hook_allow(void *arg, const char *key, bool disallow, int64_t until_ms,
+           int64_t created_ms, const char *reason, const char *source)
+{
+	fg_share_allow_changed(((struct hosted *)arg)->sh, key, disallow,
+	                       until_ms, created_ms, reason, source);
+}
+
+static void
 hook_ban(void *arg, const char *key, bool lift, int64_t until_ms,
          int64_t created_ms, const char *reason, const char *source)
 {
@@ -125,6 +162,7 @@ fg_share_attach(const struct fg_config *cfg, fg_store *st, fg_share **out)
 	host = (struct fg_share_host){
 		.ctx = h, .own_since = host_own_since, .ban = host_ban,
 		.lift = host_lift, .ban_ok = host_ban_ok,
+		.allow = host_allow, .disallow = host_disallow,
 	};
 	h->st = st;
 	if ((rc = fg_share_new(cfg, &t, &host, &h->sh)) != 0) {
@@ -132,7 +170,8 @@ fg_share_attach(const struct fg_config *cfg, fg_store *st, fg_share **out)
 		free(h);
 		return rc;
 	}
-	h->hooks = (struct fg_store_hooks){h, hook_record, hook_ban};
+	h->hooks = (struct fg_store_hooks){h, hook_record, hook_ban,
+	                                   hook_allow};
 	fg_store_set_hooks(st, &h->hooks);
 	if ((rc = fg_share_start(h->sh)) != 0) {
 		fg_store_set_hooks(st, NULL);

@@ -6,9 +6,10 @@
  * missing); per key, within max_commands: HSET of this host's changed
  * slots and PEXPIRE, HDEL of its fields that left the horizon or that a
  * lift withdrew, HGETALL of a key new here or stale, HMGET of the newest
- * two slots of a key seen here within "hot"; the bans and lifts made here
- * (SET ban:<key> PX, DEL, XADD banlog); XRANGE banlog from the last entry
- * read; about once a second HGETALL nodes and HSET nodes (heartbeat).
+ * two slots of a key seen here within "hot"; the bans and lifts, allows
+ * and disallows made here (SET ban:<key> or allow:<key> PX, DEL, XADD
+ * banlog); XRANGE banlog from the last entry read; about once a second
+ * HGETALL nodes and HSET nodes (heartbeat).
  *
  * Replies replace cached values (absolute counts: a replay is harmless).
  * Any error reply (OOM, READONLY, NOAUTH...) fails the round trip: the
@@ -349,19 +350,23 @@ build_bans(fg_share *sh, struct pipe *p, int64_t now_ms)
 	n = sh->nbans;
 	for (size_t i = 0; i < n; i++) {
 		const struct ban_op *b = &sh->bans[i];
+		const char *what = b->allow ? "allow" : "ban";
 
 		if (b->lift) {
 			pipe_begin(p, OP_IGNORE, NULL);
 			pipe_arg(p, "DEL");
-			pipe_arg(p, "%s:ban:%s", pr->prefix, b->key);
+			pipe_arg(p, "%s:%s:%s", pr->prefix, what, b->key);
 		} else if (b->until_ms > now_ms) {
 			pipe_begin(p, OP_IGNORE, NULL);
 			pipe_arg(p, "SET");
-			pipe_arg(p, "%s:ban:%s", pr->prefix, b->key);
+			pipe_arg(p, "%s:%s:%s", pr->prefix, what, b->key);
 			pipe_arg(p, "%" PRId64 " %" PRId64 " %s %s %s", b->until_ms,
 			         b->created_ms, pr->node, b->source, b->reason);
-			pipe_arg(p, "PX");
-			pipe_arg(p, "%" PRId64, b->until_ms - now_ms);
+			/* An allow without an end has no expiry. */
+			if (b->until_ms != INT64_MAX) {
+				pipe_arg(p, "PX");
+				pipe_arg(p, "%" PRId64, b->until_ms - now_ms);
+			}
 		} else {
 			continue;
 		}
@@ -373,7 +378,8 @@ build_bans(fg_share *sh, struct pipe *p, int64_t now_ms)
 		pipe_arg(p, "%d", SH_BANLOG_MAXLEN);
 		pipe_arg(p, "*");
 		pipe_arg(p, "op");
-		pipe_arg(p, "%s", b->lift ? "lift" : "ban");
+		pipe_arg(p, "%s", b->allow ? (b->lift ? "disallow" : "allow")
+		                           : (b->lift ? "lift" : "ban"));
 		pipe_arg(p, "key");
 		pipe_arg(p, "%s", b->key);
 		pipe_arg(p, "until");
@@ -540,6 +546,45 @@ entry_get(const struct fg_share_reply *fields, const char *name)
 	return NULL;
 }
 
+/*
+ * An allow or disallow of the banlog entry fields, made at id_ms on node.
+ * A disallow removes an allow made before it, whatever its source.  An
+ * entry of this host's own from before it started is applied too (its
+ * source as it was), so that the log replayed at start ends in the state
+ * of the last change of each key wherever it was made.
+ */
+static void
+apply_allow_entry(fg_share *sh, const struct fg_share_reply *fields,
+                  const char *op, const char *key, const char *node,
+                  int64_t id_ms, int64_t now_ms)
+{
+	const char *reason = entry_get(fields, "reason");
+	const char *source = entry_get(fields, "source");
+	const char *until_s = entry_get(fields, "until");
+	const char *created_s = entry_get(fields, "created");
+	bool own = strcmp(node, sh->tp.node) == 0;
+	int64_t until = 0, created = id_ms;
+	char src[80];
+
+	if (own)
+		snprintf(src, sizeof(src), "%s", source != NULL ? source : "");
+	else
+		snprintf(src, sizeof(src), "peer:%s", node);
+	if (strcmp(op, "disallow") == 0) {
+		/* Live: whatever the allow's time.  Replayed: not an allow
+		 * made here since. */
+		int64_t before = id_ms >= sh->started_ms - 1000 ? INT64_MAX
+		                                                : id_ms;
+
+		fg_share_apply_allow(sh, key, true, 0, before, NULL, src);
+	} else if (parse_i64(until_s, &until) && until > now_ms) {
+		if (created_s != NULL && !parse_i64(created_s, &created))
+			created = id_ms;
+		fg_share_apply_allow(sh, key, false, until, created,
+		                     reason != NULL ? reason : "", src);
+	}
+}
+
 static void
 apply_banlog(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 {
@@ -566,12 +611,20 @@ apply_banlog(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 		reason = entry_get(&en->elem[1], "reason");
 		until_s = entry_get(&en->elem[1], "until");
 		if (op == NULL || key == NULL || node == NULL ||
-		    strcmp(node, p->node) == 0 || strlen(key) >= 320 ||
-		    key[0] == '\0')
+		    strlen(key) >= 320 || key[0] == '\0')
+			continue;
+		id_ms = strtoll(id, NULL, 10);
+		if (strcmp(op, "allow") == 0 || strcmp(op, "disallow") == 0) {
+			if (strcmp(node, p->node) != 0 ||
+			    id_ms < sh->started_ms - 1000)
+				apply_allow_entry(sh, &en->elem[1], op, key, node,
+				                  id_ms, now_ms);
+			continue;
+		}
+		if (strcmp(node, p->node) == 0)
 			continue;
 		if (sh->host.ban_ok != NULL && !sh->host.ban_ok(sh->host.ctx, key))
 			continue;
-		id_ms = strtoll(id, NULL, 10);
 		snprintf(src, sizeof(src), "peer:%s", node);
 		if (strcmp(op, "lift") == 0) {
 			uint64_t h = fg_share_hash(sh, key);

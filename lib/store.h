@@ -68,7 +68,7 @@ struct fg_store_key {
  * PRAGMA user_version this code writes (older ones are migrated, newer
  * ones refused). */
 #define FG_STORE_APPLICATION_ID 0x666c6764
-#define FG_STORE_SCHEMA_VERSION 6
+#define FG_STORE_SCHEMA_VERSION 7
 
 #define FG_STORE_MAX_KEYS 16
 
@@ -229,6 +229,12 @@ struct fg_store_hooks {
 	               size_t n, int64_t time_ms);
 	void (*ban)(void *arg, const char *key, bool lift, int64_t until_ms,
 	            int64_t created_ms, const char *reason, const char *source);
+	/* An allow added or changed (disallow false) or removed in the
+	 * table by another process (floodgatectl); on the writer thread.
+	 * Not for those fg_store_allow_set and _remove made, nor expiry. */
+	void (*allow)(void *arg, const char *key, bool disallow,
+	              int64_t until_ms, int64_t created_ms, const char *reason,
+	              const char *source);
 };
 void fg_store_set_hooks(fg_store *st, const struct fg_store_hooks *h);
 
@@ -347,6 +353,21 @@ bool fg_store_any_bans(fg_store *st);
 int fg_store_allowed(fg_store *st, const char *key, int64_t now_ms);
 bool fg_store_any_allows(fg_store *st);
 void fg_store_allow_lengths(fg_store *st, int family, bool *used);
+/* Tri-state: 1 and *until_ms (may be NULL) when key is allowed at now. */
+int fg_store_allow_get(fg_store *st, const char *key, int64_t now_ms,
+                       int64_t *until_ms);
+/*
+ * An allow made on another host (share.h): honoured at once, and written
+ * to the allows table by the writer thread (replacing the key's row).
+ * The hooks do not hear of it.  0, FG_EINVAL or FG_ENOMEM.
+ */
+int fg_store_allow_set(fg_store *st, const char *key, int64_t until_ms,
+                       int64_t created_ms, const char *reason,
+                       const char *source);
+/* A disallow made on another host: the allow of key, if it was made at
+ * before_ms or earlier, goes from memory at once and from the table by
+ * the writer.  1 removed, 0 none, FG_EINVAL or FG_ENOMEM. */
+int fg_store_allow_remove(fg_store *st, const char *key, int64_t before_ms);
 
 /*
  * An operator's reset of key (floodgatectl reset and unban): its window

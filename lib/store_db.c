@@ -400,11 +400,15 @@ load_allows(fg_store *st, struct fg_db *d)
 	size_t n = 0, cap = 0;
 	sqlite3_stmt *s;
 
-	if (sqlite3_prepare_v2(d->db, "SELECT key, until_ms FROM allows",
-	                       -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(d->db, "SELECT key, until_ms, created_ms,"
+	                       " reason, source FROM allows", -1, &s,
+	                       NULL) != SQLITE_OK)
 		return;
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		const char *key = (const char *)sqlite3_column_text(s, 0);
+		const char *reason = (const char *)sqlite3_column_text(s, 3);
+		const char *source = (const char *)sqlite3_column_text(s, 4);
+		struct fg_allow_row *r;
 
 		if (key == NULL)
 			continue;
@@ -417,15 +421,84 @@ load_allows(fg_store *st, struct fg_db *d)
 			rows = nr;
 			cap = ncap;
 		}
-		if ((rows[n].key = strdup(key)) == NULL)
+		r = &rows[n];
+		r->key = strdup(key);
+		r->reason = strdup(reason ? reason : "");
+		r->source = strdup(source ? source : "");
+		if (r->key == NULL || r->reason == NULL || r->source == NULL) {
+			free(r->key);
+			free(r->reason);
+			free(r->source);
 			break;
-		rows[n++].until_ms = sqlite3_column_int64(s, 1);
+		}
+		r->until_ms = sqlite3_column_int64(s, 1);
+		r->created_ms = sqlite3_column_int64(s, 2);
+		n++;
 	}
 	sqlite3_finalize(s);
 	fg_store_allow_reload(st, rows, n);
-	while (n-- > 0)
+	while (n-- > 0) {
 		free(rows[n].key);
+		free(rows[n].reason);
+		free(rows[n].source);
+	}
 	free(rows);
+}
+
+enum fg_db_rc
+fg_store_db_allows(fg_store *st, const struct fg_allow_op *ops, size_t n,
+                   char *err, size_t errlen)
+{
+	struct fg_db *d = st->db;
+	sqlite3_stmt *set = NULL, *del = NULL;
+	int rc;
+
+	if (d == NULL || d->db == NULL || n == 0)
+		return FG_DB_OK;
+	if ((rc = sqlite3_prepare_v2(d->db, "INSERT INTO allows (key,"
+	                             " until_ms, created_ms, reason, source)"
+	                             " VALUES (?1, ?2, ?3, ?4, ?5)"
+	                             " ON CONFLICT (key) DO UPDATE SET"
+	                             " until_ms = excluded.until_ms,"
+	                             " created_ms = excluded.created_ms,"
+	                             " reason = excluded.reason,"
+	                             " source = excluded.source", -1, &set,
+	                             NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_prepare_v2(d->db, "DELETE FROM allows WHERE key = ?1"
+	                             " AND created_ms <= ?2", -1, &del,
+	                             NULL)) != SQLITE_OK)
+		goto fail;
+	if ((rc = run(d->begin)) != SQLITE_OK)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_stmt *s = ops[i].remove ? del : set;
+
+		bind_text(s, 1, ops[i].key);
+		if (ops[i].remove) {
+			sqlite3_bind_int64(s, 2, ops[i].created_ms);
+		} else {
+			sqlite3_bind_int64(s, 2, ops[i].until_ms);
+			sqlite3_bind_int64(s, 3, ops[i].created_ms);
+			bind_text(s, 4, ops[i].reason);
+			bind_text(s, 5, ops[i].source);
+		}
+		if ((rc = run(s)) != SQLITE_OK) {
+			run(d->rollback);
+			goto fail;
+		}
+	}
+	if ((rc = run(d->commit)) != SQLITE_OK) {
+		run(d->rollback);
+		goto fail;
+	}
+	sqlite3_finalize(set);
+	sqlite3_finalize(del);
+	return FG_DB_OK;
+fail:
+	snprintf(err, errlen, "allows: %s", sqlite3_errmsg(d->db));
+	sqlite3_finalize(set);
+	sqlite3_finalize(del);
+	return classify(rc);
 }
 
 /* Applies the operators' controls written since the last poll: a reset

@@ -174,11 +174,14 @@ struct fg_store {
 	pthread_mutex_t allow_mu;
 	struct fg_hmap allows;
 	struct fg_prefix_lens allow_lens;
+	struct fg_allow_op *allow_ops;   /* received, not yet written */
+	size_t nallow_ops, allow_ops_cap;
 	size_t ban_dirty;
 	pthread_mutex_t lvl_mu;
 	struct fg_hmap levels;
 	size_t lvl_dirty;
-	_Atomic uint64_t mod_gen;   /* bumped by every ban/level change */
+	_Atomic uint64_t mod_gen;   /* bumped by every ban/level change and
+	                               allow received */
 
 	/* store_writer.c: the queue, under qmu */
 	pthread_mutex_t qmu;
@@ -264,13 +267,28 @@ size_t fg_store_level_forget(fg_store *st, const char *key);
 /* store_allow.c */
 struct fg_allow_row {
 	char *key;
-	int64_t until_ms;
+	int64_t until_ms, created_ms;
+	char *reason, *source;
+};
+/* An allow received from another host, for the writer to put in the
+ * table; remove: delete the key's row made at created_ms or before. */
+struct fg_allow_op {
+	char *key, *reason, *source;
+	int64_t until_ms, created_ms;
+	bool remove;
 };
 void fg_store_allow_init(fg_store *st);
 void fg_store_allow_free(fg_store *st);
-/* Replaces the list with rows (the whole allows table). */
+/* Replaces the list with rows (the whole allows table) and the received
+ * allows not yet written; tells the allow hook what changed. */
 void fg_store_allow_reload(fg_store *st, const struct fg_allow_row *rows,
                            size_t n);
+/* The writer's: takes the received ops waiting, and gives them back
+ * (done, committed false) when they could not be written. */
+void fg_store_allow_collect(fg_store *st, struct fg_allow_op **out,
+                            size_t *n);
+void fg_store_allow_done(fg_store *st, struct fg_allow_op *ops, size_t n,
+                         bool committed);
 
 /* store_status.c */
 struct fg_vtotal {
@@ -376,6 +394,9 @@ enum fg_db_rc fg_store_db_prune(fg_store *st, int64_t now_ms, char *err,
                                 size_t errlen);
 /* Reloads the bans if another connection changed the database. */
 enum fg_db_rc fg_store_db_poll(fg_store *st, char *err, size_t errlen);
+/* Writes allows received from other hosts, in one transaction. */
+enum fg_db_rc fg_store_db_allows(fg_store *st, const struct fg_allow_op *ops,
+                                 size_t n, char *err, size_t errlen);
 /* The status row and verdict totals in one transaction. */
 struct fg_status_row {
 	int64_t updated_ms;

@@ -268,6 +268,10 @@ static const struct migration {
 	 "ALTER TABLE status ADD COLUMN shared_peers INTEGER;"
 	 "ALTER TABLE status ADD COLUMN shared_sync_ms INTEGER;"
 	 "ALTER TABLE status ADD COLUMN shared_skew_ms INTEGER;"},
+	/* Schema 7: where an allow came from, as for bans ("floodgatectl",
+	 * or "peer:<node>" for one received from another host). */
+	{7,
+	 "ALTER TABLE allows ADD COLUMN source TEXT NOT NULL DEFAULT '';"},
 };
 
 #define SCHEMA_VERSION (migrations[FG_NELEM(migrations) - 1].version)

@@ -131,7 +131,9 @@ drain(fg_store *st, struct fg_row **batch)
 	for (;;) {
 		struct fg_ban_op *bans = NULL;
 		struct fg_level_op *lvls = NULL;
-		size_t n, nbans = 0, nlvls = 0;
+		struct fg_allow_op *allows = NULL;
+		size_t n, nbans = 0, nlvls = 0, nallows = 0;
+		enum fg_db_rc arc;
 		uint64_t gen = atomic_load(&st->mod_gen);
 
 		pthread_mutex_lock(&st->qmu);
@@ -145,6 +147,16 @@ drain(fg_store *st, struct fg_row **batch)
 		/* Out of memory here leaves the marks set: next tick. */
 		fg_store_ban_collect(st, &bans, &nbans);
 		fg_store_level_collect(st, &lvls, &nlvls);
+		/* Allows received from other hosts (in memory already), in
+		 * a transaction of their own. */
+		fg_store_allow_collect(st, &allows, &nallows);
+		arc = nallows > 0 ? fg_store_db_allows(st, allows, nallows, err,
+		                                       sizeof(err))
+		                  : FG_DB_OK;
+		fg_store_allow_done(st, allows, nallows, arc == FG_DB_OK);
+		if (arc != FG_DB_OK)
+			report_failure(st, arc, "writing allows from other hosts",
+			               err, nallows);
 
 		rc = FG_DB_OK;
 		if (n > 0 || nbans > 0 || nlvls > 0) {
@@ -202,7 +214,7 @@ drain(fg_store *st, struct fg_row **batch)
 		st->qhead = (st->qhead + n) % st->qcap;
 		st->qcount -= n;
 		st->q_done += n;
-		if (gen > st->persisted_gen)
+		if (gen > st->persisted_gen && arc == FG_DB_OK)
 			st->persisted_gen = gen;
 		pthread_mutex_unlock(&st->qmu);
 		pthread_cond_broadcast(&st->fcv);

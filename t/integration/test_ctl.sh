@@ -244,7 +244,7 @@ ok "the stricter replay names the attacker" \
 out=$(ctl check); rc=$?
 is "$rc" 0 "check exits 0"
 ok "check says ok" grep -Eq '^integrity +ok$' <<<"$out"
-ok "check shows the schema version" grep -Eq '^schema version +6 ' <<<"$out"
+ok "check shows the schema version" grep -Eq '^schema version +7 ' <<<"$out"
 is "$(ctl --json check | py 'd["ok"], d["application_id"]')" "True 1718380388" "check --json"
 out=$(ctl prune --older 1d); rc=$?
 is "$rc" 0 "prune exits 0"

@@ -7,6 +7,9 @@
 #    sharing each host lets through its own limit, three times as much;
 #  - a ban on one host refuses on the other two, an unban lifts it
 #    everywhere, and the others record it with source peer:a;
+#  - so does the operators' allow list: an allow on one host lets the
+#    refused attacker through on the other two, which record it with
+#    source peer:a, and a disallow refuses it again everywhere;
 #  - Redis killed (-9), stopped (SIGSTOP), paused (CLIENT PAUSE) or asleep
 #    (DEBUG SLEEP) under load: every session still gets its answer, each
 #    node logs one line per change of state, and the sums are exact again
@@ -255,6 +258,46 @@ ok "an unban on a lifts it on a, b and c" \
 in_force() { sqlite3 "$T/$1.db" "SELECT count(*) FROM bans WHERE key = '203.0.113.0/24' AND until_ms > CAST(strftime('%s','now') AS INTEGER) * 1000" 2>/dev/null; }
 wait_for "[ \"\$(in_force b)\" = 0 ]" 5
 is "$(in_force b)" 0 "... and b's database no longer has it in force"
+
+# The operators' allow list, like bans.
+ctl_on() { local n=$1; shift; "$CTL" -c "$T/$n.conf" -d "$T/$n.db" "$@"; }
+refused_on() { [ "$(event "$1" 198.51.100.200 al)" = refused ]; }
+passes_on() { [ "$(event "$1" 198.51.100.200 al)" = pass ]; }
+# until_s COND SECONDS: wait_for bounded by the clock, for conditions
+# that are whole sessions (a refused one can take seconds).
+until_s() {
+	local end=$((SECONDS + $2))
+	until eval "$1"; do
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep 0.1
+	done
+}
+for n in a b c; do
+	ok "the attacker is refused on $n" until_s "refused_on $n" 60
+done
+t0=$EPOCHREALTIME
+ctl_on a allow 198.51.100.200 --reason "false positive" >/dev/null
+ok "an allow made with floodgatectl on a lets the attacker through there" \
+	until_s "passes_on a" 60
+ok "... and on b and c" until_s "passes_on b && passes_on c" 60
+echo "# figure: a, b and c let the attacker through $(ms_since "$t0") ms after the allow on a (a refused try is a session of seconds; 2 I = 500 ms)"
+allow_source() { sqlite3 "$T/$1.db" "SELECT source FROM allows WHERE key = '198.51.100.200'" 2>/dev/null; }
+# (written by b's and c's writer threads, within a flush_interval)
+wait_for "[ \"\$(allow_source b)\" = peer:a ] && [ \"\$(allow_source c)\" = peer:a ]" 5
+is "$(allow_source a)" floodgatectl "a's database records the allow with source floodgatectl"
+is "$(allow_source b)" peer:a "b's database records it with source peer:a"
+is "$(allow_source c)" peer:a "... and c's"
+out=$(ctl_on b allows 2>&1)
+ok "floodgatectl allows on b lists it with source peer:a" \
+	grep -Eq '^198\.51\.100\.200 .* peer:a +false positive$' <<<"$out" || echo "#   got: $out"
+is "$(ctl_on c --json allows | py '[(x["key"], x["source"]) for x in d["allows"]]')" \
+	"[('198.51.100.200', 'peer:a')]" "... and allows --json on c"
+ctl_on a disallow 198.51.100.200 >/dev/null
+ok "a disallow on a refuses the attacker again on a, b and c" \
+	until_s "refused_on a && refused_on b && refused_on c" 60
+wait_for "[ -z \"\$(allow_source b)\" ] && [ -z \"\$(allow_source c)\" ]" 5
+is "$(allow_source b)$(allow_source c)" "" "... and b's and c's databases no longer have the allow"
+is "$(ctl_on b allows)" "no allows in force" "... nor does floodgatectl allows on b"
 
 # ---- Redis fails under load --------------------------------------------------
 

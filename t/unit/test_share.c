@@ -28,9 +28,9 @@ struct node {
 	struct fg_config *cfg;
 	fg_store *st;
 	fg_share *sh;
-	int bans, lifts, resets;
+	int bans, lifts, resets, allows, disallows;
 	char last_source[64], last_key[320];
-	int64_t last_until;
+	int64_t last_until, last_before;
 };
 
 static int64_t
@@ -63,6 +63,33 @@ host_lift(void *ctx, const char *key, bool reset)
 	snprintf(n->last_key, sizeof(n->last_key), "%s", key);
 }
 
+/* An allow from another host.  What it changed, told back to the share
+ * at once (as a store's hook might), must not go out again. */
+static void
+host_allow(void *ctx, const char *key, int64_t until, int64_t created,
+           const char *reason, const char *source)
+{
+	struct node *n = ctx;
+
+	n->allows++;
+	n->last_until = until;
+	snprintf(n->last_source, sizeof(n->last_source), "%s", source);
+	snprintf(n->last_key, sizeof(n->last_key), "%s", key);
+	fg_share_allow_changed(n->sh, key, false, until, created, reason,
+	                       "floodgatectl");
+}
+
+static void
+host_disallow(void *ctx, const char *key, int64_t before)
+{
+	struct node *n = ctx;
+
+	n->disallows++;
+	n->last_before = before;
+	snprintf(n->last_key, sizeof(n->last_key), "%s", key);
+	fg_share_allow_changed(n->sh, key, true, 0, 0, NULL, NULL);
+}
+
 #define CONF_FMT \
     "shared = { backend = \"redis\"; node = \"%s\"; slot = \"%s\";" \
     " sync_interval = \"%dms\"; max_remote_ban = \"1h\"; };" \
@@ -79,7 +106,8 @@ node_open(struct node *n, const char *name, struct fake_redis *r,
 	struct fg_share_transport t = fake_transport(r);
 	struct fg_share_host host = {
 		.ctx = n, .own_since = own_since, .ban = host_ban,
-		.lift = host_lift,
+		.lift = host_lift, .allow = host_allow,
+		.disallow = host_disallow,
 	};
 
 	memset(n, 0, sizeof(*n));
@@ -333,6 +361,116 @@ test_bans(void)
 	is_int(b.lifts, 1, "the lift reaches b");
 	is_int(b.resets, 1, "and resets its counts");
 	ok(fk_find(&r, "fg:ban:203.0.113.0/24", NULL) == NULL, "ban:<key> gone");
+	node_close(&a);
+	node_close(&b);
+	fake_free(&r);
+}
+
+/* Entries of the banlog whose op is op. */
+static int
+log_ops(const struct fake_redis *r, const char *op)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < r->nxs; i++)
+		for (int k = 0; k + 1 < r->xs[i].nf; k += 2)
+			n += strcmp(r->xs[i].fv[k], "op") == 0 &&
+			     strcmp(r->xs[i].fv[k + 1], op) == 0;
+	return n;
+}
+
+static void
+test_allows(void)
+{
+	struct fake_redis r = {0};
+	struct node a, b, c;
+	int64_t now = start_ms();
+	struct fake_kv *kv;
+
+	r.now_ms = now;
+	node_open(&a, "a", &r, 250, "1h", now);
+	node_open(&b, "b", &r, 250, "1h", now);
+	fg_share_tick(a.sh, now, 0);
+	fg_share_tick(b.sh, now, 0);
+	fg_share_allow_changed(a.sh, "192.0.2.25", false, INT64_MAX, now,
+	                       "partner", "floodgatectl");
+	fg_share_allow_changed(a.sh, "192.0.2.26", false, now + 60000, now,
+	                       "from a peer", "peer:c");
+	fg_share_tick(a.sh, now, 250);
+	fg_share_tick(b.sh, now, 250);
+	is_int(b.allows, 1, "allows: b got a's allow (not the one a got "
+	       "from c)");
+	is_str(b.last_key, "192.0.2.25", "allows: its key");
+	is_str(b.last_source, "peer:a", "allows: source peer:a");
+	ok(b.last_until == INT64_MAX, "allows: without an end, as made");
+	kv = fk_find(&r, "fg:allow:192.0.2.25", NULL);
+	ok(kv != NULL && strncmp(kv->val, "9223372036854775807 ", 20) == 0,
+	   "allows: allow:<key> set");
+	fg_share_tick(b.sh, now, 500);
+	fg_share_tick(a.sh, now, 500);
+	fg_share_tick(b.sh, now, 750);
+	is_int(a.allows, 0, "allows: nothing comes back to a");
+	is_int(b.allows, 1, "allows: read once");
+	is_int(log_ops(&r, "allow"), 1, "allows: b sent nothing back");
+	fg_share_allow_changed(b.sh, "192.0.2.25", false, INT64_MAX, now,
+	                       "partner", "peer:a");
+	fg_share_tick(b.sh, now, 1000);
+	is_int(log_ops(&r, "allow"), 1, "allows: an allow from a peer is "
+	       "not shared");
+
+	fg_share_allow_changed(a.sh, "192.0.2.25", true, 0, 0, NULL, NULL);
+	fg_share_tick(a.sh, now, 1000);
+	fg_share_tick(b.sh, now, 1250);
+	is_int(b.disallows, 1, "disallow: reaches b");
+	is_str(b.last_key, "192.0.2.25", "disallow: its key");
+	ok(b.last_before == INT64_MAX, "disallow: whatever the allow's time");
+	ok(fk_find(&r, "fg:allow:192.0.2.25", NULL) == NULL,
+	   "disallow: allow:<key> gone");
+	fg_share_tick(a.sh, now, 1500);
+	fg_share_tick(b.sh, now, 1500);
+	is_int(a.disallows, 0, "disallow: nothing comes back to a");
+	is_int(log_ops(&r, "disallow"), 1, "disallow: b sent nothing back");
+
+	/* A host that starts later reads the log in order. */
+	node_open(&c, "c", &r, 250, "1h", now);
+	fg_share_tick(c.sh, now, 0);
+	is_int(c.allows * 10 + c.disallows, 11, "later host: the allow, then "
+	       "the disallow");
+	node_close(&c);
+
+	/* Bans not shared: no allow either. */
+	node_close(&a);
+	{
+		char text[512];
+
+		snprintf(text, sizeof(text), "shared = { backend = \"redis\";"
+		         " node = \"a\"; bans = false; }; rules = ( { name ="
+		         " \"dict\"; type = \"invalid_recipients\"; limit = 9;"
+		         " window = \"1h\"; } );");
+		memset(&a, 0, sizeof(a));
+		if (fg_config_load_string(text, "t.conf", &a.cfg, NULL,
+		                          NULL) == 0) {
+			struct fg_share_transport t = fake_transport(&r);
+			struct fg_share_host host = {.ctx = &a,
+			                             .own_since = own_since};
+			char err[256];
+			struct fg_store_options opt = {.counters_only = true,
+			                               .horizon_ms = 3600000};
+
+			fg_store_open(&opt, now, &a.st, err, sizeof(err));
+			is_int(fg_share_new(a.cfg, &t, &host, &a.sh), 0,
+			       "bans = false: a share");
+			is_int(fg_share_tick(a.sh, now, 2000), 0,
+			       "bans = false: syncs");
+			fg_share_allow_changed(a.sh, "192.0.2.27", false,
+			                       INT64_MAX, now, "", "floodgatectl");
+			fg_share_tick(a.sh, now, 2250);
+			is_int(log_ops(&r, "allow"), 1, "bans = false: allows "
+			       "are not shared");
+		} else {
+			ok(0, "bans = false: config loads");
+		}
+	}
 	node_close(&a);
 	node_close(&b);
 	fake_free(&r);
@@ -740,6 +878,7 @@ main(void)
 	test_edge();
 	test_failures();
 	test_bans();
+	test_allows();
 	test_clock_config_budget();
 	test_real_redis();
 	test_simulation();

@@ -25,8 +25,8 @@
 #include "store_fixture.h"
 #include "tap.h"
 
-/* Turns a new file back into schema 3 (before n and the sample), for the
- * migrations. */
+/* Turns a new file back into schema 3 (before n, the sample, the shared
+ * status and the allows' source), for the migrations. */
 #define DOWN_TO_3 \
 	"DROP VIEW top_offenders_1h; DROP VIEW top_offenders_24h;" \
 	" DROP VIEW invalid_ratio_by_network;" \
@@ -38,7 +38,8 @@
 	" ALTER TABLE status DROP COLUMN shared_reason;" \
 	" ALTER TABLE status DROP COLUMN shared_peers;" \
 	" ALTER TABLE status DROP COLUMN shared_sync_ms;" \
-	" ALTER TABLE status DROP COLUMN shared_skew_ms;"
+	" ALTER TABLE status DROP COLUMN shared_skew_ms;" \
+	" ALTER TABLE allows DROP COLUMN source;"
 #define T0 INT64_C(1700000000000)
 #define HOUR INT64_C(3600000)
 #define DAY (24 * HOUR)
@@ -718,8 +719,8 @@ test_external_bans(void)
 /* The hooks (store.h): what the share hears of events and bans. */
 struct heard {
 	pthread_mutex_t mu;
-	int records, ctrs, bans, lifts;
-	char last[64];
+	int records, ctrs, bans, lifts, allows, disallows;
+	char last[64], source[64];
 };
 
 static void
@@ -752,6 +753,23 @@ heard_ban(void *arg, const char *key, bool lift, int64_t until_ms,
 	pthread_mutex_unlock(&h->mu);
 }
 
+static void
+heard_allow(void *arg, const char *key, bool disallow, int64_t until_ms,
+            int64_t created_ms, const char *reason, const char *source)
+{
+	struct heard *h = arg;
+
+	(void)until_ms; (void)created_ms; (void)reason;
+	pthread_mutex_lock(&h->mu);
+	if (disallow)
+		h->disallows++;
+	else
+		h->allows++;
+	snprintf(h->last, sizeof(h->last), "%s", key);
+	snprintf(h->source, sizeof(h->source), "%s", source ? source : "");
+	pthread_mutex_unlock(&h->mu);
+}
+
 static int
 heard_get(struct heard *h, int *field)
 {
@@ -778,8 +796,9 @@ test_hooks(void)
 {
 	const char *path = in_dir("hooks.db");
 	fg_store *st = open_at(path, T0, HOUR, 0, 0);
-	struct heard h = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, ""};
-	struct fg_store_hooks hooks = {&h, heard_record, heard_ban};
+	struct heard h = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0, 0, "", ""};
+	struct fg_store_hooks hooks = {&h, heard_record, heard_ban,
+	                               heard_allow};
 	const char *keys[] = {"192.0.2.7", "192.0.2.0/24"};
 	struct fg_event ev = {
 		.time_ms = T0, .kind = FG_EV_RCPT, .rcpt_class = FG_RCPT_INVALID,
@@ -818,6 +837,142 @@ test_hooks(void)
 	ok(heard_wait(&h, &h.lifts, 3), "hooks: a row deleted is a lift");
 	is_int(heard_get(&h, &h.bans), 3, "hooks: nothing told twice");
 	fg_store_set_hooks(st, NULL);
+	fg_store_close(st);
+}
+
+/* Waits (a while at most) for sql to give want on a connection of its
+ * own: what the writer thread commits. */
+static bool
+q_wait(const char *path, const char *sql, int64_t want)
+{
+	int64_t t0 = mono_ms();
+
+	while (q_int(path, sql) != want && mono_ms() - t0 < 5000)
+		sleep_ms(10);
+	return q_int(path, sql) == want;
+}
+
+/* Waits (a while at most) for the store to hold key allowed or not:
+ * the writer thread read the table again. */
+static bool
+allowed_wait(fg_store *st, const char *key, int64_t now, int want)
+{
+	int64_t t0 = mono_ms();
+
+	while (fg_store_allowed(st, key, now) != want && mono_ms() - t0 < 5000)
+		sleep_ms(10);
+	return fg_store_allowed(st, key, now) == want;
+}
+
+/* A new allow of key in the table, and the wait for the hook to hear of
+ * it: what it heard before (reloads are told in order) is all told. */
+static bool
+marker(const char *path, struct heard *h, const char *key, int64_t now)
+{
+	char sql[256];
+	int64_t t0 = mono_ms();
+	bool seen = false;
+
+	snprintf(sql, sizeof(sql), "INSERT INTO allows (key, until_ms,"
+	         " created_ms) VALUES ('%s', %" PRId64 ", %" PRId64 ")", key,
+	         now + HOUR, now);
+	q_exec(path, sql);
+	while (!seen && mono_ms() - t0 < 5000) {
+		pthread_mutex_lock(&h->mu);
+		seen = strcmp(h->last, key) == 0;
+		pthread_mutex_unlock(&h->mu);
+		if (!seen)
+			sleep_ms(10);
+	}
+	return seen;
+}
+
+/*
+ * The allow list and the other hosts: a change another process makes to
+ * the allows table is told to the allow hook, expiry is not; an allow
+ * received (fg_store_allow_set) holds at once, reaches the table with its
+ * source and outlives a restart, and is never told back, nor is its
+ * removal (fg_store_allow_remove).
+ */
+static void
+test_allow_hooks(void)
+{
+	const char *path = in_dir("allowhooks.db");
+	fg_store *st = open_at(path, T0, HOUR, 0, 0);
+	struct heard h = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0, 0, "", ""};
+	struct fg_store_hooks hooks = {&h, NULL, NULL, heard_allow};
+	struct timespec ts;
+	int64_t now;
+	char sql[512];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000;
+	fg_store_set_hooks(st, &hooks);
+	snprintf(sql, sizeof(sql), "INSERT INTO allows (key, until_ms,"
+	         " created_ms, reason, source) VALUES ('192.0.2.9', %" PRId64
+	         ", %" PRId64 ", 'partner', 'floodgatectl')", now + HOUR, now);
+	q_exec(path, sql);
+	ok(heard_wait(&h, &h.allows, 1), "allow hook: an allow in the table");
+	pthread_mutex_lock(&h.mu);
+	is_str(h.last, "192.0.2.9", "allow hook: its key");
+	is_str(h.source, "floodgatectl", "allow hook: its source");
+	pthread_mutex_unlock(&h.mu);
+	q_exec(path, "UPDATE allows SET until_ms = until_ms + 60000");
+	ok(heard_wait(&h, &h.allows, 2), "allow hook: an extension");
+	q_exec(path, "DELETE FROM allows WHERE key = '192.0.2.9'");
+	ok(heard_wait(&h, &h.disallows, 1), "allow hook: a disallow");
+	snprintf(sql, sizeof(sql), "INSERT INTO allows (key, until_ms,"
+	         " created_ms) VALUES ('192.0.2.10', %" PRId64 ", %" PRId64
+	         "), ('192.0.2.11', %" PRId64 ", %" PRId64 ")", now - 1000,
+	         now - HOUR, now + HOUR, now);
+	q_exec(path, sql);
+	ok(allowed_wait(st, "192.0.2.11", now, 1), "allow hook: table read");
+	ok(marker(path, &h, "192.0.2.100", now), "allow hook: marker heard");
+	is_int(heard_get(&h, &h.allows), 4, "allow hook: a new allow, not an "
+	       "expired one");
+	q_exec(path, "DELETE FROM allows WHERE key = '192.0.2.10';"
+	       " DELETE FROM allows WHERE key = '192.0.2.11';");
+	ok(allowed_wait(st, "192.0.2.11", now, 0), "allow hook: table read "
+	   "again");
+	ok(marker(path, &h, "192.0.2.101", now), "allow hook: marker heard");
+	is_int(heard_get(&h, &h.disallows), 2, "allow hook: a disallow, not "
+	       "the end of an expired one");
+
+	/* Received from another host. */
+	is_int(fg_store_allow_set(st, "198.51.100.0/24", now + HOUR, now, "r",
+	                          "peer:b"), 0, "allow received: set");
+	is_int(fg_store_allowed(st, "198.51.100.0/24", now), 1,
+	       "allow received: honoured at once");
+	ok(q_wait(path, "SELECT count(*) FROM allows WHERE key ="
+	          " '198.51.100.0/24' AND source = 'peer:b'", 1),
+	   "allow received: written with its source");
+	ok(marker(path, &h, "203.0.113.5", now), "allow hook: marker heard");
+	is_int(fg_store_allow_remove(st, "198.51.100.0/24", INT64_MAX), 1,
+	       "disallow received: removed");
+	is_int(fg_store_allowed(st, "198.51.100.0/24", now), 0,
+	       "disallow received: at once");
+	ok(q_wait(path, "SELECT count(*) FROM allows WHERE key ="
+	          " '198.51.100.0/24'", 0), "disallow received: written");
+	is_int(fg_store_allow_remove(st, "203.0.113.5", now - 1), 0,
+	       "disallow received: not of an allow made since");
+	is_int(fg_store_allow_remove(st, "203.0.113.6", INT64_MAX), 0,
+	       "disallow received: of nothing");
+	is_int(fg_store_allow_set(st, "192.0.2.77", INT64_MAX, now, "",
+	                          "peer:c"), 0, "allow received: another");
+	ok(q_wait(path, "SELECT count(*) FROM allows WHERE key = '192.0.2.77'",
+	          1), "allow received: in the table");
+	ok(marker(path, &h, "203.0.113.7", now), "allow hook: marker heard");
+	fg_store_set_hooks(st, NULL);
+	is_int(heard_get(&h, &h.allows), 7, "allow hook: allows received are "
+	       "not told (4 and the three markers)");
+	is_int(heard_get(&h, &h.disallows), 2, "allow hook: nor disallows "
+	       "received");
+	fg_store_close(st);
+	st = open_at(path, T0, HOUR, 0, 0);
+	is_int(fg_store_allowed(st, "192.0.2.77", now), 1,
+	       "allow received: kept across a restart");
+	is_int(fg_store_allow_get(st, "198.51.100.0/24", now, NULL), 0,
+	       "disallow received: kept across a restart");
 	fg_store_close(st);
 }
 
@@ -1331,6 +1486,7 @@ main(void)
 	test_prune();
 	test_external_bans();
 	test_hooks();
+	test_allow_hooks();
 	test_migrations();
 	test_migrate_v1();
 	test_migrate_v2();
