@@ -311,8 +311,17 @@ fg_share_remote(fg_share *sh, const char *key, enum fg_counter c,
 	s = fg_share_shard(sh, h);
 	pthread_mutex_lock(&s->mu);
 	if ((e = fg_share_ent_find(s, h, key)) != NULL) {
-		if (e->pulled_ms > 0)
-			part.age_ms = now_ms > e->pulled_ms ? now_ms - e->pulled_ms : 0;
+		if (e->pulled_ms > 0) {
+			/* Fetched then, and no peer pushed it since as of the
+			 * last read of the feed (unless it is wanted). */
+			int64_t at = e->pulled_ms;
+			int64_t fresh = atomic_load_explicit(&sh->fresh_ms,
+			                                     memory_order_relaxed);
+			if (!e->stale && !(e->want & (SH_WANT_SLOTS | SH_WANT_ALL)) &&
+			    fresh > at)
+				at = fresh;
+			part.age_ms = now_ms > at ? now_ms - at : 0;
+		}
 		/* Slots after k are inside the window whole, slot k in part
 		 * (or not at all when it ends at lo + 1). */
 		k = lo >= 0 ? lo / slot_ms : -((-lo + slot_ms - 1) / slot_ms);
@@ -616,6 +625,7 @@ fg_share_free(fg_share *sh)
 		free(sh->bans[i].source);
 	}
 	free(sh->bans);
+	free(sh->slots);
 	params_free(&sh->p);
 	params_free(&sh->tp);
 	pthread_mutex_destroy(&sh->cfg_mu);
@@ -762,13 +772,19 @@ fg_share_tick(fg_share *sh, int64_t now_ms, int64_t mono_ms)
 			return FG_EIO;
 		}
 		sh->connected = true;
-		sh->gen++;
-		/* Whatever the server lost meanwhile: everything again. */
-		fg_share_mark_all(sh, now_ms);
 		sh->last_nodes_ms = 0;
+		/* Whatever the server lost meanwhile: everything again, once
+		 * a first round trip (with a write: the heartbeat) shows that
+		 * it takes it; a server that fails it costs no more than
+		 * that. */
+		if ((rc = fg_share_sync(sh, now_ms, false)) == 0)
+			fg_share_republish(sh, now_ms);
+		else
+			goto failed;
 	}
-	rc = fg_share_sync(sh, now_ms);
+	rc = fg_share_sync(sh, now_ms, true);
 	if (rc != 0) {
+failed:
 		disconnect(sh);
 		backoff(sh, mono_ms);
 		return FG_EIO;

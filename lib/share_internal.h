@@ -26,6 +26,13 @@
 #define SH_BANLOG_MAXLEN 10000
 #define SH_BANLOG_COUNT 500
 #define SH_NONE INT64_MAX         /* no slot */
+#define SH_FEED_MAXLEN 10000      /* entries the feed keeps, about */
+#define SH_FEED_COUNT 1000        /* entries read from it per round trip */
+#define SH_FEED_KEYS 1000         /* keys named per entry */
+#define SH_SCAN_SLICE 256         /* buckets scanned per shard lock hold */
+#define SH_WANT_SLOTS 1           /* fetch the newest slots (HMGET) */
+#define SH_WANT_ALL 2             /* fetch it whole (HGETALL) */
+#define SH_WANT_QUEUED 4          /* on this round's list to fetch */
 
 /* One remote count: node's count of ctr in slot. */
 struct rslot {
@@ -49,6 +56,11 @@ struct ent {
 	uint64_t memo_nodes;
 	uint32_t version, memo_version;
 	int memo_ctr;                 /* -1: none */
+	int64_t peer_ms;              /* a peer last announced pushing it */
+	int64_t ttl_ms;               /* last PEXPIRE sent (sync thread) */
+	uint64_t pull_tick;           /* the sync that last fetched it */
+	uint8_t want;                 /* a peer pushed it since it was
+	                                 fetched: 0, SH_WANT_SLOTS, SH_WANT_ALL */
 	bool stale;                   /* fetch all of it (HGETALL) */
 	bool withdraw;                /* delete own fields (after a lift) */
 	struct rslot *r;
@@ -95,6 +107,7 @@ struct fg_share {
 	uint64_t seed;
 	_Atomic uint64_t nkeys, keys_refused;
 	_Atomic int64_t slot_ms;
+	_Atomic int64_t fresh_ms;     /* the feed read and followed up to here */
 	_Atomic unsigned ctr_mask, key_mask;
 	_Atomic int nnodes;
 	_Atomic bool active;
@@ -129,6 +142,10 @@ struct fg_share {
 	char collide_token[24];
 	char epoch[64];               /* the server's epoch as last seen */
 	char banlog_id[64];           /* last banlog entry read; "" none */
+	char feed_id[64];             /* last feed entry read; "" none yet */
+	uint64_t ticks;               /* round trips attempted */
+	int64_t (*slots)[FG_CNT__COUNT]; /* own counts being pushed */
+	size_t slots_cap;
 	bool connected;
 	bool set_epoch;
 	bool readonly;                /* fg_share_read_only */
@@ -166,7 +183,13 @@ void fg_share_set_state(fg_share *sh, enum fg_share_state state,
                         const char *reason);
 
 /* share_sync.c */
-int fg_share_sync(fg_share *sh, int64_t now_ms);
+/* One round trip; without keys, only the clock, the epoch and the
+ * heartbeat (a probe of a new connection). */
+int fg_share_sync(fg_share *sh, int64_t now_ms, bool keys);
 void fg_share_mark_all(fg_share *sh, int64_t now_ms);
+/* Everything pushed again and fetched whole, and a new generation in
+ * the next heartbeat (after the pushes), so that the peers fetch every
+ * key whole once it is there. */
+void fg_share_republish(fg_share *sh, int64_t now_ms);
 
 #endif

@@ -3,17 +3,36 @@
  * pipeline, and what the replies change.
  *
  * The pipeline, in order: TIME; GET epoch (and SET epoch NX when it was
- * missing); per key, within max_commands: HSET of this host's changed
- * slots and PEXPIRE, HDEL of its fields that left the horizon or that a
- * lift withdrew, HGETALL of a key new here or stale, HMGET of the newest
- * two slots of a key seen here within "hot"; the bans and lifts made here
+ * missing); about once a second HGETALL nodes; XRANGE feed from the last
+ * entry read (XREVRANGE ... COUNT 1 at first, to find its end); per key,
+ * within max_commands: HSET of this host's changed slots (PEXPIRE once a
+ * slot), HDEL of its fields that left the horizon or that a lift
+ * withdrew, HGETALL of a key new here or stale, or wanted and hot (below);
+ * XADD feed naming the keys pushed; the bans and lifts made here
  * (SET ban:<key> PX, DEL, XADD banlog); XRANGE banlog from the last entry
- * read; about once a second HGETALL nodes and HSET nodes (heartbeat).
+ * read; about once a second HSET nodes (heartbeat).
+ *
+ * Which keys are fetched.  Most keys are counted by one host only (a
+ * client talks to one MX), so fetching every key seen here lately at
+ * every sync would cost a command per key and round for nothing.  A key
+ * is fetched whole (HGETALL) when it is new here, after a reconnect, a
+ * peer's, or a gap in the feed; after that only when the feed names it:
+ * a key named there that is hot here (seen within "hot") and was not
+ * fetched in this round trip is fetched at once, in a second round trip
+ * (HMGET of the slots a peer may still change); one not hot is marked, to
+ * be fetched whole when it is hot again.  Each host adds its XADD after
+ * its HSETs, and reads the feed before its fetches, so what the feed
+ * names is in the server by the time it is fetched.
+ *
+ * The bound: a peer's event is pushed and named at the peer's next sync
+ * (within I, the sync_interval), read here at this host's next (within
+ * I + RTT) and fetched in the same sync (one RTT more): S = 2 I + 2 RTT,
+ * one round trip more than fetching every hot key every time.
  *
  * Replies replace cached values (absolute counts: a replay is harmless).
  * Any error reply (OOM, READONLY, NOAUTH...) fails the round trip: the
  * caller disconnects and retries later, and the keys are pushed again
- * after the reconnect.
+ * after the reconnect (and after the first good round trip on it).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -29,7 +48,7 @@
 
 enum op_kind {
 	OP_IGNORE, OP_TIME, OP_EPOCH, OP_HGETALL, OP_HMGET, OP_XRANGE,
-	OP_NODES,
+	OP_NODES, OP_FEED, OP_FEED_END,
 };
 
 struct op {
@@ -130,6 +149,7 @@ struct work {
 	int64_t pub_lo, pub_hi;       /* as before this round */
 	int64_t del_lo, del_hi;       /* own fields to delete (slots) */
 	int pull;                     /* 0, OP_HGETALL, OP_HMGET */
+	bool pushed;                  /* an HSET went out: announce it */
 };
 
 /* Number of counters in mask. */
@@ -142,6 +162,33 @@ ctr_list(unsigned mask, int *out)
 		if ((mask & (1u << c)) && fg_share_ctr_letter((enum fg_counter)c))
 			out[n++] = c;
 	return n;
+}
+
+static bool
+is_hot(const fg_share *sh, const struct ent *e, int64_t now_ms)
+{
+	return e->last_local_ms > 0 && e->last_local_ms >= now_ms - sh->tp.hot_ms;
+}
+
+/* Whether e is to be fetched this round, and how; under its shard's
+ * lock.  A key new here (or after a reconnect, or a peer's) is fetched
+ * whole once; after that only when the feed said that a peer pushed it,
+ * while it is hot here. */
+static int
+pull_of(fg_share *sh, struct ent *e, int64_t now_ms)
+{
+	int pull = 0;
+
+	if (e->stale && e->last_local_ms > 0 &&
+	    e->last_local_ms >= now_ms - sh->tp.horizon_ms)
+		pull = OP_HGETALL;
+	else if ((e->want & (SH_WANT_SLOTS | SH_WANT_ALL)) &&
+	         is_hot(sh, e, now_ms))
+		pull = (e->want & SH_WANT_ALL) || e->pulled_ms == 0 ? OP_HGETALL
+		                                                    : OP_HMGET;
+	if (pull != 0)
+		e->want = 0;
+	return pull;
 }
 
 static bool
@@ -180,22 +227,53 @@ collect_one(fg_share *sh, struct ent *e, int64_t now_ms, struct work *w)
 		e->dirty_from = SH_NONE;
 		any = true;
 	}
-	if (e->last_local_ms > 0 &&
-	    (e->last_local_ms >= now_ms - p->hot_ms ||
-	     (e->stale && e->last_local_ms >= now_ms - p->horizon_ms))) {
-		w->pull = e->stale || e->pulled_ms == 0 ? OP_HGETALL : OP_HMGET;
+	if ((w->pull = pull_of(sh, e, now_ms)) != 0)
 		any = true;
-	}
 	return any;
+}
+
+/* This host's counts of w's key in its slots to push, into sh->slots
+ * (slot push_from first); false when they cannot be had. */
+static bool
+own_counts(fg_share *sh, const struct work *w, const int *ctrs, int nctr)
+{
+	const struct params *pr = &sh->tp;
+	size_t n = (size_t)(w->push_to - w->push_from + 1);
+
+	if (n > sh->slots_cap) {
+		int64_t(*ns)[FG_CNT__COUNT] = realloc(sh->slots, n * sizeof(*ns));
+		if (ns == NULL)
+			return false;
+		sh->slots = ns;
+		sh->slots_cap = n;
+	}
+	memset(sh->slots, 0, n * sizeof(*sh->slots));
+	if (sh->host.own_slots != NULL &&
+	    sh->host.own_slots(sh->host.ctx, w->e->key, w->push_from * pr->slot_ms,
+	                       pr->slot_ms, n, sh->slots) == 0)
+		return true;
+	if (sh->host.own_since == NULL)
+		return false;
+	for (int i = 0; i < nctr; i++) {
+		enum fg_counter c = (enum fg_counter)ctrs[i];
+		int64_t later = sh->host.own_since(sh->host.ctx, w->e->key, c,
+		                                   (w->push_to + 1) * pr->slot_ms);
+		for (int64_t s = w->push_to; s >= w->push_from; s--) {
+			int64_t since = sh->host.own_since(sh->host.ctx, w->e->key,
+			                                   c, s * pr->slot_ms);
+			sh->slots[s - w->push_from][c] = since - later;
+			later = since;
+		}
+	}
+	return true;
 }
 
 static void
 build_push(fg_share *sh, struct pipe *p, struct work *w, const int *ctrs,
-           int nctr)
+           int nctr, int64_t now_ms)
 {
 	const struct params *pr = &sh->tp;
 	int64_t lo = SH_NONE, hi = INT64_MIN;
-	size_t start = p->n;
 
 	if (w->del_lo <= w->del_hi) {
 		pipe_begin(p, OP_IGNORE, NULL);
@@ -207,21 +285,16 @@ build_push(fg_share *sh, struct pipe *p, struct work *w, const int *ctrs,
 				         fg_share_ctr_letter((enum fg_counter)ctrs[i]),
 				         pr->node);
 	}
-	if (w->push_from == SH_NONE || sh->host.own_since == NULL)
+	if (w->push_from == SH_NONE || !own_counts(sh, w, ctrs, nctr))
 		return;
 	pipe_begin(p, OP_IGNORE, NULL);
 	pipe_arg(p, "HSET");
 	pipe_arg(p, "%s:c:%s", pr->prefix, w->e->key);
 	for (int i = 0; i < nctr; i++) {
 		enum fg_counter c = (enum fg_counter)ctrs[i];
-		int64_t later = sh->host.own_since(sh->host.ctx, w->e->key, c,
-		                                   (w->push_to + 1) * pr->slot_ms);
 		for (int64_t s = w->push_to; s >= w->push_from; s--) {
-			int64_t since = sh->host.own_since(sh->host.ctx, w->e->key,
-			                                   c, s * pr->slot_ms);
-			int64_t v = since - later;
+			int64_t v = sh->slots[s - w->push_from][c];
 
-			later = since;
 			if (v < 0)
 				v = 0;
 			if (v == 0 && !(s >= w->pub_lo && s <= w->pub_hi))
@@ -246,12 +319,18 @@ build_push(fg_share *sh, struct pipe *p, struct work *w, const int *ctrs,
 		free(p->cmds[p->n - 1].argv);
 		p->n--;
 	} else {
-		pipe_begin(p, OP_IGNORE, NULL);
-		pipe_arg(p, "PEXPIRE");
-		pipe_arg(p, "%s:c:%s", pr->prefix, w->e->key);
-		pipe_arg(p, "%" PRId64, pr->horizon_ms + 2 * pr->slot_ms);
+		w->pushed = true;
+		/* The key lives a slot longer than what was written into it;
+		 * so its time to live is set again once a slot, not each
+		 * round. */
+		if (now_ms - w->e->ttl_ms >= pr->slot_ms || now_ms < w->e->ttl_ms) {
+			w->e->ttl_ms = now_ms;
+			pipe_begin(p, OP_IGNORE, NULL);
+			pipe_arg(p, "PEXPIRE");
+			pipe_arg(p, "%s:c:%s", pr->prefix, w->e->key);
+			pipe_arg(p, "%" PRId64, pr->horizon_ms + 3 * pr->slot_ms);
+		}
 	}
-	(void)start;
 	pthread_mutex_lock(&w->s->mu);
 	if (lo < w->e->pub_lo)
 		w->e->pub_lo = lo;
@@ -293,7 +372,39 @@ build_pull(fg_share *sh, struct pipe *p, struct work *w, const int *ctrs,
 					         sh->nodes[n]);
 }
 
-/* The keys' part of the pipeline, within the command budget. */
+/* One XADD to the feed naming the keys of w[] pushed this round (in
+ * entries of at most SH_FEED_KEYS): the other hosts fetch those keys,
+ * and only those, if they are hot there. */
+static void
+build_announce(fg_share *sh, struct pipe *p, const struct work *w, size_t nw)
+{
+	const struct params *pr = &sh->tp;
+	size_t named = SH_FEED_KEYS;
+
+	for (size_t k = 0; k < nw && !p->nomem; k++) {
+		if (!w[k].pushed)
+			continue;
+		if (named == SH_FEED_KEYS) {
+			pipe_begin(p, OP_IGNORE, NULL);
+			pipe_arg(p, "XADD");
+			pipe_arg(p, "%s:feed", pr->prefix);
+			pipe_arg(p, "MAXLEN");
+			pipe_arg(p, "~");
+			pipe_arg(p, "%d", SH_FEED_MAXLEN);
+			pipe_arg(p, "*");
+			pipe_arg(p, "node");
+			pipe_arg(p, "%s", pr->node);
+			named = 0;
+		}
+		pipe_arg(p, "k");
+		pipe_arg(p, "%s", w[k].e->key);
+		named++;
+	}
+}
+
+/* The keys' part of the pipeline, within the command budget.  The scan
+ * takes a shard's lock for SH_SCAN_SLICE buckets at a time, so that a
+ * callback waits at most that long. */
 static void
 build_keys(fg_share *sh, struct pipe *p, int64_t now_ms)
 {
@@ -308,9 +419,21 @@ build_keys(fg_share *sh, struct pipe *p, int64_t now_ms)
 		return;
 	for (i = 0; i < SH_SHARDS && p->n + nw * 3 + 16 < budget; i++) {
 		struct shard *s = &sh->shards[(sh->rot + i) % SH_SHARDS];
+		size_t b = 0, mask;
 
 		pthread_mutex_lock(&s->mu);
-		for (size_t b = 0; s->tab != NULL && b <= s->mask; b++) {
+		mask = s->mask;
+		while (s->tab != NULL && b <= s->mask) {
+			if (b > 0 && b % SH_SCAN_SLICE == 0) {
+				pthread_mutex_unlock(&s->mu);
+				pthread_mutex_lock(&s->mu);
+				/* The table grew meanwhile: scan it again (a key
+				 * seen twice has nothing left to do). */
+				if (s->mask != mask) {
+					mask = s->mask;
+					b = 0;
+				}
+			}
 			for (struct ent *e = s->tab[b]; e != NULL; e = e->next) {
 				if (nw == wcap) {
 					size_t cap = wcap ? wcap * 2 : 256;
@@ -325,16 +448,18 @@ build_keys(fg_share *sh, struct pipe *p, int64_t now_ms)
 					nw++;
 				}
 			}
+			b++;
 		}
 full:
 		pthread_mutex_unlock(&s->mu);
 	}
 	sh->rot = (sh->rot + i) % SH_SHARDS;
 	for (size_t k = 0; k < nw && !p->nomem; k++) {
-		build_push(sh, p, &w[k], ctrs, nctr);
+		build_push(sh, p, &w[k], ctrs, nctr, now_ms);
 		if (w[k].pull)
 			build_pull(sh, p, &w[k], ctrs, nctr, now_ms);
 	}
+	build_announce(sh, p, w, nw);
 	free(w);
 }
 
@@ -491,6 +616,7 @@ apply_hgetall(fg_share *sh, struct ent *e, const struct fg_share_reply *r,
 		fg_share_rslot_put(e, slot, ctr, node, v);
 	}
 	e->pulled_ms = now_ms;
+	e->pull_tick = sh->ticks;
 	e->stale = false;
 	pthread_mutex_unlock(&s->mu);
 }
@@ -526,6 +652,7 @@ apply_hmget(fg_share *sh, const struct op *op, const struct fg_share_reply *r,
 			}
 out:
 	e->pulled_ms = now_ms;
+	e->pull_tick = sh->ticks;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -596,6 +723,176 @@ apply_banlog(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 			                   reason != NULL ? reason : "", src, now_ms);
 		}
 	}
+}
+
+/* Where the feed ends (XREVRANGE ... COUNT 1): this host reads it from
+ * there on; what came before, it fetched whole. */
+static void
+apply_feed_end(fg_share *sh, const struct fg_share_reply *r)
+{
+	if (r->type != FG_SR_ARR)
+		return;
+	if (r->n > 0 && r->elem[0].type == FG_SR_ARR && r->elem[0].n == 2 &&
+	    r->elem[0].elem[0].type == FG_SR_STR)
+		snprintf(sh->feed_id, sizeof(sh->feed_id), "%s",
+		         r->elem[0].elem[0].s);
+	else
+		snprintf(sh->feed_id, sizeof(sh->feed_id), "0-0");
+}
+
+struct pulls {
+	struct ent **e;
+	size_t n, cap;
+};
+
+static bool
+pulls_add(struct pulls *l, struct ent *e)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct ent **ne = realloc(l->e, cap * sizeof(*ne));
+		if (ne == NULL)
+			return false;
+		l->e = ne;
+		l->cap = cap;
+	}
+	l->e[l->n++] = e;
+	return true;
+}
+
+/*
+ * The feed, from the entry read last: the keys the other hosts pushed.
+ * A key held here is marked as wanted; one hot here and not fetched in
+ * this round trip (whose fetches came after the feed was read) goes into
+ * *out, to be fetched at once.  A gap (the entry read last was trimmed,
+ * or the server lost the feed) marks every key to be fetched whole.
+ */
+static void
+apply_feed(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms,
+           struct pulls *out)
+{
+	const struct params *p = &sh->tp;
+	bool gap = false;
+
+	if (r->type != FG_SR_ARR)
+		return;
+	for (size_t i = 0; i < r->n; i++) {
+		const struct fg_share_reply *en = &r->elem[i], *f;
+		const char *id, *node;
+
+		if (en->type != FG_SR_ARR || en->n != 2 ||
+		    en->elem[0].type != FG_SR_STR || en->elem[1].type != FG_SR_ARR)
+			continue;
+		id = en->elem[0].s;
+		if (i == 0 && sh->feed_id[0] != '\0' &&
+		    strcmp(sh->feed_id, "0-0") != 0 && strcmp(id, sh->feed_id) != 0)
+			gap = true;
+		if (strcmp(id, sh->feed_id) == 0)
+			continue;   /* the start of XRANGE is inclusive */
+		snprintf(sh->feed_id, sizeof(sh->feed_id), "%s", id);
+		f = &en->elem[1];
+		node = entry_get(f, "node");
+		if (node == NULL || strcmp(node, p->node) == 0)
+			continue;
+		for (size_t j = 0; j + 1 < f->n; j += 2) {
+			const char *key = f->elem[j + 1].s;
+			uint64_t h;
+			struct shard *s;
+			struct ent *e;
+
+			if (f->elem[j].type != FG_SR_STR ||
+			    f->elem[j + 1].type != FG_SR_STR ||
+			    strcmp(f->elem[j].s, "k") != 0 || key[0] == '\0')
+				continue;
+			h = fg_share_hash(sh, key);
+			s = fg_share_shard(sh, h);
+			pthread_mutex_lock(&s->mu);
+			if ((e = fg_share_ent_find(s, h, key)) != NULL &&
+			    e->pull_tick != sh->ticks) {
+				e->peer_ms = now_ms;
+				if (!is_hot(sh, e, now_ms)) {
+					/* Older slots may change before it is hot again. */
+					e->want |= SH_WANT_ALL;
+				} else {
+					e->want |= e->pulled_ms > 0 ? SH_WANT_SLOTS
+					                            : SH_WANT_ALL;
+					if (!(e->want & SH_WANT_QUEUED) && pulls_add(out, e)) {
+						e->want |= SH_WANT_QUEUED;
+						out->e[out->n++] = e;
+					}
+				}
+			}
+			pthread_mutex_unlock(&s->mu);
+		}
+	}
+	if (r->n >= SH_FEED_COUNT)
+		atomic_store(&sh->urgent, true);   /* more to read: soon */
+	if (gap) {
+		fg_log(FG_LOG_DEBUG, "shared: %s: feed entries were lost: "
+		       "fetching every key whole", p->node);
+		fg_share_mark_all(sh, INT64_MIN);
+	}
+}
+
+/* The second round trip of a sync: the keys of the feed hot here.  0, or
+ * FG_EIO with a reason. */
+static int
+pull_now(fg_share *sh, struct pulls *l, int64_t now_ms, char *reason,
+         size_t size)
+{
+	int ctrs[FG_CNT__COUNT];
+	int nctr = ctr_list(sh->tp.ctr_mask, ctrs);
+	struct pipe p = {0};
+	struct fg_share_reply *replies = NULL;
+	char err[192] = "";
+	int rc = 0;
+
+	for (size_t k = 0; k < l->n; k++) {
+		struct work w = {.e = l->e[k]};
+		struct shard *s = fg_share_shard(sh, w.e->hash);
+
+		pthread_mutex_lock(&s->mu);
+		w.e->want &= (uint8_t)~SH_WANT_QUEUED;
+		/* Beyond the budget, it waits for the next round. */
+		if (p.n < (size_t)sh->tp.max_commands)
+			w.pull = pull_of(sh, w.e, now_ms);
+		pthread_mutex_unlock(&s->mu);
+		if (w.pull != 0 && nctr > 0)
+			build_pull(sh, &p, &w, ctrs, nctr, now_ms);
+	}
+	if (p.n == 0) {
+		pipe_free(&p);
+		return 0;
+	}
+	if (p.nomem || (replies = calloc(p.n, sizeof(*replies))) == NULL) {
+		snprintf(reason, size, "out of memory");
+		rc = FG_EIO;
+	} else if (sh->t.exchange(sh->t.ctx, p.cmds, p.n, replies, err,
+	                          sizeof(err)) != 0) {
+		snprintf(reason, size, "%s", err[0] ? err : "round trip failed");
+		rc = FG_EIO;
+	} else {
+		for (size_t i = 0; i < p.n && rc == 0; i++)
+			if (replies[i].type == FG_SR_ERR) {
+				snprintf(reason, size, "%s: %s", p.cmds[i].argv[0],
+				         replies[i].s != NULL ? replies[i].s : "error");
+				rc = FG_EIO;
+			}
+		for (size_t i = 0; i < p.n && rc == 0; i++) {
+			if (p.ops[i].kind == OP_HGETALL)
+				apply_hgetall(sh, p.ops[i].e, &replies[i], now_ms);
+			else if (p.ops[i].kind == OP_HMGET)
+				apply_hmget(sh, &p.ops[i], &replies[i], now_ms);
+		}
+	}
+	pthread_mutex_lock(&sh->st_mu);
+	sh->st.commands += p.n;
+	pthread_mutex_unlock(&sh->st_mu);
+	for (size_t i = 0; replies != NULL && i < p.n; i++)
+		fg_share_reply_free(&replies[i]);
+	free(replies);
+	pipe_free(&p);
+	return rc;
 }
 
 /* "last_ms slot_ms version token skew_ms gen": the first, fourth and
@@ -717,8 +1014,8 @@ apply_time(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms,
 
 /* Everything again, and a new generation in the heartbeat at once, so
  * that the peers fetch every key whole once it is there. */
-static void
-republish(fg_share *sh, int64_t now_ms)
+void
+fg_share_republish(fg_share *sh, int64_t now_ms)
 {
 	fg_share_mark_all(sh, now_ms);
 	sh->gen++;
@@ -732,7 +1029,7 @@ apply_epoch(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 		if (sh->epoch[0] != '\0') {
 			fg_log(FG_LOG_INFO, "shared: the server lost its data: "
 			       "publishing again");
-			republish(sh, now_ms);
+			fg_share_republish(sh, now_ms);
 		}
 		sh->epoch[0] = '\0';
 		sh->set_epoch = true;
@@ -743,9 +1040,64 @@ apply_epoch(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 	if (sh->epoch[0] != '\0' && strcmp(sh->epoch, r->s) != 0) {
 		fg_log(FG_LOG_INFO, "shared: the server's data changed under "
 		       "this host (a restart or failover): publishing again");
-		republish(sh, now_ms);
+		fg_share_republish(sh, now_ms);
 	}
 	snprintf(sh->epoch, sizeof(sh->epoch), "%s", r->s);
+}
+
+/* Runs fn on every entry, a slice of SH_SCAN_SLICE buckets of a shard per
+ * hold of its lock; fn may free the entry (and nothing else).  A shard
+ * whose table grew meanwhile is scanned again from its start, so fn must
+ * be idempotent. */
+static void
+each_ent(fg_share *sh, void (*fn)(fg_share *, struct shard *, struct ent *,
+                                  const void *), const void *arg)
+{
+	for (size_t i = 0; i < SH_SHARDS; i++) {
+		struct shard *s = &sh->shards[i];
+
+		size_t mask;
+
+		pthread_mutex_lock(&s->mu);
+		mask = s->mask;
+		for (size_t b = 0; s->tab != NULL && b <= s->mask; b++) {
+			if (b > 0 && b % SH_SCAN_SLICE == 0) {
+				pthread_mutex_unlock(&s->mu);
+				pthread_mutex_lock(&s->mu);
+				if (s->mask != mask) {   /* grown: again */
+					mask = s->mask;
+					b = 0;
+				}
+			}
+			struct ent *e = s->tab[b], *next;
+			for (; e != NULL; e = next) {
+				next = e->next;
+				fn(sh, s, e, arg);
+			}
+		}
+		pthread_mutex_unlock(&s->mu);
+	}
+}
+
+struct mark_arg {
+	int64_t now_ms, slot_ms;
+};
+
+static void
+mark_one(fg_share *sh, struct shard *s, struct ent *e, const void *arg)
+{
+	const struct mark_arg *m = arg;
+
+	(void)s;
+	e->stale = true;
+	if (m->now_ms != INT64_MIN && e->last_local_ms > 0) {
+		int64_t from = (m->now_ms - sh->tp.horizon_ms) / m->slot_ms;
+		if (e->pub_lo <= e->pub_hi && e->pub_lo > from)
+			from = e->pub_lo;
+		if (from < e->dirty_from)
+			e->dirty_from = from;
+		e->ttl_ms = 0;
+	}
 }
 
 /* Every key active in the horizon is pushed again whole and fetched whole
@@ -753,60 +1105,37 @@ apply_epoch(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 void
 fg_share_mark_all(fg_share *sh, int64_t now_ms)
 {
+	struct mark_arg m = {now_ms, atomic_load(&sh->slot_ms)};
+
 	fg_log(FG_LOG_DEBUG, "shared: %s: %s", sh->tp.node,
 	       now_ms == INT64_MIN ? "fetching all" : "publishing all");
-	int64_t slot_ms = atomic_load(&sh->slot_ms);
+	each_ent(sh, mark_one, &m);
+}
 
-	for (size_t i = 0; i < SH_SHARDS; i++) {
-		struct shard *s = &sh->shards[i];
+static void
+expire_one(fg_share *sh, struct shard *s, struct ent *e, const void *arg)
+{
+	const struct params *p = &sh->tp;
+	int64_t now_ms = *(const int64_t *)arg;
+	int64_t first = now_ms / p->slot_ms - p->horizon_ms / p->slot_ms - 1;
 
-		pthread_mutex_lock(&s->mu);
-		for (size_t b = 0; s->tab != NULL && b <= s->mask; b++)
-			for (struct ent *e = s->tab[b]; e != NULL; e = e->next) {
-				e->stale = true;
-				if (now_ms != INT64_MIN && e->last_local_ms > 0) {
-					int64_t from = (now_ms - sh->tp.horizon_ms) / slot_ms;
-					if (e->pub_lo <= e->pub_hi && e->pub_lo > from)
-						from = e->pub_lo;
-					if (from < e->dirty_from)
-						e->dirty_from = from;
-				}
-			}
-		pthread_mutex_unlock(&s->mu);
-	}
+	for (uint32_t k = 0; k < e->nr;)
+		if (e->r[k].slot < first) {
+			e->r[k] = e->r[--e->nr];
+			e->version++;
+		} else {
+			k++;
+		}
+	if (e->nr == 0 && e->dirty_from == SH_NONE && !e->withdraw &&
+	    e->last_local_ms < now_ms - p->horizon_ms - 2 * p->slot_ms)
+		fg_share_ent_free(sh, s, e);
 }
 
 /* Keys neither used here nor counted elsewhere within the horizon go. */
 static void
 expire(fg_share *sh, int64_t now_ms)
 {
-	const struct params *p = &sh->tp;
-	int64_t first = now_ms / p->slot_ms - p->horizon_ms / p->slot_ms - 1;
-
-	for (size_t i = 0; i < SH_SHARDS; i++) {
-		struct shard *s = &sh->shards[i];
-
-		pthread_mutex_lock(&s->mu);
-		for (size_t b = 0; s->tab != NULL && b <= s->mask; b++) {
-			struct ent *e = s->tab[b], *next;
-			for (; e != NULL; e = next) {
-				next = e->next;
-				for (uint32_t k = 0; k < e->nr;)
-					if (e->r[k].slot < first) {
-						e->r[k] = e->r[--e->nr];
-						e->version++;
-					} else {
-						k++;
-					}
-				if (e->nr == 0 && e->dirty_from == SH_NONE &&
-				    !e->withdraw &&
-				    e->last_local_ms < now_ms - p->horizon_ms -
-				                       2 * p->slot_ms)
-					fg_share_ent_free(sh, s, e);
-			}
-		}
-		pthread_mutex_unlock(&s->mu);
-	}
+	each_ent(sh, expire_one, &now_ms);
 }
 
 static int64_t
@@ -819,18 +1148,21 @@ mono_ms(void)
 }
 
 int
-fg_share_sync(fg_share *sh, int64_t now_ms)
+fg_share_sync(fg_share *sh, int64_t now_ms, bool keys)
 {
 	const struct params *pr = &sh->tp;
 	struct pipe p = {0};
+	struct pulls pulls = {0};
 	struct fg_share_reply *replies = NULL;
 	char err[192] = "", reason[192] = "";
-	size_t nban;
+	size_t nban = 0, feed_op = SIZE_MAX;
 	bool nodes_due = now_ms - sh->last_nodes_ms >= SH_NODES_EVERY_MS ||
 	                 now_ms < sh->last_nodes_ms;
+	bool feed = keys && !sh->readonly;
 	int64_t t0;
 	int rc = 0;
 
+	sh->ticks++;
 	pipe_begin(&p, OP_TIME, NULL);
 	pipe_arg(&p, "TIME");
 	if (sh->set_epoch && !sh->readonly) {
@@ -849,10 +1181,31 @@ fg_share_sync(fg_share *sh, int64_t now_ms)
 		pipe_arg(&p, "HGETALL");
 		pipe_arg(&p, "%s:nodes", pr->prefix);
 	}
-	if (!sh->collided)
+	/* The feed before the keys: what it names was written before the
+	 * fetches of this pipeline run, which then see it. */
+	if (feed && sh->feed_id[0] == '\0') {
+		pipe_begin(&p, OP_FEED_END, NULL);
+		pipe_arg(&p, "XREVRANGE");
+		pipe_arg(&p, "%s:feed", pr->prefix);
+		pipe_arg(&p, "+");
+		pipe_arg(&p, "-");
+		pipe_arg(&p, "COUNT");
+		pipe_arg(&p, "1");
+	} else if (feed) {
+		feed_op = p.n;
+		pipe_begin(&p, OP_FEED, NULL);
+		pipe_arg(&p, "XRANGE");
+		pipe_arg(&p, "%s:feed", pr->prefix);
+		pipe_arg(&p, "%s", sh->feed_id);
+		pipe_arg(&p, "+");
+		pipe_arg(&p, "COUNT");
+		pipe_arg(&p, "%d", SH_FEED_COUNT);
+	}
+	if (keys && !sh->collided)
 		build_keys(sh, &p, now_ms);
-	nban = build_bans(sh, &p, now_ms);
-	if (pr->bans && !sh->readonly) {
+	if (keys)
+		nban = build_bans(sh, &p, now_ms);
+	if (keys && pr->bans && !sh->readonly) {
 		pipe_begin(&p, OP_XRANGE, NULL);
 		pipe_arg(&p, "XRANGE");
 		pipe_arg(&p, "%s:banlog", pr->prefix);
@@ -913,16 +1266,29 @@ fg_share_sync(fg_share *sh, int64_t now_ms)
 		case OP_NODES:
 			apply_nodes(sh, &replies[i], now_ms);
 			break;
+		case OP_FEED_END:
+			apply_feed_end(sh, &replies[i]);
+			break;
+		case OP_FEED:       /* after the fetches: below */
 		case OP_IGNORE:
 			break;
 		}
 	}
 	bans_sent(sh, nban);
+	if (feed_op != SIZE_MAX) {
+		apply_feed(sh, &replies[feed_op], now_ms, &pulls);
+		if (pulls.n > 0)
+			rc = pull_now(sh, &pulls, now_ms, reason, sizeof(reason));
+		if (rc != 0)
+			goto done;
+		atomic_store(&sh->fresh_ms, now_ms);
+	}
 	if (now_ms - sh->last_expire_ms >= 1000 || now_ms < sh->last_expire_ms) {
 		expire(sh, now_ms);
 		sh->last_expire_ms = now_ms;
 	}
 done:
+	free(pulls.e);
 	pthread_mutex_lock(&sh->st_mu);
 	if (rc == 0) {
 		sh->st.syncs++;
