@@ -180,6 +180,16 @@ fg_share_ent_free(fg_share *sh, struct shard *s, struct ent *e)
 }
 
 void
+fg_share_ent_list(struct shard *s, struct ent *e)
+{
+	if (e->listed)
+		return;
+	e->listed = true;
+	e->pnext = s->pending;
+	s->pending = e;
+}
+
+void
 fg_share_rslot_clear(struct ent *e)
 {
 	e->nr = 0;
@@ -284,6 +294,7 @@ fg_share_note(fg_share *sh, const char *key, const enum fg_counter *ctrs,
 			e->last_local_ms = time_ms;
 		if (slot < e->dirty_from)
 			e->dirty_from = slot;
+		fg_share_ent_list(s, e);
 	}
 	pthread_mutex_unlock(&s->mu);
 }
@@ -399,6 +410,7 @@ fg_share_ban_changed(fg_share *sh, const char *key, bool lift,
 		if ((e = fg_share_ent_find(s, h, key)) != NULL) {
 			e->withdraw = true;
 			fg_share_rslot_clear(e);
+			fg_share_ent_list(s, e);
 		}
 		pthread_mutex_unlock(&s->mu);
 	}

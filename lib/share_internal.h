@@ -45,6 +45,8 @@ struct rslot {
 /* A key: this host's publishing state and the others' counts. */
 struct ent {
 	struct ent *next;
+	struct ent *pnext;            /* in its shard's pending list */
+	bool listed;                  /* on it */
 	uint64_t hash;
 	int64_t last_local_ms;        /* last event here; 0 none */
 	int64_t pulled_ms;            /* remote part fetched; 0 never */
@@ -68,10 +70,15 @@ struct ent {
 	char key[];
 };
 
+/* A shard of the keys.  Those with something to do at the next sync
+ * (pushed, withdrawn, fetched: changed here, new, marked by the feed,
+ * aged) are on its pending list, so that a sync visits them and not the
+ * whole table. */
 struct shard {
 	pthread_mutex_t mu;
 	struct ent **tab;
 	size_t mask, n;
+	struct ent *pending;
 };
 
 struct ban_op {
@@ -169,6 +176,8 @@ int fg_share_ctr_of(char letter);
 /* Index of node name (added if new), -1 when the table is full or the
  * name is bad. */
 int fg_share_node_index(fg_share *sh, const char *name);
+/* Puts e on its shard's pending list (under the shard's lock). */
+void fg_share_ent_list(struct shard *s, struct ent *e);
 /* Forgets every remote slot of e. */
 void fg_share_rslot_clear(struct ent *e);
 /* Replaces e's remote slot (slot, ctr, node) by value (0 removes). */

@@ -192,7 +192,8 @@ pull_of(fg_share *sh, struct ent *e, int64_t now_ms)
 }
 
 static bool
-collect_one(fg_share *sh, struct ent *e, int64_t now_ms, struct work *w)
+collect_one(fg_share *sh, struct shard *s, struct ent *e, int64_t now_ms,
+            struct work *w)
 {
 	const struct params *p = &sh->tp;
 	int64_t now_slot = now_ms / p->slot_ms;
@@ -219,6 +220,8 @@ collect_one(fg_share *sh, struct ent *e, int64_t now_ms, struct work *w)
 		w->del_lo = e->pub_lo;
 		w->del_hi = e->pub_lo + 63 < first ? e->pub_lo + 63 : first - 1;
 		e->pub_lo = w->del_hi + 1;
+		if (e->pub_lo < first)
+			fg_share_ent_list(s, e);   /* more at the next round */
 		any = true;
 	}
 	if (e->dirty_from != SH_NONE) {
@@ -402,9 +405,10 @@ build_announce(fg_share *sh, struct pipe *p, const struct work *w, size_t nw)
 	}
 }
 
-/* The keys' part of the pipeline, within the command budget.  The scan
- * takes a shard's lock for SH_SCAN_SLICE buckets at a time, so that a
- * callback waits at most that long. */
+/* The keys' part of the pipeline, within the command budget: the keys
+ * on the pending lists, a shard at a time.  A shard's lock is held for
+ * SH_SCAN_SLICE keys at a time, so that a callback waits at most that
+ * long. */
 static void
 build_keys(fg_share *sh, struct pipe *p, int64_t now_ms)
 {
@@ -419,38 +423,41 @@ build_keys(fg_share *sh, struct pipe *p, int64_t now_ms)
 		return;
 	for (i = 0; i < SH_SHARDS && p->n + nw * 3 + 16 < budget; i++) {
 		struct shard *s = &sh->shards[(sh->rot + i) % SH_SHARDS];
-		size_t b = 0, mask;
+		struct ent *e, *next;
+		size_t k = 0;
 
 		pthread_mutex_lock(&s->mu);
-		mask = s->mask;
-		while (s->tab != NULL && b <= s->mask) {
-			if (b > 0 && b % SH_SCAN_SLICE == 0) {
+		e = s->pending;
+		s->pending = NULL;
+		for (; e != NULL; e = next, k++) {
+			if (k > 0 && k % SH_SCAN_SLICE == 0) {
 				pthread_mutex_unlock(&s->mu);
 				pthread_mutex_lock(&s->mu);
-				/* The table grew meanwhile: scan it again (a key
-				 * seen twice has nothing left to do). */
-				if (s->mask != mask) {
-					mask = s->mask;
-					b = 0;
-				}
 			}
-			for (struct ent *e = s->tab[b]; e != NULL; e = e->next) {
-				if (nw == wcap) {
-					size_t cap = wcap ? wcap * 2 : 256;
-					struct work *nw2 = realloc(w, cap * sizeof(*w));
-					if (nw2 == NULL)
-						goto full;
-					w = nw2;
-					wcap = cap;
+			/* Off the list before its state is read: a callback
+			 * from now on puts it on again. */
+			next = e->pnext;
+			e->listed = false;
+			if (nw == wcap) {
+				size_t cap = wcap ? wcap * 2 : 256;
+				struct work *nw2 = realloc(w, cap * sizeof(*w));
+				if (nw2 == NULL) {
+					/* The rest stays on the list. */
+					for (; e != NULL; e = next) {
+						next = e->pnext;
+						e->listed = false;
+						fg_share_ent_list(s, e);
+					}
+					break;
 				}
-				if (collect_one(sh, e, now_ms, &w[nw])) {
-					w[nw].s = s;
-					nw++;
-				}
+				w = nw2;
+				wcap = cap;
 			}
-			b++;
+			if (collect_one(sh, s, e, now_ms, &w[nw])) {
+				w[nw].s = s;
+				nw++;
+			}
 		}
-full:
 		pthread_mutex_unlock(&s->mu);
 	}
 	sh->rot = (sh->rot + i) % SH_SHARDS;
@@ -713,6 +720,7 @@ apply_banlog(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 			if (recent && (e = fg_share_ent_find(s, h, key)) != NULL) {
 				e->withdraw = true;
 				fg_share_rslot_clear(e);
+				fg_share_ent_list(s, e);
 			}
 			pthread_mutex_unlock(&s->mu);
 		} else if (strcmp(op, "ban") == 0 && parse_i64(until_s, &until) &&
@@ -856,6 +864,8 @@ pull_now(fg_share *sh, struct pulls *l, int64_t now_ms, char *reason,
 		/* Beyond the budget, it waits for the next round. */
 		if (p.n < (size_t)sh->tp.max_commands)
 			w.pull = pull_of(sh, w.e, now_ms);
+		else
+			fg_share_ent_list(s, w.e);
 		pthread_mutex_unlock(&s->mu);
 		if (w.pull != 0 && nctr > 0)
 			build_pull(sh, &p, &w, ctrs, nctr, now_ms);
@@ -1088,8 +1098,8 @@ mark_one(fg_share *sh, struct shard *s, struct ent *e, const void *arg)
 {
 	const struct mark_arg *m = arg;
 
-	(void)s;
 	e->stale = true;
+	fg_share_ent_list(s, e);
 	if (m->now_ms != INT64_MIN && e->last_local_ms > 0) {
 		int64_t from = (m->now_ms - sh->tp.horizon_ms) / m->slot_ms;
 		if (e->pub_lo <= e->pub_hi && e->pub_lo > from)
@@ -1126,12 +1136,16 @@ expire_one(fg_share *sh, struct shard *s, struct ent *e, const void *arg)
 		} else {
 			k++;
 		}
+	if (e->pub_lo <= e->pub_hi && e->pub_lo < first)
+		fg_share_ent_list(s, e);   /* own fields to delete */
 	if (e->nr == 0 && e->dirty_from == SH_NONE && !e->withdraw &&
+	    !e->listed &&
 	    e->last_local_ms < now_ms - p->horizon_ms - 2 * p->slot_ms)
 		fg_share_ent_free(sh, s, e);
 }
 
-/* Keys neither used here nor counted elsewhere within the horizon go. */
+/* Keys neither used here nor counted elsewhere within the horizon go;
+ * those with own fields that left it are put on the pending lists. */
 static void
 expire(fg_share *sh, int64_t now_ms)
 {
@@ -1283,7 +1297,9 @@ fg_share_sync(fg_share *sh, int64_t now_ms, bool keys)
 			goto done;
 		atomic_store(&sh->fresh_ms, now_ms);
 	}
-	if (now_ms - sh->last_expire_ms >= 1000 || now_ms < sh->last_expire_ms) {
+	/* Own fields and remote slots leave the horizon a slot at a time. */
+	if (now_ms - sh->last_expire_ms >= (pr->slot_ms > 1000 ? pr->slot_ms : 1000) ||
+	    now_ms < sh->last_expire_ms) {
 		expire(sh, now_ms);
 		sh->last_expire_ms = now_ms;
 	}
