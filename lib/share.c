@@ -156,6 +156,7 @@ ent_get(fg_share *sh, struct shard *s, uint64_t h, const char *key)
 	e->pub_lo = SH_NONE;
 	e->pub_hi = INT64_MIN;
 	e->stale = true;
+	e->fresh = true;
 	e->memo_ctr = -1;
 	e->next = s->tab[h & s->mask];
 	s->tab[h & s->mask] = e;
@@ -591,6 +592,7 @@ fg_share_new(const struct fg_config *cfg, const struct fg_share_transport *t,
 	sh->seed = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15u ^
 	           (uint64_t)getpid() << 32 ^ (uint64_t)ts.tv_sec;
 	sh->rng = sh->seed;
+	sh->feed_from_ms = INT64_MAX;
 	snprintf(sh->token, sizeof(sh->token), "%016" PRIx64,
 	         sh->seed * 0xbf58476d1ce4e5b9u);
 	sh->started_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -638,6 +640,8 @@ fg_share_free(fg_share *sh)
 	}
 	free(sh->bans);
 	free(sh->slots);
+	free(sh->ann_h);
+	free(sh->ann_ms);
 	params_free(&sh->p);
 	params_free(&sh->tp);
 	pthread_mutex_destroy(&sh->cfg_mu);

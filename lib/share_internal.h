@@ -33,6 +33,7 @@
 #define SH_WANT_SLOTS 1           /* fetch the newest slots (HMGET) */
 #define SH_WANT_ALL 2             /* fetch it whole (HGETALL) */
 #define SH_WANT_QUEUED 4          /* on this round's list to fetch */
+#define SH_ANN_MAX (1u << 20)     /* slots of the table of named keys */
 
 /* One remote count: node's count of ctr in slot. */
 struct rslot {
@@ -61,6 +62,9 @@ struct ent {
 	int64_t peer_ms;              /* a peer last announced pushing it */
 	int64_t ttl_ms;               /* last PEXPIRE sent (sync thread) */
 	uint64_t pull_tick;           /* the sync that last fetched it */
+	bool fresh;                   /* new here, never fetched */
+	bool known;                   /* not fetched: the feed said no peer
+	                                 had it */
 	uint8_t want;                 /* a peer pushed it since it was
 	                                 fetched: 0, SH_WANT_SLOTS, SH_WANT_ALL */
 	bool stale;                   /* fetch all of it (HGETALL) */
@@ -150,6 +154,14 @@ struct fg_share {
 	char epoch[64];               /* the server's epoch as last seen */
 	char banlog_id[64];           /* last banlog entry read; "" none */
 	char feed_id[64];             /* last feed entry read; "" none yet */
+	/* The feed was followed without a gap since then (INT64_MIN: since
+	 * it began; INT64_MAX: not yet), and the keys the peers named in it
+	 * (hash, when), for the horizon: a key new here that none of them
+	 * named needs no fetch once that covers the horizon. */
+	int64_t feed_from_ms;
+	uint64_t *ann_h;
+	int64_t *ann_ms;
+	size_t ann_mask, ann_n;
 	uint64_t ticks;               /* round trips attempted */
 	int64_t (*slots)[FG_CNT__COUNT]; /* own counts being pushed */
 	size_t slots_cap;

@@ -164,6 +164,97 @@ ctr_list(unsigned mask, int *out)
 	return n;
 }
 
+/* ---- the keys the peers named in the feed (the sync thread's) ------ */
+
+static size_t
+ann_find(const fg_share *sh, uint64_t h)
+{
+	size_t i = (size_t)(h ^ h >> 32) & sh->ann_mask;
+
+	while (sh->ann_h[i] != 0 && sh->ann_h[i] != h)
+		i = (i + 1) & sh->ann_mask;
+	return i;
+}
+
+/* Forgets the keys named before cutoff (and all of them when cutoff is
+ * INT64_MAX), into a table sized for what stays. */
+static void
+ann_rebuild(fg_share *sh, int64_t cutoff, size_t want)
+{
+	uint64_t *oh = sh->ann_h;
+	int64_t *om = sh->ann_ms;
+	size_t omask = sh->ann_mask, n = 0, size = 1024;
+
+	for (size_t i = 0; oh != NULL && i <= omask; i++)
+		n += oh[i] != 0 && om[i] >= cutoff;
+	while (size < 2 * (n + want) && size < SH_ANN_MAX)
+		size *= 2;
+	sh->ann_h = calloc(size, sizeof(*sh->ann_h));
+	sh->ann_ms = calloc(size, sizeof(*sh->ann_ms));
+	sh->ann_mask = size - 1;
+	sh->ann_n = 0;
+	if (sh->ann_h == NULL || sh->ann_ms == NULL) {
+		free(sh->ann_h);
+		free(sh->ann_ms);
+		sh->ann_h = NULL;
+		sh->ann_ms = NULL;
+		sh->ann_mask = 0;
+	}
+	for (size_t i = 0; sh->ann_h != NULL && oh != NULL && i <= omask; i++)
+		if (oh[i] != 0 && om[i] >= cutoff && sh->ann_n * 2 < size) {
+			size_t j = ann_find(sh, oh[i]);
+			sh->ann_h[j] = oh[i];
+			sh->ann_ms[j] = om[i];
+			sh->ann_n++;
+		}
+	free(oh);
+	free(om);
+}
+
+/* Key h named at now_ms; false when the table is full (what it says is
+ * then incomplete). */
+static bool
+ann_put(fg_share *sh, uint64_t h, int64_t now_ms)
+{
+	size_t i;
+
+	h |= 1;   /* 0 marks a free slot */
+	if (sh->ann_h == NULL || sh->ann_n * 2 >= sh->ann_mask + 1) {
+		if (sh->ann_mask + 1 >= SH_ANN_MAX && sh->ann_h != NULL)
+			return false;
+		ann_rebuild(sh, INT64_MIN, sh->ann_n + 1);
+		if (sh->ann_h == NULL || sh->ann_n * 2 >= sh->ann_mask + 1)
+			return false;
+	}
+	i = ann_find(sh, h);
+	if (sh->ann_h[i] == 0)
+		sh->ann_n++;
+	sh->ann_h[i] = h;
+	sh->ann_ms[i] = now_ms;
+	return true;
+}
+
+static bool
+ann_since(const fg_share *sh, uint64_t h, int64_t since_ms)
+{
+	size_t i;
+
+	if (sh->ann_h == NULL)
+		return false;
+	i = ann_find(sh, h | 1);
+	return sh->ann_h[i] != 0 && sh->ann_ms[i] >= since_ms;
+}
+
+/* Whether no peer had counts of a key new here that the feed did not
+ * name: it was followed since before the horizon. */
+static bool
+feed_complete(const fg_share *sh, int64_t now_ms)
+{
+	return sh->feed_from_ms == INT64_MIN ||
+	       (sh->feed_from_ms != INT64_MAX &&
+	        sh->feed_from_ms <= now_ms - sh->tp.horizon_ms);
+}
+
 static bool
 is_hot(const fg_share *sh, const struct ent *e, int64_t now_ms)
 {
@@ -180,8 +271,19 @@ pull_of(fg_share *sh, struct ent *e, int64_t now_ms)
 	int pull = 0;
 
 	if (e->stale && e->last_local_ms > 0 &&
-	    e->last_local_ms >= now_ms - sh->tp.horizon_ms)
-		pull = OP_HGETALL;
+	    e->last_local_ms >= now_ms - sh->tp.horizon_ms) {
+		if (e->fresh && feed_complete(sh, now_ms) &&
+		    !ann_since(sh, e->hash, now_ms - sh->tp.horizon_ms -
+		                            2 * sh->tp.slot_ms)) {
+			/* New here, and no peer named it: nothing to fetch. */
+			e->stale = false;
+			e->known = true;
+			e->pulled_ms = now_ms;
+		} else {
+			pull = OP_HGETALL;
+		}
+		e->fresh = false;
+	}
 	else if ((e->want & (SH_WANT_SLOTS | SH_WANT_ALL)) &&
 	         is_hot(sh, e, now_ms))
 		pull = (e->want & SH_WANT_ALL) || e->pulled_ms == 0 ? OP_HGETALL
@@ -625,6 +727,8 @@ apply_hgetall(fg_share *sh, struct ent *e, const struct fg_share_reply *r,
 	e->pulled_ms = now_ms;
 	e->pull_tick = sh->ticks;
 	e->stale = false;
+	e->fresh = false;
+	e->known = false;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -734,18 +838,23 @@ apply_banlog(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 }
 
 /* Where the feed ends (XREVRANGE ... COUNT 1): this host reads it from
- * there on; what came before, it fetched whole. */
+ * there on.  What came before, it fetches whole when it first sees a
+ * key, for a horizon; when there is no feed yet, no peer pushed anything
+ * that is still there, and this host follows it from its start. */
 static void
-apply_feed_end(fg_share *sh, const struct fg_share_reply *r)
+apply_feed_end(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 {
 	if (r->type != FG_SR_ARR)
 		return;
 	if (r->n > 0 && r->elem[0].type == FG_SR_ARR && r->elem[0].n == 2 &&
-	    r->elem[0].elem[0].type == FG_SR_STR)
+	    r->elem[0].elem[0].type == FG_SR_STR) {
 		snprintf(sh->feed_id, sizeof(sh->feed_id), "%s",
 		         r->elem[0].elem[0].s);
-	else
+		sh->feed_from_ms = now_ms;
+	} else {
 		snprintf(sh->feed_id, sizeof(sh->feed_id), "0-0");
+		sh->feed_from_ms = INT64_MIN;
+	}
 }
 
 struct pulls {
@@ -780,7 +889,7 @@ apply_feed(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms,
            struct pulls *out)
 {
 	const struct params *p = &sh->tp;
-	bool gap = false;
+	bool gap = false, full = false;
 
 	if (r->type != FG_SR_ARR)
 		return;
@@ -813,6 +922,8 @@ apply_feed(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms,
 			    strcmp(f->elem[j].s, "k") != 0 || key[0] == '\0')
 				continue;
 			h = fg_share_hash(sh, key);
+			if (!ann_put(sh, h, now_ms))
+				full = true;
 			s = fg_share_shard(sh, h);
 			pthread_mutex_lock(&s->mu);
 			if ((e = fg_share_ent_find(s, h, key)) != NULL &&
@@ -822,8 +933,8 @@ apply_feed(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms,
 					/* Older slots may change before it is hot again. */
 					e->want |= SH_WANT_ALL;
 				} else {
-					e->want |= e->pulled_ms > 0 ? SH_WANT_SLOTS
-					                            : SH_WANT_ALL;
+					e->want |= e->pulled_ms > 0 && !e->known
+					           ? SH_WANT_SLOTS : SH_WANT_ALL;
 					if (!(e->want & SH_WANT_QUEUED) && pulls_add(out, e)) {
 						e->want |= SH_WANT_QUEUED;
 						out->e[out->n++] = e;
@@ -835,9 +946,16 @@ apply_feed(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms,
 	}
 	if (r->n >= SH_FEED_COUNT)
 		atomic_store(&sh->urgent, true);   /* more to read: soon */
+	if (full) {
+		/* Too many keys named: start again, and fetch the keys new
+		 * here for a horizon. */
+		ann_rebuild(sh, INT64_MAX, 0);
+		sh->feed_from_ms = now_ms;
+	}
 	if (gap) {
 		fg_log(FG_LOG_DEBUG, "shared: %s: feed entries were lost: "
 		       "fetching every key whole", p->node);
+		sh->feed_from_ms = now_ms;
 		fg_share_mark_all(sh, INT64_MIN);
 	}
 }
@@ -1099,6 +1217,7 @@ mark_one(fg_share *sh, struct shard *s, struct ent *e, const void *arg)
 	const struct mark_arg *m = arg;
 
 	e->stale = true;
+	e->fresh = false;
 	fg_share_ent_list(s, e);
 	if (m->now_ms != INT64_MIN && e->last_local_ms > 0) {
 		int64_t from = (m->now_ms - sh->tp.horizon_ms) / m->slot_ms;
@@ -1150,6 +1269,8 @@ static void
 expire(fg_share *sh, int64_t now_ms)
 {
 	each_ent(sh, expire_one, &now_ms);
+	if (sh->ann_n > 0)
+		ann_rebuild(sh, now_ms - sh->tp.horizon_ms - 2 * sh->tp.slot_ms, 0);
 }
 
 static int64_t
@@ -1281,7 +1402,7 @@ fg_share_sync(fg_share *sh, int64_t now_ms, bool keys)
 			apply_nodes(sh, &replies[i], now_ms);
 			break;
 		case OP_FEED_END:
-			apply_feed_end(sh, &replies[i]);
+			apply_feed_end(sh, &replies[i], now_ms);
 			break;
 		case OP_FEED:       /* after the fetches: below */
 		case OP_IGNORE:
