@@ -793,10 +793,9 @@ fg_share_tick(fg_share *sh, int64_t now_ms, int64_t mono_ms)
 		 * a first round trip (with a write: the heartbeat) shows that
 		 * it takes it; a server that fails it costs no more than
 		 * that. */
-		if ((rc = fg_share_sync(sh, now_ms, false)) == 0)
-			fg_share_republish(sh, now_ms);
-		else
+		if (fg_share_sync(sh, now_ms, false) != 0)
 			goto failed;
+		fg_share_republish(sh, now_ms);
 	}
 	rc = fg_share_sync(sh, now_ms, true);
 	if (rc != 0) {

@@ -464,6 +464,8 @@ build_pull(fg_share *sh, struct pipe *p, struct work *w, const int *ctrs,
 	 * ticks (2 intervals). */
 	int64_t back = 1 + (2 * pr->interval_ms + pr->slot_ms - 1) / pr->slot_ms;
 	pipe_begin(p, OP_HMGET, w->e);
+	if (p->nomem)
+		return;
 	p->ops[p->n - 1].slot0 = now_slot - back;
 	p->ops[p->n - 1].peers = sh->peers;
 	pipe_arg(p, "HMGET");
