@@ -156,6 +156,7 @@ ent_get(fg_share *sh, struct shard *s, uint64_t h, const char *key)
 	e->pub_lo = SH_NONE;
 	e->pub_hi = INT64_MIN;
 	e->stale = true;
+	e->fresh = true;
 	e->memo_ctr = -1;
 	e->next = s->tab[h & s->mask];
 	s->tab[h & s->mask] = e;
@@ -177,6 +178,16 @@ fg_share_ent_free(fg_share *sh, struct shard *s, struct ent *e)
 	atomic_fetch_sub(&sh->nkeys, 1);
 	free(e->r);
 	free(e);
+}
+
+void
+fg_share_ent_list(struct shard *s, struct ent *e)
+{
+	if (e->listed)
+		return;
+	e->listed = true;
+	e->pnext = s->pending;
+	s->pending = e;
 }
 
 void
@@ -284,6 +295,7 @@ fg_share_note(fg_share *sh, const char *key, const enum fg_counter *ctrs,
 			e->last_local_ms = time_ms;
 		if (slot < e->dirty_from)
 			e->dirty_from = slot;
+		fg_share_ent_list(s, e);
 	}
 	pthread_mutex_unlock(&s->mu);
 }
@@ -311,8 +323,17 @@ fg_share_remote(fg_share *sh, const char *key, enum fg_counter c,
 	s = fg_share_shard(sh, h);
 	pthread_mutex_lock(&s->mu);
 	if ((e = fg_share_ent_find(s, h, key)) != NULL) {
-		if (e->pulled_ms > 0)
-			part.age_ms = now_ms > e->pulled_ms ? now_ms - e->pulled_ms : 0;
+		if (e->pulled_ms > 0) {
+			/* Fetched then, and no peer pushed it since as of the
+			 * last read of the feed (unless it is wanted). */
+			int64_t at = e->pulled_ms;
+			int64_t fresh = atomic_load_explicit(&sh->fresh_ms,
+			                                     memory_order_relaxed);
+			if (!e->stale && !(e->want & (SH_WANT_SLOTS | SH_WANT_ALL)) &&
+			    fresh > at)
+				at = fresh;
+			part.age_ms = now_ms > at ? now_ms - at : 0;
+		}
 		/* Slots after k are inside the window whole, slot k in part
 		 * (or not at all when it ends at lo + 1). */
 		k = lo >= 0 ? lo / slot_ms : -((-lo + slot_ms - 1) / slot_ms);
@@ -420,6 +441,7 @@ fg_share_ban_changed(fg_share *sh, const char *key, bool lift,
 		if ((e = fg_share_ent_find(s, h, key)) != NULL) {
 			e->withdraw = true;
 			fg_share_rslot_clear(e);
+			fg_share_ent_list(s, e);
 		}
 		pthread_mutex_unlock(&s->mu);
 	}
@@ -614,6 +636,7 @@ fg_share_new(const struct fg_config *cfg, const struct fg_share_transport *t,
 	sh->seed = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15u ^
 	           (uint64_t)getpid() << 32 ^ (uint64_t)ts.tv_sec;
 	sh->rng = sh->seed;
+	sh->feed_from_ms = INT64_MAX;
 	snprintf(sh->token, sizeof(sh->token), "%016" PRIx64,
 	         sh->seed * 0xbf58476d1ce4e5b9u);
 	sh->started_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -660,6 +683,9 @@ fg_share_free(fg_share *sh)
 		free(sh->bans[i].source);
 	}
 	free(sh->bans);
+	free(sh->slots);
+	free(sh->ann_h);
+	free(sh->ann_ms);
 	params_free(&sh->p);
 	params_free(&sh->tp);
 	pthread_mutex_destroy(&sh->cfg_mu);
@@ -806,13 +832,18 @@ fg_share_tick(fg_share *sh, int64_t now_ms, int64_t mono_ms)
 			return FG_EIO;
 		}
 		sh->connected = true;
-		sh->gen++;
-		/* Whatever the server lost meanwhile: everything again. */
-		fg_share_mark_all(sh, now_ms);
 		sh->last_nodes_ms = 0;
+		/* Whatever the server lost meanwhile: everything again, once
+		 * a first round trip (with a write: the heartbeat) shows that
+		 * it takes it; a server that fails it costs no more than
+		 * that. */
+		if (fg_share_sync(sh, now_ms, false) != 0)
+			goto failed;
+		fg_share_republish(sh, now_ms);
 	}
-	rc = fg_share_sync(sh, now_ms);
+	rc = fg_share_sync(sh, now_ms, true);
 	if (rc != 0) {
+failed:
 		disconnect(sh);
 		backoff(sh, mono_ms);
 		return FG_EIO;

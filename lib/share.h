@@ -5,8 +5,9 @@
  * (the store) plus a cache of the other hosts' counts.  One sync thread
  * exchanges them with the server in one pipelined round trip per
  * sync_interval (sooner, at most every 20 ms, once a key nears a limit):
- * it pushes this host's counts of the keys that changed and pulls the
- * others' for the keys seen here lately.  A milter callback never waits
+ * it pushes this host's counts of the keys that changed, names them in a
+ * feed, and pulls the others' counts of the keys seen here lately that
+ * the feed names (in a second round trip, at once) and of keys new here.  A milter callback never waits
  * on the network: fg_share_note() and fg_share_remote() take one shard
  * lock that the sync thread holds only while it copies to or from the
  * cache, never across a round trip.
@@ -21,13 +22,15 @@
  *   allow:<key> the same for an allow (no PX for one without an end).
  *   banlog    stream of "op ban|lift|allow|disallow key until created
  *             node source reason".
+ *   feed      stream of "node <node> k <key> k <key>...": the keys a node
+ *             pushed in one round trip (MAXLEN ~ 10000).
  *   nodes     hash; node = "last_ms slot_ms version token skew_ms".
  *   epoch     a token set once; its loss tells that the server was wiped.
  *
  * A count for a shared rule is the local exact count plus the cached
  * remote slots in (now - window, now], the oldest slot weighted by the
  * part of it inside the window.  A peer's event reaches this cache within
- * 2 * sync_interval + the round trip, which bounds the overshoot
+ * 2 * sync_interval + 2 round trips, which bounds the overshoot
  * (floodgate.conf(5)).
  *
  * Failure: a refused connection, a timeout or an error reply (OOM,
@@ -36,7 +39,8 @@
  * from 100 ms to 5 s, with jitter; meanwhile the host counts alone with
  * what it had cached, which ages out.  After reconnecting, or when the
  * server lost its data, the host publishes again everything it counted
- * within the horizon.
+ * within the horizon (after a first good round trip on a new
+ * connection).
  *
  * The logic here is pure: the server is reached through a transport
  * (struct fg_share_transport: lib/share_redis.c speaks to Redis, the
@@ -112,6 +116,13 @@ struct fg_share_host {
 	 * later ones. */
 	int64_t (*own_since)(void *ctx, const char *key, enum fg_counter c,
 	                     int64_t from_ms);
+	/* Optional, and preferred to own_since: the events of every counter
+	 * under key counted here in nslots slots of slot_ms from from_ms on,
+	 * added into out[slot][counter], in one look-up.  0, or < 0 when it
+	 * cannot tell (then own_since is asked). */
+	int (*own_slots)(void *ctx, const char *key, int64_t from_ms,
+	                 int64_t slot_ms, size_t nslots,
+	                 int64_t (*out)[FG_CNT__COUNT]);
 	/* A ban or a lift made on another host; source "peer:<node>".  A
 	 * recent lift (reset) also forgets the key's counts here. */
 	void (*ban)(void *ctx, const char *key, int64_t until_ms,

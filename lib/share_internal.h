@@ -26,6 +26,14 @@
 #define SH_BANLOG_MAXLEN 10000
 #define SH_BANLOG_COUNT 500
 #define SH_NONE INT64_MAX         /* no slot */
+#define SH_FEED_MAXLEN 10000      /* entries the feed keeps, about */
+#define SH_FEED_COUNT 1000        /* entries read from it per round trip */
+#define SH_FEED_KEYS 1000         /* keys named per entry */
+#define SH_SCAN_SLICE 256         /* buckets scanned per shard lock hold */
+#define SH_WANT_SLOTS 1           /* fetch the newest slots (HMGET) */
+#define SH_WANT_ALL 2             /* fetch it whole (HGETALL) */
+#define SH_WANT_QUEUED 4          /* on this round's list to fetch */
+#define SH_ANN_MAX (1u << 20)     /* slots of the table of named keys */
 
 /* One remote count: node's count of ctr in slot. */
 struct rslot {
@@ -38,6 +46,8 @@ struct rslot {
 /* A key: this host's publishing state and the others' counts. */
 struct ent {
 	struct ent *next;
+	struct ent *pnext;            /* in its shard's pending list */
+	bool listed;                  /* on it */
 	uint64_t hash;
 	int64_t last_local_ms;        /* last event here; 0 none */
 	int64_t pulled_ms;            /* remote part fetched; 0 never */
@@ -49,6 +59,14 @@ struct ent {
 	uint64_t memo_nodes;
 	uint32_t version, memo_version;
 	int memo_ctr;                 /* -1: none */
+	int64_t peer_ms;              /* a peer last announced pushing it */
+	int64_t ttl_ms;               /* last PEXPIRE sent (sync thread) */
+	uint64_t pull_tick;           /* the sync that last fetched it */
+	bool fresh;                   /* new here, never fetched */
+	bool known;                   /* not fetched: the feed said no peer
+	                                 had it */
+	uint8_t want;                 /* a peer pushed it since it was
+	                                 fetched: 0, SH_WANT_SLOTS, SH_WANT_ALL */
 	bool stale;                   /* fetch all of it (HGETALL) */
 	bool withdraw;                /* delete own fields (after a lift) */
 	struct rslot *r;
@@ -56,10 +74,15 @@ struct ent {
 	char key[];
 };
 
+/* A shard of the keys.  Those with something to do at the next sync
+ * (pushed, withdrawn, fetched: changed here, new, marked by the feed,
+ * aged) are on its pending list, so that a sync visits them and not the
+ * whole table. */
 struct shard {
 	pthread_mutex_t mu;
 	struct ent **tab;
 	size_t mask, n;
+	struct ent *pending;
 };
 
 struct ban_op {
@@ -96,6 +119,7 @@ struct fg_share {
 	uint64_t seed;
 	_Atomic uint64_t nkeys, keys_refused;
 	_Atomic int64_t slot_ms;
+	_Atomic int64_t fresh_ms;     /* the feed read and followed up to here */
 	_Atomic unsigned ctr_mask, key_mask;
 	_Atomic int nnodes;
 	_Atomic bool active;
@@ -130,6 +154,18 @@ struct fg_share {
 	char collide_token[24];
 	char epoch[64];               /* the server's epoch as last seen */
 	char banlog_id[64];           /* last banlog entry read; "" none */
+	char feed_id[64];             /* last feed entry read; "" none yet */
+	/* The feed was followed without a gap since then (INT64_MIN: since
+	 * it began; INT64_MAX: not yet), and the keys the peers named in it
+	 * (hash, when), for the horizon: a key new here that none of them
+	 * named needs no fetch once that covers the horizon. */
+	int64_t feed_from_ms;
+	uint64_t *ann_h;
+	int64_t *ann_ms;
+	size_t ann_mask, ann_n;
+	uint64_t ticks;               /* round trips attempted */
+	int64_t (*slots)[FG_CNT__COUNT]; /* own counts being pushed */
+	size_t slots_cap;
 	bool connected;
 	bool set_epoch;
 	bool readonly;                /* fg_share_read_only */
@@ -153,6 +189,8 @@ int fg_share_ctr_of(char letter);
 /* Index of node name (added if new), -1 when the table is full or the
  * name is bad. */
 int fg_share_node_index(fg_share *sh, const char *name);
+/* Puts e on its shard's pending list (under the shard's lock). */
+void fg_share_ent_list(struct shard *s, struct ent *e);
 /* Forgets every remote slot of e. */
 void fg_share_rslot_clear(struct ent *e);
 /* Replaces e's remote slot (slot, ctr, node) by value (0 removes). */
@@ -173,7 +211,13 @@ void fg_share_set_state(fg_share *sh, enum fg_share_state state,
                         const char *reason);
 
 /* share_sync.c */
-int fg_share_sync(fg_share *sh, int64_t now_ms);
+/* One round trip; without keys, only the clock, the epoch and the
+ * heartbeat (a probe of a new connection). */
+int fg_share_sync(fg_share *sh, int64_t now_ms, bool keys);
 void fg_share_mark_all(fg_share *sh, int64_t now_ms);
+/* Everything pushed again and fetched whole, and a new generation in
+ * the next heartbeat (after the pushes), so that the peers fetch every
+ * key whole once it is there. */
+void fg_share_republish(fg_share *sh, int64_t now_ms);
 
 #endif

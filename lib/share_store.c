@@ -29,6 +29,14 @@ host_own_since(void *ctx, const char *key, enum fg_counter c, int64_t from_ms)
 	return n > 0 ? n : 0;
 }
 
+static int
+host_own_slots(void *ctx, const char *key, int64_t from_ms, int64_t slot_ms,
+               size_t nslots, int64_t (*out)[FG_CNT__COUNT])
+{
+	return fg_store_count_slots(((struct hosted *)ctx)->st, key, from_ms,
+	                            slot_ms, nslots, out);
+}
+
 static void
 host_ban(void *ctx, const char *key, int64_t until_ms, const char *reason,
          const char *source, int64_t now_ms)
@@ -160,7 +168,8 @@ fg_share_attach(const struct fg_config *cfg, fg_store *st, fg_share **out)
 		return rc;
 	}
 	host = (struct fg_share_host){
-		.ctx = h, .own_since = host_own_since, .ban = host_ban,
+		.ctx = h, .own_since = host_own_since,
+		.own_slots = host_own_slots, .ban = host_ban,
 		.lift = host_lift, .ban_ok = host_ban_ok,
 		.allow = host_allow, .disallow = host_disallow,
 	};

@@ -3,18 +3,37 @@
  * pipeline, and what the replies change.
  *
  * The pipeline, in order: TIME; GET epoch (and SET epoch NX when it was
- * missing); per key, within max_commands: HSET of this host's changed
- * slots and PEXPIRE, HDEL of its fields that left the horizon or that a
- * lift withdrew, HGETALL of a key new here or stale, HMGET of the newest
- * two slots of a key seen here within "hot"; the bans and lifts, allows
- * and disallows made here (SET ban:<key> or allow:<key> PX, DEL, XADD
+ * missing); about once a second HGETALL nodes; XRANGE feed from the last
+ * entry read (XREVRANGE ... COUNT 1 at first, to find its end); per key,
+ * within max_commands: HSET of this host's changed slots (PEXPIRE once a
+ * slot), HDEL of its fields that left the horizon or that a lift
+ * withdrew, HGETALL of a key new here or stale, or wanted and hot (below);
+ * XADD feed naming the keys pushed; the bans and lifts, allows and
+ * disallows made here (SET ban:<key> or allow:<key> PX, DEL, XADD
  * banlog); XRANGE banlog from the last entry read; about once a second
- * HGETALL nodes and HSET nodes (heartbeat).
+ * HSET nodes (heartbeat).
+ *
+ * Which keys are fetched.  Most keys are counted by one host only (a
+ * client talks to one MX), so fetching every key seen here lately at
+ * every sync would cost a command per key and round for nothing.  A key
+ * is fetched whole (HGETALL) when it is new here, after a reconnect, a
+ * peer's, or a gap in the feed; after that only when the feed names it:
+ * a key named there that is hot here (seen within "hot") and was not
+ * fetched in this round trip is fetched at once, in a second round trip
+ * (HMGET of the slots a peer may still change); one not hot is marked, to
+ * be fetched whole when it is hot again.  Each host adds its XADD after
+ * its HSETs, and reads the feed before its fetches, so what the feed
+ * names is in the server by the time it is fetched.
+ *
+ * The bound: a peer's event is pushed and named at the peer's next sync
+ * (within I, the sync_interval), read here at this host's next (within
+ * I + RTT) and fetched in the same sync (one RTT more): S = 2 I + 2 RTT,
+ * one round trip more than fetching every hot key every time.
  *
  * Replies replace cached values (absolute counts: a replay is harmless).
  * Any error reply (OOM, READONLY, NOAUTH...) fails the round trip: the
  * caller disconnects and retries later, and the keys are pushed again
- * after the reconnect.
+ * after the reconnect (and after the first good round trip on it).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -30,7 +49,7 @@
 
 enum op_kind {
 	OP_IGNORE, OP_TIME, OP_EPOCH, OP_HGETALL, OP_HMGET, OP_XRANGE,
-	OP_NODES,
+	OP_NODES, OP_FEED, OP_FEED_END,
 };
 
 struct op {
@@ -131,6 +150,7 @@ struct work {
 	int64_t pub_lo, pub_hi;       /* as before this round */
 	int64_t del_lo, del_hi;       /* own fields to delete (slots) */
 	int pull;                     /* 0, OP_HGETALL, OP_HMGET */
+	bool pushed;                  /* an HSET went out: announce it */
 };
 
 /* Number of counters in mask. */
@@ -145,8 +165,138 @@ ctr_list(unsigned mask, int *out)
 	return n;
 }
 
+/* ---- the keys the peers named in the feed (the sync thread's) ------ */
+
+static size_t
+ann_find(const fg_share *sh, uint64_t h)
+{
+	size_t i = (size_t)(h ^ h >> 32) & sh->ann_mask;
+
+	while (sh->ann_h[i] != 0 && sh->ann_h[i] != h)
+		i = (i + 1) & sh->ann_mask;
+	return i;
+}
+
+/* Forgets the keys named before cutoff (and all of them when cutoff is
+ * INT64_MAX), into a table sized for what stays. */
+static void
+ann_rebuild(fg_share *sh, int64_t cutoff, size_t want)
+{
+	uint64_t *oh = sh->ann_h;
+	int64_t *om = sh->ann_ms;
+	size_t omask = sh->ann_mask, n = 0, size = 1024;
+
+	for (size_t i = 0; oh != NULL && i <= omask; i++)
+		n += oh[i] != 0 && om[i] >= cutoff;
+	while (size < 2 * (n + want) && size < SH_ANN_MAX)
+		size *= 2;
+	sh->ann_h = calloc(size, sizeof(*sh->ann_h));
+	sh->ann_ms = calloc(size, sizeof(*sh->ann_ms));
+	sh->ann_mask = size - 1;
+	sh->ann_n = 0;
+	if (sh->ann_h == NULL || sh->ann_ms == NULL) {
+		free(sh->ann_h);
+		free(sh->ann_ms);
+		sh->ann_h = NULL;
+		sh->ann_ms = NULL;
+		sh->ann_mask = 0;
+	}
+	for (size_t i = 0; sh->ann_h != NULL && oh != NULL && i <= omask; i++)
+		if (oh[i] != 0 && om[i] >= cutoff && sh->ann_n * 2 < size) {
+			size_t j = ann_find(sh, oh[i]);
+			sh->ann_h[j] = oh[i];
+			sh->ann_ms[j] = om[i];
+			sh->ann_n++;
+		}
+	free(oh);
+	free(om);
+}
+
+/* Key h named at now_ms; false when the table is full (what it says is
+ * then incomplete). */
 static bool
-collect_one(fg_share *sh, struct ent *e, int64_t now_ms, struct work *w)
+ann_put(fg_share *sh, uint64_t h, int64_t now_ms)
+{
+	size_t i;
+
+	h |= 1;   /* 0 marks a free slot */
+	if (sh->ann_h == NULL || sh->ann_n * 2 >= sh->ann_mask + 1) {
+		if (sh->ann_mask + 1 >= SH_ANN_MAX && sh->ann_h != NULL)
+			return false;
+		ann_rebuild(sh, INT64_MIN, sh->ann_n + 1);
+		if (sh->ann_h == NULL || sh->ann_n * 2 >= sh->ann_mask + 1)
+			return false;
+	}
+	i = ann_find(sh, h);
+	if (sh->ann_h[i] == 0)
+		sh->ann_n++;
+	sh->ann_h[i] = h;
+	sh->ann_ms[i] = now_ms;
+	return true;
+}
+
+static bool
+ann_since(const fg_share *sh, uint64_t h, int64_t since_ms)
+{
+	size_t i;
+
+	if (sh->ann_h == NULL)
+		return false;
+	i = ann_find(sh, h | 1);
+	return sh->ann_h[i] != 0 && sh->ann_ms[i] >= since_ms;
+}
+
+/* Whether no peer had counts of a key new here that the feed did not
+ * name: it was followed since before the horizon. */
+static bool
+feed_complete(const fg_share *sh, int64_t now_ms)
+{
+	return sh->feed_from_ms == INT64_MIN ||
+	       (sh->feed_from_ms != INT64_MAX &&
+	        sh->feed_from_ms <= now_ms - sh->tp.horizon_ms);
+}
+
+static bool
+is_hot(const fg_share *sh, const struct ent *e, int64_t now_ms)
+{
+	return e->last_local_ms > 0 && e->last_local_ms >= now_ms - sh->tp.hot_ms;
+}
+
+/* Whether e is to be fetched this round, and how; under its shard's
+ * lock.  A key new here (or after a reconnect, or a peer's) is fetched
+ * whole once; after that only when the feed said that a peer pushed it,
+ * while it is hot here. */
+static int
+pull_of(fg_share *sh, struct ent *e, int64_t now_ms)
+{
+	int pull = 0;
+
+	if (e->stale && e->last_local_ms > 0 &&
+	    e->last_local_ms >= now_ms - sh->tp.horizon_ms) {
+		if (e->fresh && feed_complete(sh, now_ms) &&
+		    !ann_since(sh, e->hash, now_ms - sh->tp.horizon_ms -
+		                            2 * sh->tp.slot_ms)) {
+			/* New here, and no peer named it: nothing to fetch. */
+			e->stale = false;
+			e->known = true;
+			e->pulled_ms = now_ms;
+		} else {
+			pull = OP_HGETALL;
+		}
+		e->fresh = false;
+	}
+	else if ((e->want & (SH_WANT_SLOTS | SH_WANT_ALL)) &&
+	         is_hot(sh, e, now_ms))
+		pull = (e->want & SH_WANT_ALL) || e->pulled_ms == 0 ? OP_HGETALL
+		                                                    : OP_HMGET;
+	if (pull != 0)
+		e->want = 0;
+	return pull;
+}
+
+static bool
+collect_one(fg_share *sh, struct shard *s, struct ent *e, int64_t now_ms,
+            struct work *w)
 {
 	const struct params *p = &sh->tp;
 	int64_t now_slot = now_ms / p->slot_ms;
@@ -173,6 +323,8 @@ collect_one(fg_share *sh, struct ent *e, int64_t now_ms, struct work *w)
 		w->del_lo = e->pub_lo;
 		w->del_hi = e->pub_lo + 63 < first ? e->pub_lo + 63 : first - 1;
 		e->pub_lo = w->del_hi + 1;
+		if (e->pub_lo < first)
+			fg_share_ent_list(s, e);   /* more at the next round */
 		any = true;
 	}
 	if (e->dirty_from != SH_NONE) {
@@ -181,22 +333,53 @@ collect_one(fg_share *sh, struct ent *e, int64_t now_ms, struct work *w)
 		e->dirty_from = SH_NONE;
 		any = true;
 	}
-	if (e->last_local_ms > 0 &&
-	    (e->last_local_ms >= now_ms - p->hot_ms ||
-	     (e->stale && e->last_local_ms >= now_ms - p->horizon_ms))) {
-		w->pull = e->stale || e->pulled_ms == 0 ? OP_HGETALL : OP_HMGET;
+	if ((w->pull = pull_of(sh, e, now_ms)) != 0)
 		any = true;
-	}
 	return any;
+}
+
+/* This host's counts of w's key in its slots to push, into sh->slots
+ * (slot push_from first); false when they cannot be had. */
+static bool
+own_counts(fg_share *sh, const struct work *w, const int *ctrs, int nctr)
+{
+	const struct params *pr = &sh->tp;
+	size_t n = (size_t)(w->push_to - w->push_from + 1);
+
+	if (n > sh->slots_cap) {
+		int64_t(*ns)[FG_CNT__COUNT] = realloc(sh->slots, n * sizeof(*ns));
+		if (ns == NULL)
+			return false;
+		sh->slots = ns;
+		sh->slots_cap = n;
+	}
+	memset(sh->slots, 0, n * sizeof(*sh->slots));
+	if (sh->host.own_slots != NULL &&
+	    sh->host.own_slots(sh->host.ctx, w->e->key, w->push_from * pr->slot_ms,
+	                       pr->slot_ms, n, sh->slots) == 0)
+		return true;
+	if (sh->host.own_since == NULL)
+		return false;
+	for (int i = 0; i < nctr; i++) {
+		enum fg_counter c = (enum fg_counter)ctrs[i];
+		int64_t later = sh->host.own_since(sh->host.ctx, w->e->key, c,
+		                                   (w->push_to + 1) * pr->slot_ms);
+		for (int64_t s = w->push_to; s >= w->push_from; s--) {
+			int64_t since = sh->host.own_since(sh->host.ctx, w->e->key,
+			                                   c, s * pr->slot_ms);
+			sh->slots[s - w->push_from][c] = since - later;
+			later = since;
+		}
+	}
+	return true;
 }
 
 static void
 build_push(fg_share *sh, struct pipe *p, struct work *w, const int *ctrs,
-           int nctr)
+           int nctr, int64_t now_ms)
 {
 	const struct params *pr = &sh->tp;
 	int64_t lo = SH_NONE, hi = INT64_MIN;
-	size_t start = p->n;
 
 	if (w->del_lo <= w->del_hi) {
 		pipe_begin(p, OP_IGNORE, NULL);
@@ -208,21 +391,16 @@ build_push(fg_share *sh, struct pipe *p, struct work *w, const int *ctrs,
 				         fg_share_ctr_letter((enum fg_counter)ctrs[i]),
 				         pr->node);
 	}
-	if (w->push_from == SH_NONE || sh->host.own_since == NULL)
+	if (w->push_from == SH_NONE || !own_counts(sh, w, ctrs, nctr))
 		return;
 	pipe_begin(p, OP_IGNORE, NULL);
 	pipe_arg(p, "HSET");
 	pipe_arg(p, "%s:c:%s", pr->prefix, w->e->key);
 	for (int i = 0; i < nctr; i++) {
 		enum fg_counter c = (enum fg_counter)ctrs[i];
-		int64_t later = sh->host.own_since(sh->host.ctx, w->e->key, c,
-		                                   (w->push_to + 1) * pr->slot_ms);
 		for (int64_t s = w->push_to; s >= w->push_from; s--) {
-			int64_t since = sh->host.own_since(sh->host.ctx, w->e->key,
-			                                   c, s * pr->slot_ms);
-			int64_t v = since - later;
+			int64_t v = sh->slots[s - w->push_from][c];
 
-			later = since;
 			if (v < 0)
 				v = 0;
 			if (v == 0 && !(s >= w->pub_lo && s <= w->pub_hi))
@@ -247,12 +425,18 @@ build_push(fg_share *sh, struct pipe *p, struct work *w, const int *ctrs,
 		free(p->cmds[p->n - 1].argv);
 		p->n--;
 	} else {
-		pipe_begin(p, OP_IGNORE, NULL);
-		pipe_arg(p, "PEXPIRE");
-		pipe_arg(p, "%s:c:%s", pr->prefix, w->e->key);
-		pipe_arg(p, "%" PRId64, pr->horizon_ms + 2 * pr->slot_ms);
+		w->pushed = true;
+		/* The key lives a slot longer than what was written into it;
+		 * so its time to live is set again once a slot, not each
+		 * round. */
+		if (now_ms - w->e->ttl_ms >= pr->slot_ms || now_ms < w->e->ttl_ms) {
+			w->e->ttl_ms = now_ms;
+			pipe_begin(p, OP_IGNORE, NULL);
+			pipe_arg(p, "PEXPIRE");
+			pipe_arg(p, "%s:c:%s", pr->prefix, w->e->key);
+			pipe_arg(p, "%" PRId64, pr->horizon_ms + 3 * pr->slot_ms);
+		}
 	}
-	(void)start;
 	pthread_mutex_lock(&w->s->mu);
 	if (lo < w->e->pub_lo)
 		w->e->pub_lo = lo;
@@ -281,6 +465,8 @@ build_pull(fg_share *sh, struct pipe *p, struct work *w, const int *ctrs,
 	 * ticks (2 intervals). */
 	int64_t back = 1 + (2 * pr->interval_ms + pr->slot_ms - 1) / pr->slot_ms;
 	pipe_begin(p, OP_HMGET, w->e);
+	if (p->nomem)
+		return;
 	p->ops[p->n - 1].slot0 = now_slot - back;
 	p->ops[p->n - 1].peers = sh->peers;
 	pipe_arg(p, "HMGET");
@@ -294,7 +480,40 @@ build_pull(fg_share *sh, struct pipe *p, struct work *w, const int *ctrs,
 					         sh->nodes[n]);
 }
 
-/* The keys' part of the pipeline, within the command budget. */
+/* One XADD to the feed naming the keys of w[] pushed this round (in
+ * entries of at most SH_FEED_KEYS): the other hosts fetch those keys,
+ * and only those, if they are hot there. */
+static void
+build_announce(fg_share *sh, struct pipe *p, const struct work *w, size_t nw)
+{
+	const struct params *pr = &sh->tp;
+	size_t named = SH_FEED_KEYS;
+
+	for (size_t k = 0; k < nw && !p->nomem; k++) {
+		if (!w[k].pushed)
+			continue;
+		if (named == SH_FEED_KEYS) {
+			pipe_begin(p, OP_IGNORE, NULL);
+			pipe_arg(p, "XADD");
+			pipe_arg(p, "%s:feed", pr->prefix);
+			pipe_arg(p, "MAXLEN");
+			pipe_arg(p, "~");
+			pipe_arg(p, "%d", SH_FEED_MAXLEN);
+			pipe_arg(p, "*");
+			pipe_arg(p, "node");
+			pipe_arg(p, "%s", pr->node);
+			named = 0;
+		}
+		pipe_arg(p, "k");
+		pipe_arg(p, "%s", w[k].e->key);
+		named++;
+	}
+}
+
+/* The keys' part of the pipeline, within the command budget: the keys
+ * on the pending lists, a shard at a time.  A shard's lock is held for
+ * SH_SCAN_SLICE keys at a time, so that a callback waits at most that
+ * long. */
 static void
 build_keys(fg_share *sh, struct pipe *p, int64_t now_ms)
 {
@@ -309,33 +528,50 @@ build_keys(fg_share *sh, struct pipe *p, int64_t now_ms)
 		return;
 	for (i = 0; i < SH_SHARDS && p->n + nw * 3 + 16 < budget; i++) {
 		struct shard *s = &sh->shards[(sh->rot + i) % SH_SHARDS];
+		struct ent *e, *next;
+		size_t k = 0;
 
 		pthread_mutex_lock(&s->mu);
-		for (size_t b = 0; s->tab != NULL && b <= s->mask; b++) {
-			for (struct ent *e = s->tab[b]; e != NULL; e = e->next) {
-				if (nw == wcap) {
-					size_t cap = wcap ? wcap * 2 : 256;
-					struct work *nw2 = realloc(w, cap * sizeof(*w));
-					if (nw2 == NULL)
-						goto full;
-					w = nw2;
-					wcap = cap;
+		e = s->pending;
+		s->pending = NULL;
+		for (; e != NULL; e = next, k++) {
+			if (k > 0 && k % SH_SCAN_SLICE == 0) {
+				pthread_mutex_unlock(&s->mu);
+				pthread_mutex_lock(&s->mu);
+			}
+			/* Off the list before its state is read: a callback
+			 * from now on puts it on again. */
+			next = e->pnext;
+			e->listed = false;
+			if (nw == wcap) {
+				size_t cap = wcap ? wcap * 2 : 256;
+				struct work *nw2 = realloc(w, cap * sizeof(*w));
+				if (nw2 == NULL) {
+					/* The rest stays on the list. */
+					for (; e != NULL; e = next) {
+						next = e->pnext;
+						e->listed = false;
+						fg_share_ent_list(s, e);
+					}
+					break;
 				}
-				if (collect_one(sh, e, now_ms, &w[nw])) {
-					w[nw].s = s;
-					nw++;
-				}
+				w = nw2;
+				wcap = cap;
+			}
+			if (collect_one(sh, s, e, now_ms, &w[nw])) {
+				w[nw].s = s;
+				nw++;
 			}
 		}
-full:
 		pthread_mutex_unlock(&s->mu);
 	}
 	sh->rot = (sh->rot + i) % SH_SHARDS;
 	for (size_t k = 0; k < nw && !p->nomem; k++) {
-		build_push(sh, p, &w[k], ctrs, nctr);
+		build_push(sh, p, &w[k], ctrs, nctr, now_ms);
 		if (w[k].pull)
 			build_pull(sh, p, &w[k], ctrs, nctr, now_ms);
 	}
+	build_announce(sh, p, w, nw);
 	free(w);
 }
 
@@ -497,7 +733,10 @@ apply_hgetall(fg_share *sh, struct ent *e, const struct fg_share_reply *r,
 		fg_share_rslot_put(e, slot, ctr, node, v);
 	}
 	e->pulled_ms = now_ms;
+	e->pull_tick = sh->ticks;
 	e->stale = false;
+	e->fresh = false;
+	e->known = false;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -532,6 +771,7 @@ apply_hmget(fg_share *sh, const struct op *op, const struct fg_share_reply *r,
 			}
 out:
 	e->pulled_ms = now_ms;
+	e->pull_tick = sh->ticks;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -639,6 +879,7 @@ apply_banlog(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 			if (recent && (e = fg_share_ent_find(s, h, key)) != NULL) {
 				e->withdraw = true;
 				fg_share_rslot_clear(e);
+				fg_share_ent_list(s, e);
 			}
 			pthread_mutex_unlock(&s->mu);
 		} else if (strcmp(op, "ban") == 0 && parse_i64(until_s, &until) &&
@@ -649,6 +890,192 @@ apply_banlog(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 			                   reason != NULL ? reason : "", src, now_ms);
 		}
 	}
+}
+
+/* Where the feed ends (XREVRANGE ... COUNT 1): this host reads it from
+ * there on.  What came before, it fetches whole when it first sees a
+ * key, for a horizon; when there is no feed yet, no peer pushed anything
+ * that is still there, and this host follows it from its start. */
+static void
+apply_feed_end(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
+{
+	if (r->type != FG_SR_ARR)
+		return;
+	if (r->n > 0 && r->elem[0].type == FG_SR_ARR && r->elem[0].n == 2 &&
+	    r->elem[0].elem[0].type == FG_SR_STR) {
+		snprintf(sh->feed_id, sizeof(sh->feed_id), "%s",
+		         r->elem[0].elem[0].s);
+		sh->feed_from_ms = now_ms;
+	} else {
+		snprintf(sh->feed_id, sizeof(sh->feed_id), "0-0");
+		sh->feed_from_ms = INT64_MIN;
+	}
+}
+
+struct pulls {
+	struct ent **e;
+	size_t n, cap;
+};
+
+static bool
+pulls_add(struct pulls *l, struct ent *e)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct ent **ne = realloc(l->e, cap * sizeof(*ne));
+		if (ne == NULL)
+			return false;
+		l->e = ne;
+		l->cap = cap;
+	}
+	l->e[l->n++] = e;
+	return true;
+}
+
+/*
+ * The feed, from the entry read last: the keys the other hosts pushed.
+ * A key held here is marked as wanted; one hot here and not fetched in
+ * this round trip (whose fetches came after the feed was read) goes into
+ * *out, to be fetched at once.  A gap (the entry read last was trimmed,
+ * or the server lost the feed) marks every key to be fetched whole.
+ */
+static void
+apply_feed(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms,
+           struct pulls *out)
+{
+	const struct params *p = &sh->tp;
+	bool gap = false, full = false;
+
+	if (r->type != FG_SR_ARR)
+		return;
+	for (size_t i = 0; i < r->n; i++) {
+		const struct fg_share_reply *en = &r->elem[i], *f;
+		const char *id, *node;
+
+		if (en->type != FG_SR_ARR || en->n != 2 ||
+		    en->elem[0].type != FG_SR_STR || en->elem[1].type != FG_SR_ARR)
+			continue;
+		id = en->elem[0].s;
+		if (i == 0 && sh->feed_id[0] != '\0' &&
+		    strcmp(sh->feed_id, "0-0") != 0 && strcmp(id, sh->feed_id) != 0)
+			gap = true;
+		if (strcmp(id, sh->feed_id) == 0)
+			continue;   /* the start of XRANGE is inclusive */
+		snprintf(sh->feed_id, sizeof(sh->feed_id), "%s", id);
+		f = &en->elem[1];
+		node = entry_get(f, "node");
+		if (node == NULL || strcmp(node, p->node) == 0)
+			continue;
+		for (size_t j = 0; j + 1 < f->n; j += 2) {
+			const char *key = f->elem[j + 1].s;
+			uint64_t h;
+			struct shard *s;
+			struct ent *e;
+
+			if (f->elem[j].type != FG_SR_STR ||
+			    f->elem[j + 1].type != FG_SR_STR ||
+			    strcmp(f->elem[j].s, "k") != 0 || key[0] == '\0')
+				continue;
+			h = fg_share_hash(sh, key);
+			if (!ann_put(sh, h, now_ms))
+				full = true;
+			s = fg_share_shard(sh, h);
+			pthread_mutex_lock(&s->mu);
+			if ((e = fg_share_ent_find(s, h, key)) != NULL &&
+			    e->pull_tick != sh->ticks) {
+				e->peer_ms = now_ms;
+				if (!is_hot(sh, e, now_ms)) {
+					/* Older slots may change before it is hot again. */
+					e->want |= SH_WANT_ALL;
+				} else {
+					e->want |= e->pulled_ms > 0 && !e->known
+					           ? SH_WANT_SLOTS : SH_WANT_ALL;
+					if (!(e->want & SH_WANT_QUEUED) && pulls_add(out, e)) {
+						e->want |= SH_WANT_QUEUED;
+						out->e[out->n++] = e;
+					}
+				}
+			}
+			pthread_mutex_unlock(&s->mu);
+		}
+	}
+	if (r->n >= SH_FEED_COUNT)
+		atomic_store(&sh->urgent, true);   /* more to read: soon */
+	if (full) {
+		/* Too many keys named: start again, and fetch the keys new
+		 * here for a horizon. */
+		ann_rebuild(sh, INT64_MAX, 0);
+		sh->feed_from_ms = now_ms;
+	}
+	if (gap) {
+		fg_log(FG_LOG_DEBUG, "shared: %s: feed entries were lost: "
+		       "fetching every key whole", p->node);
+		sh->feed_from_ms = now_ms;
+		fg_share_mark_all(sh, INT64_MIN);
+	}
+}
+
+/* The second round trip of a sync: the keys of the feed hot here.  0, or
+ * FG_EIO with a reason. */
+static int
+pull_now(fg_share *sh, struct pulls *l, int64_t now_ms, char *reason,
+         size_t size)
+{
+	int ctrs[FG_CNT__COUNT];
+	int nctr = ctr_list(sh->tp.ctr_mask, ctrs);
+	struct pipe p = {0};
+	struct fg_share_reply *replies = NULL;
+	char err[192] = "";
+	int rc = 0;
+
+	for (size_t k = 0; k < l->n; k++) {
+		struct work w = {.e = l->e[k]};
+		struct shard *s = fg_share_shard(sh, w.e->hash);
+
+		pthread_mutex_lock(&s->mu);
+		w.e->want &= (uint8_t)~SH_WANT_QUEUED;
+		/* Beyond the budget, it waits for the next round. */
+		if (p.n < (size_t)sh->tp.max_commands)
+			w.pull = pull_of(sh, w.e, now_ms);
+		else
+			fg_share_ent_list(s, w.e);
+		pthread_mutex_unlock(&s->mu);
+		if (w.pull != 0 && nctr > 0)
+			build_pull(sh, &p, &w, ctrs, nctr, now_ms);
+	}
+	if (p.n == 0) {
+		pipe_free(&p);
+		return 0;
+	}
+	if (p.nomem || (replies = calloc(p.n, sizeof(*replies))) == NULL) {
+		snprintf(reason, size, "out of memory");
+		rc = FG_EIO;
+	} else if (sh->t.exchange(sh->t.ctx, p.cmds, p.n, replies, err,
+	                          sizeof(err)) != 0) {
+		snprintf(reason, size, "%s", err[0] ? err : "round trip failed");
+		rc = FG_EIO;
+	} else {
+		for (size_t i = 0; i < p.n && rc == 0; i++)
+			if (replies[i].type == FG_SR_ERR) {
+				snprintf(reason, size, "%s: %s", p.cmds[i].argv[0],
+				         replies[i].s != NULL ? replies[i].s : "error");
+				rc = FG_EIO;
+			}
+		for (size_t i = 0; i < p.n && rc == 0; i++) {
+			if (p.ops[i].kind == OP_HGETALL)
+				apply_hgetall(sh, p.ops[i].e, &replies[i], now_ms);
+			else if (p.ops[i].kind == OP_HMGET)
+				apply_hmget(sh, &p.ops[i], &replies[i], now_ms);
+		}
+	}
+	pthread_mutex_lock(&sh->st_mu);
+	sh->st.commands += p.n;
+	pthread_mutex_unlock(&sh->st_mu);
+	for (size_t i = 0; replies != NULL && i < p.n; i++)
+		fg_share_reply_free(&replies[i]);
+	free(replies);
+	pipe_free(&p);
+	return rc;
 }
 
 /* "last_ms slot_ms version token skew_ms gen": the first, fourth and
@@ -770,8 +1197,8 @@ apply_time(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms,
 
 /* Everything again, and a new generation in the heartbeat at once, so
  * that the peers fetch every key whole once it is there. */
-static void
-republish(fg_share *sh, int64_t now_ms)
+void
+fg_share_republish(fg_share *sh, int64_t now_ms)
 {
 	fg_share_mark_all(sh, now_ms);
 	sh->gen++;
@@ -785,7 +1212,7 @@ apply_epoch(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 		if (sh->epoch[0] != '\0') {
 			fg_log(FG_LOG_INFO, "shared: the server lost its data: "
 			       "publishing again");
-			republish(sh, now_ms);
+			fg_share_republish(sh, now_ms);
 		}
 		sh->epoch[0] = '\0';
 		sh->set_epoch = true;
@@ -796,9 +1223,65 @@ apply_epoch(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 	if (sh->epoch[0] != '\0' && strcmp(sh->epoch, r->s) != 0) {
 		fg_log(FG_LOG_INFO, "shared: the server's data changed under "
 		       "this host (a restart or failover): publishing again");
-		republish(sh, now_ms);
+		fg_share_republish(sh, now_ms);
 	}
 	snprintf(sh->epoch, sizeof(sh->epoch), "%s", r->s);
+}
+
+/* Runs fn on every entry, a slice of SH_SCAN_SLICE buckets of a shard per
+ * hold of its lock; fn may free the entry (and nothing else).  A shard
+ * whose table grew meanwhile is scanned again from its start, so fn must
+ * be idempotent. */
+static void
+each_ent(fg_share *sh, void (*fn)(fg_share *, struct shard *, struct ent *,
+                                  const void *), const void *arg)
+{
+	for (size_t i = 0; i < SH_SHARDS; i++) {
+		struct shard *s = &sh->shards[i];
+
+		size_t mask;
+
+		pthread_mutex_lock(&s->mu);
+		mask = s->mask;
+		for (size_t b = 0; s->tab != NULL && b <= s->mask; b++) {
+			if (b > 0 && b % SH_SCAN_SLICE == 0) {
+				pthread_mutex_unlock(&s->mu);
+				pthread_mutex_lock(&s->mu);
+				if (s->mask != mask) {   /* grown: again */
+					mask = s->mask;
+					b = 0;
+				}
+			}
+			struct ent *e = s->tab[b], *next;
+			for (; e != NULL; e = next) {
+				next = e->next;
+				fn(sh, s, e, arg);
+			}
+		}
+		pthread_mutex_unlock(&s->mu);
+	}
+}
+
+struct mark_arg {
+	int64_t now_ms, slot_ms;
+};
+
+static void
+mark_one(fg_share *sh, struct shard *s, struct ent *e, const void *arg)
+{
+	const struct mark_arg *m = arg;
+
+	e->stale = true;
+	e->fresh = false;
+	fg_share_ent_list(s, e);
+	if (m->now_ms != INT64_MIN && e->last_local_ms > 0) {
+		int64_t from = (m->now_ms - sh->tp.horizon_ms) / m->slot_ms;
+		if (e->pub_lo <= e->pub_hi && e->pub_lo > from)
+			from = e->pub_lo;
+		if (from < e->dirty_from)
+			e->dirty_from = from;
+		e->ttl_ms = 0;
+	}
 }
 
 /* Every key active in the horizon is pushed again whole and fetched whole
@@ -806,60 +1289,43 @@ apply_epoch(fg_share *sh, const struct fg_share_reply *r, int64_t now_ms)
 void
 fg_share_mark_all(fg_share *sh, int64_t now_ms)
 {
+	struct mark_arg m = {now_ms, atomic_load(&sh->slot_ms)};
+
 	fg_log(FG_LOG_DEBUG, "shared: %s: %s", sh->tp.node,
 	       now_ms == INT64_MIN ? "fetching all" : "publishing all");
-	int64_t slot_ms = atomic_load(&sh->slot_ms);
-
-	for (size_t i = 0; i < SH_SHARDS; i++) {
-		struct shard *s = &sh->shards[i];
-
-		pthread_mutex_lock(&s->mu);
-		for (size_t b = 0; s->tab != NULL && b <= s->mask; b++)
-			for (struct ent *e = s->tab[b]; e != NULL; e = e->next) {
-				e->stale = true;
-				if (now_ms != INT64_MIN && e->last_local_ms > 0) {
-					int64_t from = (now_ms - sh->tp.horizon_ms) / slot_ms;
-					if (e->pub_lo <= e->pub_hi && e->pub_lo > from)
-						from = e->pub_lo;
-					if (from < e->dirty_from)
-						e->dirty_from = from;
-				}
-			}
-		pthread_mutex_unlock(&s->mu);
-	}
+	each_ent(sh, mark_one, &m);
 }
 
-/* Keys neither used here nor counted elsewhere within the horizon go. */
+static void
+expire_one(fg_share *sh, struct shard *s, struct ent *e, const void *arg)
+{
+	const struct params *p = &sh->tp;
+	int64_t now_ms = *(const int64_t *)arg;
+	int64_t first = now_ms / p->slot_ms - p->horizon_ms / p->slot_ms - 1;
+
+	for (uint32_t k = 0; k < e->nr;)
+		if (e->r[k].slot < first) {
+			e->r[k] = e->r[--e->nr];
+			e->version++;
+		} else {
+			k++;
+		}
+	if (e->pub_lo <= e->pub_hi && e->pub_lo < first)
+		fg_share_ent_list(s, e);   /* own fields to delete */
+	if (e->nr == 0 && e->dirty_from == SH_NONE && !e->withdraw &&
+	    !e->listed &&
+	    e->last_local_ms < now_ms - p->horizon_ms - 2 * p->slot_ms)
+		fg_share_ent_free(sh, s, e);
+}
+
+/* Keys neither used here nor counted elsewhere within the horizon go;
+ * those with own fields that left it are put on the pending lists. */
 static void
 expire(fg_share *sh, int64_t now_ms)
 {
-	const struct params *p = &sh->tp;
-	int64_t first = now_ms / p->slot_ms - p->horizon_ms / p->slot_ms - 1;
-
-	for (size_t i = 0; i < SH_SHARDS; i++) {
-		struct shard *s = &sh->shards[i];
-
-		pthread_mutex_lock(&s->mu);
-		for (size_t b = 0; s->tab != NULL && b <= s->mask; b++) {
-			struct ent *e = s->tab[b], *next;
-			for (; e != NULL; e = next) {
-				next = e->next;
-				for (uint32_t k = 0; k < e->nr;)
-					if (e->r[k].slot < first) {
-						e->r[k] = e->r[--e->nr];
-						e->version++;
-					} else {
-						k++;
-					}
-				if (e->nr == 0 && e->dirty_from == SH_NONE &&
-				    !e->withdraw &&
-				    e->last_local_ms < now_ms - p->horizon_ms -
-				                       2 * p->slot_ms)
-					fg_share_ent_free(sh, s, e);
-			}
-		}
-		pthread_mutex_unlock(&s->mu);
-	}
+	each_ent(sh, expire_one, &now_ms);
+	if (sh->ann_n > 0)
+		ann_rebuild(sh, now_ms - sh->tp.horizon_ms - 2 * sh->tp.slot_ms, 0);
 }
 
 static int64_t
@@ -872,18 +1338,21 @@ mono_ms(void)
 }
 
 int
-fg_share_sync(fg_share *sh, int64_t now_ms)
+fg_share_sync(fg_share *sh, int64_t now_ms, bool keys)
 {
 	const struct params *pr = &sh->tp;
 	struct pipe p = {0};
+	struct pulls pulls = {0};
 	struct fg_share_reply *replies = NULL;
 	char err[192] = "", reason[192] = "";
-	size_t nban;
+	size_t nban = 0, feed_op = SIZE_MAX;
 	bool nodes_due = now_ms - sh->last_nodes_ms >= SH_NODES_EVERY_MS ||
 	                 now_ms < sh->last_nodes_ms;
+	bool feed = keys && !sh->readonly;
 	int64_t t0;
 	int rc = 0;
 
+	sh->ticks++;
 	pipe_begin(&p, OP_TIME, NULL);
 	pipe_arg(&p, "TIME");
 	if (sh->set_epoch && !sh->readonly) {
@@ -902,10 +1371,31 @@ fg_share_sync(fg_share *sh, int64_t now_ms)
 		pipe_arg(&p, "HGETALL");
 		pipe_arg(&p, "%s:nodes", pr->prefix);
 	}
-	if (!sh->collided)
+	/* The feed before the keys: what it names was written before the
+	 * fetches of this pipeline run, which then see it. */
+	if (feed && sh->feed_id[0] == '\0') {
+		pipe_begin(&p, OP_FEED_END, NULL);
+		pipe_arg(&p, "XREVRANGE");
+		pipe_arg(&p, "%s:feed", pr->prefix);
+		pipe_arg(&p, "+");
+		pipe_arg(&p, "-");
+		pipe_arg(&p, "COUNT");
+		pipe_arg(&p, "1");
+	} else if (feed) {
+		feed_op = p.n;
+		pipe_begin(&p, OP_FEED, NULL);
+		pipe_arg(&p, "XRANGE");
+		pipe_arg(&p, "%s:feed", pr->prefix);
+		pipe_arg(&p, "%s", sh->feed_id);
+		pipe_arg(&p, "+");
+		pipe_arg(&p, "COUNT");
+		pipe_arg(&p, "%d", SH_FEED_COUNT);
+	}
+	if (keys && !sh->collided)
 		build_keys(sh, &p, now_ms);
-	nban = build_bans(sh, &p, now_ms);
-	if (pr->bans && !sh->readonly) {
+	if (keys)
+		nban = build_bans(sh, &p, now_ms);
+	if (keys && pr->bans && !sh->readonly) {
 		pipe_begin(&p, OP_XRANGE, NULL);
 		pipe_arg(&p, "XRANGE");
 		pipe_arg(&p, "%s:banlog", pr->prefix);
@@ -966,16 +1456,31 @@ fg_share_sync(fg_share *sh, int64_t now_ms)
 		case OP_NODES:
 			apply_nodes(sh, &replies[i], now_ms);
 			break;
+		case OP_FEED_END:
+			apply_feed_end(sh, &replies[i], now_ms);
+			break;
+		case OP_FEED:       /* after the fetches: below */
 		case OP_IGNORE:
 			break;
 		}
 	}
 	bans_sent(sh, nban);
-	if (now_ms - sh->last_expire_ms >= 1000 || now_ms < sh->last_expire_ms) {
+	if (feed_op != SIZE_MAX) {
+		apply_feed(sh, &replies[feed_op], now_ms, &pulls);
+		if (pulls.n > 0)
+			rc = pull_now(sh, &pulls, now_ms, reason, sizeof(reason));
+		if (rc != 0)
+			goto done;
+		atomic_store(&sh->fresh_ms, now_ms);
+	}
+	/* Own fields and remote slots leave the horizon a slot at a time. */
+	if (now_ms - sh->last_expire_ms >= (pr->slot_ms > 1000 ? pr->slot_ms : 1000) ||
+	    now_ms < sh->last_expire_ms) {
 		expire(sh, now_ms);
 		sh->last_expire_ms = now_ms;
 	}
 done:
+	free(pulls.e);
 	pthread_mutex_lock(&sh->st_mu);
 	if (rc == 0) {
 		sh->st.syncs++;

@@ -583,6 +583,20 @@ fg_store_count_since(fg_store *st, const char *key, enum fg_counter c,
 	                          sec_of(from_ms) - 1);
 }
 
+int
+fg_store_count_slots(fg_store *st, const char *key, int64_t from_ms,
+                     int64_t slot_ms, size_t nslots,
+                     int64_t (*out)[FG_CNT__COUNT])
+{
+	if (st == NULL || !key_ok(key) || from_ms < 0 || slot_ms < 1000 ||
+	    slot_ms % 1000 != 0 || out == NULL)
+		return FG_EINVAL;
+	fg_store_count_slots_get(st, key, strlen(key),
+	                         fg_store_hash(st, key, strlen(key)),
+	                         sec_of(from_ms), slot_ms / 1000, nslots, out);
+	return 0;
+}
+
 int64_t
 fg_store_conn_acquire(fg_store *st, const char *key)
 {

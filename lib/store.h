@@ -318,6 +318,15 @@ int fg_store_key_init(fg_store *st, const char *key, struct fg_store_key *out);
 int64_t fg_store_count_since(fg_store *st, const char *key, enum fg_counter c,
                              int64_t from_ms);
 
+/* The events of every counter under key, slot by slot: out[i][c] gets
+ * those of counter c in the slot of slot_ms (a whole number of seconds)
+ * starting at from_ms + i * slot_ms, for i < nslots, in one look-up (so
+ * that a key's slots agree with each other).  0, or FG_EINVAL (out is
+ * then untouched).  out is added to: zero it first. */
+int fg_store_count_slots(fg_store *st, const char *key, int64_t from_ms,
+                         int64_t slot_ms, size_t nslots,
+                         int64_t (*out)[FG_CNT__COUNT]);
+
 /* Concurrent sessions per key (memory only: sessions do not outlive the
  * process).  acquire returns the count including this one. */
 int64_t fg_store_conn_acquire(fg_store *st, const char *key);

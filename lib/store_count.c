@@ -925,6 +925,49 @@ fg_store_count_get(fg_store *st, const char *key, size_t klen, uint64_t h,
 }
 
 
+void
+fg_store_count_slots_get(fg_store *st, const char *key, size_t klen,
+                         uint64_t h, int64_t first_sec, int64_t slot_s,
+                         size_t nslots, int64_t (*out)[FG_CNT__COUNT])
+{
+	struct fg_shard *sh = shard_of(st, h);
+	int64_t end = first_sec + slot_s * (int64_t)nslots;
+	struct kent *e;
+
+	pthread_mutex_lock(&sh->mu);
+	if ((e = shard_find(sh, h, key, klen)) == NULL) {
+		pthread_mutex_unlock(&sh->mu);
+		return;
+	}
+	if (e->mode == KENT_BIG) {
+		for (int c = 0; c < FG_CNT__COUNT; c++) {
+			const struct series *s = big_of(e)->s[c];
+			uint32_t i, prev;
+
+			if (s == NULL || s->len == s->off)
+				continue;
+			i = series_search(s, first_sec - 1);
+			prev = i > s->off ? s->b[i - 1].cum : s->base;
+			for (; i < s->len && (int64_t)s->b[i].sec < end; i++) {
+				out[((int64_t)s->b[i].sec - first_sec) / slot_s][c] +=
+				    s->b[i].cum - prev;
+				prev = s->b[i].cum;
+			}
+		}
+	} else {
+		uint32_t n, *x = cells_of(e, &n);
+
+		for (uint32_t i = 0; i < n; i++) {
+			int64_t sec = (int64_t)e->base + cell_off(x[i]);
+
+			if (sec >= first_sec && sec < end)
+				out[(sec - first_sec) / slot_s][cell_ctr(x[i])] +=
+				    cell_n(x[i]);
+		}
+	}
+	pthread_mutex_unlock(&sh->mu);
+}
+
 static void
 kent_trim(fg_store *st, struct kent *e, int64_t cutoff)
 {

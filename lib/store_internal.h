@@ -321,6 +321,12 @@ int fg_store_count_load(fg_store *st, const char *key, size_t klen,
 /* Events of c under key (whose fg_store_hash is h) in seconds > cutoff. */
 int64_t fg_store_count_get(fg_store *st, const char *key, size_t klen,
                            uint64_t h, enum fg_counter c, int64_t cutoff);
+/* Adds the events of every counter under key in the nslots slots of
+ * slot_s seconds from first_sec on into out[slot][counter], under one
+ * hold of the key's shard lock. */
+void fg_store_count_slots_get(fg_store *st, const char *key, size_t klen,
+                              uint64_t h, int64_t first_sec, int64_t slot_s,
+                              size_t nslots, int64_t (*out)[FG_CNT__COUNT]);
 int64_t fg_store_count_conn(fg_store *st, const char *key, size_t klen,
                             int delta);
 void fg_store_count_expire(fg_store *st, int64_t cutoff);

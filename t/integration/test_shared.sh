@@ -393,7 +393,7 @@ node_conf c "$T/c.conf" "127.0.0.1:$PROXY_PORT"
 m=$(mark c)
 node_start c || exit 1
 ok "c connects through the proxy" \
-	wait_for "since c $m | grep -q 'shared: connected to 127.0.0.1:$PROXY_PORT'" 10
+	wait_for "since c $m | grep 'shared: connected to 127.0.0.1:$PROXY_PORT' >/dev/null" 10
 for d in 5 20 100; do
 	proxy_mode "delay $d"
 	net=172.17.$d
@@ -427,7 +427,7 @@ node_conf a "$T/a.conf" "127.0.0.1:$port2"
 m=$(mark a) lm=$(load_mark)
 kill -USR1 "${NODE_PID[a]}"
 ok "SIGUSR1 moves a to the new server" \
-	wait_for "since a $m | grep -q 'shared: connected to 127.0.0.1:$port2'" 10
+	wait_for "since a $m | grep 'shared: connected to 127.0.0.1:$port2' >/dev/null" 10
 event a 172.18.0.1 z >/dev/null
 ok "... and a writes its counts there" \
 	wait_for "[ -n \"\$(redis-cli -p $port2 --scan --pattern 'fg:c:*' | head -1)\" ]" 10

@@ -1,6 +1,7 @@
 /*
  * share_fake.h - a fake Redis for the share tests: the commands share.c
- * sends (TIME GET SET DEL HSET HGETALL HMGET HDEL PEXPIRE XADD XRANGE),
+ * sends (TIME GET SET DEL HSET HGETALL HMGET HDEL PEXPIRE XADD XRANGE
+ * XREVRANGE),
  * in memory, with a clock the test sets, a switch that makes it
  * unreachable, one that fails the next round trips, one that answers
  * every command with an error reply, and a wipe.  Several transports
@@ -21,6 +22,7 @@ struct fake_kv {
 };
 
 struct fake_entry {
+	char *key;                 /* the stream's */
 	int64_t ms, seq;
 	int nf;
 	char **fv;                 /* field, value, ... */
@@ -37,6 +39,7 @@ struct fake_redis {
 	const char *error;         /* every command answers this error */
 	const char *auth_error;    /* connect fails with this */
 	uint64_t commands;
+	uint64_t pulls;            /* HGETALL and HMGET of c: keys */
 };
 
 struct fake_conn {
@@ -105,6 +108,7 @@ fake_wipe(struct fake_redis *r)
 		for (int j = 0; j < r->xs[i].nf; j++)
 			free(r->xs[i].fv[j]);
 		free(r->xs[i].fv);
+		free(r->xs[i].key);
 	}
 	r->nxs = 0;
 }
@@ -190,6 +194,7 @@ fake_cmd(struct fake_redis *r, int argc, char **argv,
 		}
 	} else if (strcmp(c, "HGETALL") == 0) {
 		size_t n = 0, k = 0;
+		r->pulls += strstr(argv[1], ":c:") != NULL;
 		for (size_t i = 0; i < r->nkv; i++)
 			n += r->kv[i].field && strcmp(r->kv[i].key, argv[1]) == 0;
 		rp_arr(o, n * 2);
@@ -199,6 +204,7 @@ fake_cmd(struct fake_redis *r, int argc, char **argv,
 				rp_str(&o->elem[k++], r->kv[i].val);
 			}
 	} else if (strcmp(c, "HMGET") == 0) {
+		r->pulls++;
 		rp_arr(o, (size_t)(argc - 2));
 		for (int i = 2; i < argc; i++) {
 			struct fake_kv *e = fk_find(r, argv[1], argv[i]);
@@ -221,6 +227,7 @@ fake_cmd(struct fake_redis *r, int argc, char **argv,
 				abort();
 		}
 		x = &r->xs[r->nxs++];
+		x->key = fk_dup(argv[1]);
 		x->ms = r->now_ms > r->last_ms ? r->now_ms : r->last_ms;
 		x->seq = x->ms == r->last_ms ? r->last_seq + 1 : 0;
 		r->last_ms = x->ms;
@@ -238,13 +245,15 @@ fake_cmd(struct fake_redis *r, int argc, char **argv,
 		if (strcmp(argv[2], "-") != 0)
 			sscanf(argv[2], "%" SCNd64 "-%" SCNd64, &sms, &sseq);
 		for (size_t i = 0; i < r->nxs && n < max; i++)
-			n += r->xs[i].ms > sms ||
-			     (r->xs[i].ms == sms && r->xs[i].seq >= sseq);
+			n += strcmp(r->xs[i].key, argv[1]) == 0 &&
+			     (r->xs[i].ms > sms ||
+			      (r->xs[i].ms == sms && r->xs[i].seq >= sseq));
 		rp_arr(o, n);
 		for (size_t i = 0; i < r->nxs && k < n; i++) {
 			struct fake_entry *x = &r->xs[i];
 			char id[48];
-			if (!(x->ms > sms || (x->ms == sms && x->seq >= sseq)))
+			if (strcmp(x->key, argv[1]) != 0 ||
+			    !(x->ms > sms || (x->ms == sms && x->seq >= sseq)))
 				continue;
 			rp_arr(&o->elem[k], 2);
 			snprintf(id, sizeof(id), "%" PRId64 "-%" PRId64, x->ms, x->seq);
@@ -253,6 +262,22 @@ fake_cmd(struct fake_redis *r, int argc, char **argv,
 			for (int j = 0; j < x->nf; j++)
 				rp_str(&o->elem[k].elem[1].elem[j], x->fv[j]);
 			k++;
+		}
+	} else if (strcmp(c, "XREVRANGE") == 0) {
+		/* XREVRANGE key + - COUNT 1: the last entry */
+		struct fake_entry *x = NULL;
+		char id[48];
+		for (size_t i = 0; i < r->nxs; i++)
+			if (strcmp(r->xs[i].key, argv[1]) == 0)
+				x = &r->xs[i];
+		rp_arr(o, x != NULL);
+		if (x != NULL) {
+			rp_arr(&o->elem[0], 2);
+			snprintf(id, sizeof(id), "%" PRId64 "-%" PRId64, x->ms, x->seq);
+			rp_str(&o->elem[0].elem[0], id);
+			rp_arr(&o->elem[0].elem[1], (size_t)x->nf);
+			for (int j = 0; j < x->nf; j++)
+				rp_str(&o->elem[0].elem[1].elem[j], x->fv[j]);
 		}
 	} else {
 		o->type = FG_SR_ERR;

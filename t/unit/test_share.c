@@ -17,6 +17,7 @@
 #include "log.h"
 #include "share.h"
 #include "share_fake.h"
+#include "share_internal.h"
 #include "store.h"
 #include "tap.h"
 
@@ -583,6 +584,132 @@ test_clock_config_budget(void)
 	fake_free(&r);
 }
 
+/* ---- which keys are fetched ---------------------------------------- */
+
+static void
+ticks(struct node *a, struct node *b, struct fake_redis *r, int64_t *now,
+      int n)
+{
+	for (int i = 0; i < n; i++) {
+		*now += 250;
+		r->now_ms = *now;
+		fg_share_tick(a->sh, *now, *now);
+		fg_share_tick(b->sh, *now, *now);
+	}
+}
+
+/* A key is fetched whole when it is new here; after that only once the
+ * feed says that a peer pushed it, while it is hot here. */
+static void
+test_pull_selection(void)
+{
+	struct fake_redis r = {0};
+	struct node a, b;
+	int64_t now = start_ms();
+	struct fg_share_part part;
+	struct fg_share_status st;
+	uint64_t before;
+
+	r.now_ms = now;
+	node_open(&a, "a", &r, 250, "1h", now);
+	node_open(&b, "b", &r, 250, "1h", now);
+	ticks(&a, &b, &r, &now, 5);   /* each knows the other */
+	fg_share_get_status(b.sh, &st);
+	is_int(st.peers, 1, "pull: b knows a");
+	node_event(&b, "10.7.0.0/24", now);
+	ticks(&a, &b, &r, &now, 1);   /* b fetches it whole, once */
+	before = r.pulls;
+	for (int i = 0; i < 8; i++) {
+		node_event(&b, "10.7.0.0/24", now);
+		ticks(&a, &b, &r, &now, 1);
+	}
+	is_int((int64_t)(r.pulls - before), 0, "pull: a key hot on b that no "
+	       "peer announced is not fetched again");
+	for (int i = 0; i < 3; i++)
+		node_event(&a, "10.7.0.0/24", now);
+	now += 250;
+	r.now_ms = now;
+	fg_share_tick(a.sh, now, now);   /* a pushes it and names it */
+	is_int(node_count(&b, "10.7.0.0/24", 3600000, now, &part), 9,
+	       "pull: before b's next sync, b counts its own 9");
+	before = r.pulls;
+	fg_share_tick(b.sh, now, now);
+	ok(r.pulls - before >= 1, "pull: b's next sync fetches it");
+	is_int(node_count(&b, "10.7.0.0/24", 3600000, now, &part), 12,
+	       "pull: 9 here + 3 on a in b's decision");
+	is_int(part.count, 3, "pull: remote part 3");
+	is_int(part.age_ms, 0, "pull: fresh");
+	/* Nothing new on a: b does not fetch it again, and the part stays
+	 * fresh as of the last read of the feed. */
+	before = r.pulls;
+	ticks(&a, &b, &r, &now, 2);
+	is_int((int64_t)(r.pulls - before), 0, "pull: unchanged on a: not "
+	       "fetched again");
+	is_int(node_count(&b, "10.7.0.0/24", 3600000, now, &part), 12,
+	       "pull: still 9 here + 3 on a");
+	is_int(part.age_ms, 0, "pull: known fresh from the feed");
+	/* A key a pushes while it is not hot on b is fetched whole once it
+	 * is hot there again. */
+	node_event(&a, "10.8.0.0/24", now);
+	node_event(&b, "10.8.0.0/24", now - 20000);
+	ticks(&a, &b, &r, &now, 2);
+	node_event(&a, "10.8.0.0/24", now);
+	ticks(&a, &b, &r, &now, 2);
+	node_event(&b, "10.8.0.0/24", now);
+	ticks(&a, &b, &r, &now, 1);
+	is_int(node_count(&b, "10.8.0.0/24", 3600000, now, &part), 4,
+	       "pull: a key that was cold on b counts a's 2 once hot again");
+	node_close(&a);
+	node_close(&b);
+	fake_free(&r);
+}
+
+/* Two hosts under one node name: one of them stops publishing. */
+static void
+test_collision(void)
+{
+	struct fake_redis r = {0};
+	struct node a1, a2;
+	int64_t now = start_ms();
+	struct fg_share_status s1, s2;
+
+	r.now_ms = now;
+	node_open(&a1, "a", &r, 250, "1h", now);
+	node_open(&a2, "a", &r, 250, "1h", now);
+	printf("# collision: an error line from each node is expected\n");
+	ticks(&a1, &a2, &r, &now, 20);
+	fg_share_get_status(a1.sh, &s1);
+	fg_share_get_status(a2.sh, &s2);
+	ok(strstr(s1.reason, "node name in use") != NULL ||
+	   strstr(s2.reason, "node name in use") != NULL,
+	   "collision: degraded: %s / %s", s1.reason, s2.reason);
+	node_close(&a1);
+	node_close(&a2);
+	fake_free(&r);
+}
+
+/* A key past half its limit makes the next sync come sooner. */
+static void
+test_urgent(void)
+{
+	struct fake_redis r = {0};
+	struct node a;
+	int64_t now = start_ms();
+
+	r.now_ms = now;
+	node_open(&a, "a", &r, 250, "1h", now);
+	node_event(&a, "10.9.0.0/24", now);
+	fg_share_tick(a.sh, now, now);
+	fg_share_remote(a.sh, "10.9.0.0/24", FG_CNT_RCPT_INVALID, 3600000, now,
+	                4, 10, NULL);
+	ok(!atomic_load(&a.sh->urgent), "urgent: not at 4 of 10");
+	fg_share_remote(a.sh, "10.9.0.0/24", FG_CNT_RCPT_INVALID, 3600000, now,
+	                6, 10, NULL);
+	ok(atomic_load(&a.sh->urgent), "urgent: at 6 of 10");
+	node_close(&a);
+	fake_free(&r);
+}
+
 /* ---- a real server, when there is one ----------------------------- */
 
 static void
@@ -880,6 +1007,9 @@ main(void)
 	test_bans();
 	test_allows();
 	test_clock_config_budget();
+	test_pull_selection();
+	test_collision();
+	test_urgent();
 	test_real_redis();
 	test_simulation();
 	return tap_done();

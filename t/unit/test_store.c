@@ -728,12 +728,55 @@ test_verdict(void)
 	fg_store_close(st);
 }
 
+/* Slot by slot in one look-up, as count_since slot by slot would say,
+ * for a key of few cells and one kept in per-counter series. */
+static void
+test_count_slots(void)
+{
+	fg_store *st = open_mem(HOUR, T0);
+	static const char *const keys[] = {"few", "many"};
+	const int64_t slot = 5000, from = T0 - 300000;
+	int64_t out[70][FG_CNT__COUNT];
+	int bad = 0;
+
+	rec1(st, T0 - 12000, FG_EV_CONNECT, FG_RCPT_NONE, "few");
+	rec1(st, T0 - 11000, FG_EV_HELO, FG_RCPT_NONE, "few");
+	rec1(st, T0, FG_EV_CONNECT, FG_RCPT_NONE, "few");
+	for (int i = 0; i < 250; i++) {
+		rec1(st, T0 - 290000 + i * 1000 + i % 7, FG_EV_CONNECT,
+		     FG_RCPT_NONE, "many");
+		if (i % 3 == 0)
+			rec1(st, T0 - 290000 + i * 1000, FG_EV_HELO, FG_RCPT_NONE,
+			     "many");
+	}
+	for (size_t k = 0; k < 2; k++) {
+		memset(out, 0, sizeof(out));
+		is_int(fg_store_count_slots(st, keys[k], from, slot, 61, out), 0,
+		       "count_slots: %s", keys[k]);
+		for (int i = 0; i < 61; i++)
+			for (int c = 0; c < FG_CNT__COUNT; c++) {
+				int64_t want = fg_store_count_since(st, keys[k],
+				    (enum fg_counter)c, from + i * slot) -
+				    fg_store_count_since(st, keys[k], (enum fg_counter)c,
+				                         from + (i + 1) * slot);
+				if (out[i][c] != want && bad++ < 5)
+					printf("# %s slot %d counter %d: %" PRId64 ", want %"
+					       PRId64 "\n", keys[k], i, c, out[i][c], want);
+			}
+	}
+	is_int(bad, 0, "count_slots: every slot of every counter as count_since");
+	is_int(fg_store_count_slots(st, "few", from, 1500, 3, out), FG_EINVAL,
+	       "count_slots: a slot of whole seconds only");
+	fg_store_close(st);
+}
+
 int
 main(void)
 {
 	test_names();
 	test_open_args();
 	test_window_edges();
+	test_count_slots();
 	test_clock_backwards();
 	test_model();
 	test_keys();
