@@ -129,6 +129,20 @@ pipe_arg(struct pipe *p, const char *fmt, ...)
 	c->argv[c->argc++] = s;
 }
 
+/* Starts "XADD <prefix>:<stream> MAXLEN ~ <maxlen> *": an entry of a
+ * capped stream, its fields to follow. */
+static void
+pipe_xadd(struct pipe *p, const char *prefix, const char *stream, int maxlen)
+{
+	pipe_begin(p, OP_IGNORE, NULL);
+	pipe_arg(p, "XADD");
+	pipe_arg(p, "%s:%s", prefix, stream);
+	pipe_arg(p, "MAXLEN");
+	pipe_arg(p, "~");
+	pipe_arg(p, "%d", maxlen);
+	pipe_arg(p, "*");
+}
+
 static void
 pipe_free(struct pipe *p)
 {
@@ -493,13 +507,7 @@ build_announce(fg_share *sh, struct pipe *p, const struct work *w, size_t nw)
 		if (!w[k].pushed)
 			continue;
 		if (named == SH_FEED_KEYS) {
-			pipe_begin(p, OP_IGNORE, NULL);
-			pipe_arg(p, "XADD");
-			pipe_arg(p, "%s:feed", pr->prefix);
-			pipe_arg(p, "MAXLEN");
-			pipe_arg(p, "~");
-			pipe_arg(p, "%d", SH_FEED_MAXLEN);
-			pipe_arg(p, "*");
+			pipe_xadd(p, pr->prefix, "feed", SH_FEED_MAXLEN);
 			pipe_arg(p, "node");
 			pipe_arg(p, "%s", pr->node);
 			named = 0;
@@ -606,13 +614,7 @@ build_bans(fg_share *sh, struct pipe *p, int64_t now_ms)
 		} else {
 			continue;
 		}
-		pipe_begin(p, OP_IGNORE, NULL);
-		pipe_arg(p, "XADD");
-		pipe_arg(p, "%s:banlog", pr->prefix);
-		pipe_arg(p, "MAXLEN");
-		pipe_arg(p, "~");
-		pipe_arg(p, "%d", SH_BANLOG_MAXLEN);
-		pipe_arg(p, "*");
+		pipe_xadd(p, pr->prefix, "banlog", SH_BANLOG_MAXLEN);
 		pipe_arg(p, "op");
 		pipe_arg(p, "%s", b->allow ? (b->lift ? "disallow" : "allow")
 		                           : (b->lift ? "lift" : "ban"));
