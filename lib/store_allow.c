@@ -200,6 +200,7 @@ fresh_apply_ops(fg_store *st, struct fg_hmap *fresh)
 struct told {
 	struct fg_allow_op *ops;
 	size_t n, cap;
+	size_t lost;             /* out of memory: not told */
 };
 
 static void
@@ -211,8 +212,10 @@ tell(struct told *t, const char *key, bool disallow, const struct allow *a)
 		size_t nc = t->cap ? t->cap * 2 : 16;
 		struct fg_allow_op *no = realloc(t->ops, nc * sizeof(*no));
 
-		if (no == NULL)
+		if (no == NULL) {
+			t->lost++;
 			return;
+		}
 		t->ops = no;
 		t->cap = nc;
 	}
@@ -231,6 +234,7 @@ tell(struct told *t, const char *key, bool disallow, const struct allow *a)
 		free(op->key);
 		free(op->reason);
 		free(op->source);
+		t->lost++;
 		return;
 	}
 	t->n++;
@@ -290,6 +294,8 @@ fg_store_allow_reload(fg_store *st, const struct fg_allow_row *rows, size_t n)
 		if (a == NULL || fg_hmap_reserve(&fresh) < 0) {
 			free(a);
 			map_free(&fresh);
+			fg_log(FG_LOG_ERR, "store: allows: out of memory reading "
+			       "the table: the list stays as it was");
 			return;
 		}
 		if (map_find(&fresh, st, a->h.key) != NULL)
@@ -319,6 +325,9 @@ fg_store_allow_reload(fg_store *st, const struct fg_allow_row *rows, size_t n)
 		h->allow(h->arg, op->key, op->remove, op->until_ms,
 		         op->created_ms, op->reason, op->source);
 	}
+	if (t.lost > 0)
+		fg_log(FG_LOG_ERR, "store: allows: out of memory: %zu change(s) "
+		       "not passed to the other hosts", t.lost);
 	ops_free(t.ops, t.n);
 }
 
